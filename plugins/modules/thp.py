@@ -1,0 +1,311 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, linux_mm.damon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: thp
+short_description: Manage transparent huge page and khugepaged settings
+version_added: 0.1.0
+description:
+  - Sets the transparent huge page (THP) policy under C(/sys/kernel/mm/transparent_hugepage)
+    and the tunables of the C(khugepaged) thread under its C(khugepaged/) directory.
+  - Only the settings given are managed; the others are left as they are.
+  - Selector files such as C(enabled) read like C(always [madvise] never), the word in brackets
+    being the current one. The accepted words are read from the file itself, since kernels
+    differ; a word the kernel does not list is rejected before anything is written.
+  - Every value is validated before the first write. Writes go straight to sysfs, khugepaged
+    tunables first and O(enabled) last.
+  - Settings made through sysfs do not survive a reboot.
+author:
+  - linux_mm.damon contributors (@linux-mm-damon)
+extends_documentation_fragment:
+  - linux_mm.damon._common
+  - linux_mm.damon._common.attributes
+options:
+  enabled:
+    description:
+      - THP policy for anonymous memory, written to C(enabled).
+      - Usually one of V(always), V(madvise) or V(never); the kernel's own list is authoritative.
+    type: str
+  defrag:
+    description:
+      - Whether page faults stall for direct reclaim and compaction to get a huge page,
+        written to C(defrag).
+      - Usually one of V(always), V(defer), V(defer+madvise), V(madvise) or V(never).
+    type: str
+  shmem_enabled:
+    description:
+      - THP policy for shmem and tmpfs mappings, written to C(shmem_enabled).
+      - Usually one of V(always), V(within_size), V(advise), V(never), V(deny) or V(force).
+      - Linux 4.8 and later.
+    type: str
+  use_zero_page:
+    description:
+      - Whether read faults on anonymous memory map the huge zero page, written to C(use_zero_page).
+    type: bool
+  khugepaged:
+    description:
+      - Tunables of the khugepaged thread, which collapses small pages into huge pages in the background.
+    type: dict
+    suboptions:
+      defrag:
+        description:
+          - Whether khugepaged may reclaim and compact memory to allocate a huge page.
+        type: bool
+      pages_to_scan:
+        description:
+          - Number of pages scanned on each pass. At least 1.
+        type: int
+      scan_sleep_millisecs:
+        description:
+          - Milliseconds to sleep between passes.
+        type: int
+      alloc_sleep_millisecs:
+        description:
+          - Milliseconds to sleep after a huge page allocation failed.
+        type: int
+      max_ptes_none:
+        description:
+          - Number of unmapped small pages a collapsed range may contain (they are filled with zeroes,
+            which costs memory).
+          - At most one less than the number of small pages in a huge page (511 with 4 KiB pages and
+            2 MiB huge pages).
+        type: int
+      max_ptes_swap:
+        description:
+          - Number of swapped-out small pages khugepaged may read back in to collapse a range.
+          - Same upper bound as O(khugepaged.max_ptes_none). Linux 4.5 and later.
+        type: int
+      max_ptes_shared:
+        description:
+          - Number of small pages shared between processes a collapsed range may contain.
+          - Same upper bound as O(khugepaged.max_ptes_none). Linux 5.8 and later.
+        type: int
+notes:
+  - Asking for a setting whose file this kernel lacks is an error that names the file.
+  - If a write fails, the result lists the writes already applied in RV(applied); running the task
+    again converges.
+seealso:
+  - name: Transparent Hugepage Support
+    description: The kernel's description of these files.
+    link: https://docs.kernel.org/admin-guide/mm/transhuge.html
+"""
+
+EXAMPLES = r"""
+- name: Huge pages only where applications ask for them
+  linux_mm.damon.thp:
+    enabled: madvise
+    defrag: defer+madvise
+
+- name: Let khugepaged collapse faster and avoid zero-filled bloat
+  linux_mm.damon.thp:
+    khugepaged:
+      pages_to_scan: 65536
+      scan_sleep_millisecs: 1000
+      max_ptes_none: 409
+
+- name: Show what would change without writing
+  linux_mm.damon.thp:
+    enabled: never
+  check_mode: true
+  diff: true
+  register: thp_preview
+
+- name: Read the current settings only
+  linux_mm.damon.thp:
+  register: thp_now
+"""
+
+RETURN = r"""
+thp:
+  description:
+    - All THP and khugepaged settings after the run, including read-only ones.
+    - In check mode, the settings as they are, since nothing was written.
+    - A file the kernel does not have is V(null).
+  returned: always
+  type: dict
+  contains:
+    enabled:
+      description: Current THP policy for anonymous memory.
+      type: str
+      sample: madvise
+    defrag:
+      description: Current fault-time defrag policy.
+      type: str
+      sample: madvise
+    shmem_enabled:
+      description: Current THP policy for shmem and tmpfs.
+      type: str
+      sample: never
+    use_zero_page:
+      description: Whether the huge zero page is used.
+      type: bool
+      sample: true
+    hpage_pmd_size:
+      description: Size of a PMD-mapped huge page in bytes (read-only).
+      type: int
+      sample: 2097152
+    shrink_underused:
+      description: Whether underused huge pages are split under memory pressure (Linux 6.12 and later; reported only).
+      type: bool
+      sample: true
+    khugepaged:
+      description: khugepaged tunables and its read-only counters C(pages_collapsed) and C(full_scans).
+      type: dict
+      sample:
+        defrag: true
+        pages_to_scan: 4096
+        scan_sleep_millisecs: 10000
+        alloc_sleep_millisecs: 60000
+        max_ptes_none: 511
+        max_ptes_swap: 64
+        max_ptes_shared: 256
+        pages_collapsed: 0
+        full_scans: 0
+    choices:
+      description: Words each selector file accepts on this kernel.
+      type: dict
+      sample:
+        enabled: [always, madvise, never]
+        defrag: [always, defer, defer+madvise, madvise, never]
+        shmem_enabled: [always, within_size, advise, never, deny, force]
+changes:
+  description:
+    - Writes made (or, in check mode, that would be made), in order, with the file's value before
+      and the value written.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - path: /sys/kernel/mm/transparent_hugepage/khugepaged/pages_to_scan
+      before: "4096"
+      after: "65536"
+    - path: /sys/kernel/mm/transparent_hugepage/enabled
+      before: always
+      after: madvise
+applied:
+  description: Writes that succeeded before a write failed; running the task again completes the rest.
+  returned: failure of a write
+  type: list
+  elements: dict
+  sample:
+    - path: /sys/kernel/mm/transparent_hugepage/khugepaged/pages_to_scan
+      before: "4096"
+      after: "65536"
+path:
+  description: File whose read or write failed.
+  returned: failure of a read or write
+  type: str
+  sample: /sys/kernel/mm/transparent_hugepage/enabled
+value:
+  description: Value whose write failed (V(null) for a failed read).
+  returned: failure of a read or write
+  type: str
+  sample: madvise
+errno:
+  description: Error number of the failed read or write.
+  returned: failure of a read or write
+  type: int
+  sample: 22
+errno_name:
+  description: Symbolic name of RV(errno).
+  returned: failure of a read or write
+  type: str
+  sample: EINVAL
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import SysfsError
+from ansible_collections.linux_mm.damon.plugins.module_utils._thp import (
+    ThpApplyError,
+    ThpError,
+    apply,
+    desired_from_params,
+    expected_values,
+    full_view,
+    plan,
+    public_change,
+    read_read_only,
+    read_state,
+    settings_view,
+    validate,
+)
+
+
+def argument_spec():
+    return dict(
+        sysfs_root=dict(type="path", default="/sys"),
+        enabled=dict(type="str"),
+        defrag=dict(type="str"),
+        shmem_enabled=dict(type="str"),
+        use_zero_page=dict(type="bool"),
+        khugepaged=dict(
+            type="dict",
+            options=dict(
+                defrag=dict(type="bool"),
+                pages_to_scan=dict(type="int"),
+                scan_sleep_millisecs=dict(type="int"),
+                alloc_sleep_millisecs=dict(type="int"),
+                max_ptes_none=dict(type="int"),
+                max_ptes_swap=dict(type="int"),
+                max_ptes_shared=dict(type="int"),
+            ),
+        ),
+    )
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+
+    try:
+        state = read_state(module.params["sysfs_root"])
+        desired = desired_from_params(module.params)
+        validate(desired, state)
+    except ThpError as e:
+        module.fail_json(msg=str(e))
+    except SysfsError as e:
+        module.fail_json(msg=str(e), **e.as_dict())
+
+    changes = plan(state, desired)
+    after_values = expected_values(state, desired)
+    result = dict(changed=bool(changes), changes=[public_change(c) for c in changes])
+    if module._diff:
+        result["diff"] = dict(
+            before=settings_view(state["values"]),
+            after=settings_view(after_values),
+        )
+
+    if module.check_mode or not changes:
+        result["thp"] = full_view(state["values"], state["choices"], state["read_only"])
+        module.exit_json(**result)
+
+    try:
+        apply(changes)
+    except ThpApplyError as e:
+        if e.applied:
+            done = "%d earlier write(s) were applied (see applied); running the task again converges" % len(e.applied)
+        else:
+            done = "nothing was written"
+        module.fail_json(
+            msg="%s; %s" % (e, done),
+            changed=bool(e.applied),
+            applied=e.applied,
+            changes=[public_change(c) for c in changes],
+            **e.sysfs_error.as_dict()
+        )
+
+    try:
+        read_only = read_read_only(state["dir"])
+    except (ThpError, SysfsError):
+        read_only = state["read_only"]
+    result["thp"] = full_view(after_values, state["choices"], read_only)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
