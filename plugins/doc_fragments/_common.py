@@ -19,6 +19,17 @@ options:
     default: /sys
 """
 
+    # Modules whose behaviour depends on the kernel version.
+    KERNEL_RELEASE = r"""
+options:
+  kernel_release:
+    description:
+      - Kernel release to assume when mapping kernel versions to DAMON features, for example V(6.12.0).
+      - Defaults to the release of the running kernel. Set it only when O(sysfs_root) points at an
+        emulated or copied tree of another kernel.
+    type: str
+"""
+
     # Modules that change the host.
     ATTRIBUTES = r"""
 attributes:
@@ -34,6 +45,7 @@ attributes:
   platform:
     support: full
     platforms: posix
+    description: Linux hosts only; the module works on the sysfs files under O(sysfs_root).
 """
 
     # Read-only modules.
@@ -51,4 +63,5 @@ attributes:
   platform:
     support: full
     platforms: posix
+    description: Linux hosts only; the module works on the sysfs files under O(sysfs_root).
 """

@@ -1,0 +1,181 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, linux_mm.damon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Bring one kdamond that we own to a desired state: slot, configuration, on/off.
+
+``plan_kdamond`` only reads and returns a ``KdamondPlan``; ``apply_plan``
+writes it. Check mode is therefore the same code path minus the writes.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.linux_mm.damon.plugins.module_utils._damon_features import (
+    EXCLUSIVE_MODULES, exclusive_modules,
+)
+from ansible_collections.linux_mm.damon.plugins.module_utils._damon_layout import KDAMOND, from_tree, to_tree
+from ansible_collections.linux_mm.damon.plugins.module_utils._damon_spec import validate_context
+from ansible_collections.linux_mm.damon.plugins.module_utils._damon_sysfs import (
+    apply, digest, kdamonds_dir, plan, read_kdamond, read_kdamonds,
+)
+
+
+class KdamondError(Exception):
+    """The request cannot be carried out; nothing was written."""
+
+
+class KdamondPlan(object):
+    def __init__(self, name, index):
+        self.name = name
+        self.index = index
+        self.writes = []  # ordered (path, value)
+        self.before = None
+        self.after = None
+        self.warnings = []
+        self.release = False  # the slot goes back to the idle pool
+        self.stop_modules = []  # exclusive modules we disable before 'on'
+        self.restore_modules = []  # exclusive modules we re-enable at the end
+
+
+def _config(kd):
+    return {"state": kd.state, "index": kd.index, "refresh_ms": from_tree(KDAMOND, kd.tree).get("refresh_ms"),
+            "context": kd.context}
+
+
+def _foreign_message(foreign):
+    names = "; ".join(kd.describe() for kd in foreign)
+    return ("a new kdamond needs a new slot, and adding one rewrites nr_kdamonds, which would renumber or wipe "
+            "kdamonds this collection does not own: %s. Stop and remove them yourself (or let us reuse one of "
+            "our idle slots by stopping one of our kdamonds with state=absent)" % names)
+
+
+def plan_kdamond(sysfs_root, features, own, name, state, context, refresh_ms=0, exclusive="fail"):
+    """Compute what to write; raises KdamondError/SpecError before any write."""
+    kds = read_kdamonds(sysfs_root, features)
+    own.forget_missing(len(kds))
+    ours = set(i for i in own.slots if own.owns(kds[i], digest(kds[i].tree)))
+    index = own.index_of(name)
+    if index is not None and index not in ours:
+        raise KdamondError(
+            "kdamond %d was created by linux_mm.damon as %r but was changed or restarted by someone else since "
+            "(%s); it is left untouched. Remove its entry from %s to forget it" % (index, name, kds[index].describe(), own.path))
+    p = KdamondPlan(name, index)
+    kd = kds[index] if index is not None else None
+    p.before = _config(kd) if kd else None
+    others_running = any(k.running for k in kds if k.index != index)
+
+    if state == "absent":
+        if kd is None:
+            return p
+        if kd.running:
+            p.writes.append((kd.path + "/state", "off"))
+        idle = [i for i in ours if i != index and own.slots[i].get("name") is None and not kds[i].running]
+        if len(ours) == len(kds) and len(idle) == len(kds) - 1:
+            p.writes.append((kdamonds_dir(sysfs_root) + "/nr_kdamonds", "0"))  # nothing but our idle slots left
+        elif kd.tree.lists["contexts/nr_contexts"][1]:
+            p.writes.append((kd.path + "/contexts/nr_contexts", "0"))
+        p.release = True
+        _plan_restore(p, sysfs_root, own, others_running)
+        return p
+
+    validate_context(context, features, p.warnings)
+    desired = to_tree(KDAMOND, {"refresh_ms": refresh_ms, "contexts": [context]}, features)
+    p.after = {"state": "on" if state == "running" else "off", "refresh_ms": from_tree(KDAMOND, desired).get("refresh_ms"),
+               "context": from_tree(KDAMOND, desired)["contexts"][0]}
+    if kd is None:
+        free = sorted(i for i in ours if own.slots[i].get("name") is None and not kds[i].running)
+        if free:
+            kd = kds[free[0]]
+        else:
+            foreign = [k for k in kds if k.index not in ours]
+            if foreign:
+                raise KdamondError(_foreign_message(foreign))
+            if others_running:
+                running = "; ".join(k.describe() for k in kds if k.running)
+                raise KdamondError(
+                    "a new kdamond needs nr_kdamonds to grow, which the kernel refuses (EBUSY) while any kdamond "
+                    "runs: %s. Stop them first (state=stopped), or free a slot with state=absent" % running)
+            p.writes.append((kdamonds_dir(sysfs_root) + "/nr_kdamonds", str(len(kds) + 1)))
+            for k in kds:
+                p.writes.extend(plan(None, k.tree, k.path))
+        p.index = kd.index if kd else len(kds)
+    base = os.path.join(kdamonds_dir(sysfs_root), str(p.index))
+    running = kd is not None and kd.running
+    if state == "stopped" and running:
+        p.writes.append((base + "/state", "off"))
+    config_writes = plan(kd.tree if kd is not None else None, desired, base)
+    p.writes.extend(config_writes)
+    if state == "running":
+        if running:
+            if config_writes:
+                p.writes.append((base + "/state", "commit"))
+        else:
+            _plan_exclusive(p, sysfs_root, exclusive)
+            p.writes.append((base + "/state", "on"))
+    else:
+        _plan_restore(p, sysfs_root, own, others_running)
+    return p
+
+
+def _plan_exclusive(p, sysfs_root, policy):
+    enabled = [(n, m) for n, m in exclusive_modules(sysfs_root).items() if m["enabled"]]
+    if not enabled:
+        return
+    labels = ", ".join("%s (%s = Y)" % (m["label"], m["path"]) for _, m in enabled)
+    if policy == "fail":
+        raise KdamondError(
+            "%s is running; DAMON runs it exclusively, so the kernel refuses to start any sysfs kdamond (EBUSY). "
+            "Set exclusive_modules=stop to let this module disable it now and re-enable it when our kdamonds "
+            "stop, or disable it yourself" % labels)
+    for name, m in enabled:
+        p.writes.append((m["path"], "N"))
+        p.stop_modules.append(name)
+
+
+def _plan_restore(p, sysfs_root, own, others_running):
+    """Re-enable the exclusive modules we stopped once none of our kdamonds runs."""
+    if not own.stopped_modules:
+        return
+    if others_running:
+        p.warnings.append("not re-enabling %s yet: other kdamonds still run" % ", ".join(
+            EXCLUSIVE_MODULES.get(n, n) for n in own.stopped_modules))
+        return
+    for name in own.stopped_modules:
+        p.writes.append((os.path.join(sysfs_root, "module", name, "parameters", "enabled"), "Y"))
+        p.restore_modules.append(name)
+
+
+def apply_plan(sysfs_root, features, own, p, applied):
+    """Write the plan, keeping the ownership record true at every step."""
+    if not p.writes:
+        return
+    if p.index is not None:
+        # Mark the slot as being written (digest unknown) before the first
+        # write, so a failure half-way still leaves it ours and a re-run converges.
+        slot = own.slots.setdefault(p.index, {"name": p.name, "pid": None})
+        slot["digest"] = None
+        own.stopped_modules = sorted(set(own.stopped_modules) | set(p.stop_modules))
+        own.save()
+    apply(p.writes, applied)
+    own.stopped_modules = [m for m in own.stopped_modules if m not in p.restore_modules]
+    if any(path.endswith("/nr_kdamonds") and value == "0" for path, value in p.writes):
+        own.slots = {}
+    elif p.release:
+        kd = read_kdamond(sysfs_root, p.index, features)
+        own.slots[p.index] = {"name": None, "pid": None, "digest": digest(kd.tree)}
+    else:
+        kd = read_kdamond(sysfs_root, p.index, features)
+        own.slots[p.index] = {"name": p.name, "pid": kd.pid, "digest": digest(kd.tree)}
+    own.save()
+
+
+def current(sysfs_root, features, p):
+    """The live state of the planned slot after apply, for the module's result."""
+    if p.index is None or p.release:
+        return None
+    kd = read_kdamond(sysfs_root, p.index, features)
+    out = _config(kd)
+    out["pid"] = kd.pid
+    return out
