@@ -186,6 +186,13 @@ class Features(object):
         }
 
 
+def from_table(release):
+    """Features of ``release`` from the version table alone."""
+    version = parse_release(release)
+    flags = dict((name, version is not None and version >= since) for name, since in FEATURE_SINCE.items())
+    return Features(release, True, flags)
+
+
 def _existing_dirs(admin):
     """Directories of existing kdamonds, contexts and schemes, by kind."""
     found = {"kdamond": [], "context": [], "scheme": []}
@@ -222,7 +229,7 @@ def detect(sysfs_root, release=None):
             reason = ("this kernel (%s) has no DAMON sysfs interface: %s is missing "
                       "(CONFIG_DAMON_SYSFS is not set)" % (release, admin))
         return Features(release, False, {}, reason)
-    flags = dict((name, version is not None and version >= since) for name, since in FEATURE_SINCE.items())
+    flags = from_table(release).flags
     flags["sysfs"] = True
     dirs = _existing_dirs(admin)
     for feature, (kind, rel) in FEATURE_PROBES.items():
