@@ -1,0 +1,232 @@
+# Copyright: (c) 2026, linux_mm.damon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Root conftest for every pytest test of linux_mm.damon.
+
+At import time (before any test module is collected) it:
+
+1. installs the host sysfs write guard (tests/guard/sitecustomize.py) in this
+   process and puts tests/guard first on ``PYTHONPATH`` so every child Python
+   process (ansible-playbook, the module processes it forks, the emulator)
+   installs it too. Child processes must inherit ``os.environ`` (pass
+   ``env=dict(os.environ, ...)``, never a fresh ``env={...}``) to stay guarded;
+2. builds the ``ansible_collections/linux_mm/damon`` symlink tree outside the
+   repository, puts its root on ``sys.path`` (so
+   ``import ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io``
+   works) and exports ``ANSIBLE_COLLECTIONS_PATH`` for subprocesses.
+
+The guard only sees Python. **Tests must never shell out to write sysfs**
+(``echo x > /sys/...``, ``tee``, ``dd``): always point ``sysfs_root`` at the
+emulator or a guest. As a tripwire the session reads (never writes) the host's
+kdamond 0 ``state``/``pid``, ``nr_kdamonds`` and THP ``enabled``/``defrag`` at
+start and end, and fails the whole session loudly if they differ.
+
+Fixtures: ``collection_path``, ``collections_root``, ``run_playbook``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+GUARD_DIR = REPO_ROOT / "tests" / "guard"
+ANSIBLE_PLUGINS = REPO_ROOT / "tests" / "tooling" / "ansible_plugins"
+PLAYBOOK_TIMEOUT_S = 600
+
+
+# --- 1. host sysfs guard ---------------------------------------------------
+
+def _load_guard():
+    spec = importlib.util.spec_from_file_location("_linux_mm_damon_guard", GUARD_DIR / "sitecustomize.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+host_sysfs_guard = _load_guard()
+host_sysfs_guard.install()
+_pythonpath = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(GUARD_DIR)]
+os.environ["PYTHONPATH"] = os.pathsep.join([str(GUARD_DIR)] + _pythonpath)
+
+# --- 2. collection path ----------------------------------------------------
+
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from tests.tooling import collection_tree, tripwire  # noqa: E402  pylint: disable=wrong-import-position
+
+COLLECTION_PATH = collection_tree.build()
+COLLECTIONS_ROOT = COLLECTION_PATH.parents[2]
+if str(COLLECTIONS_ROOT) not in sys.path:
+    sys.path.insert(0, str(COLLECTIONS_ROOT))
+os.environ["ANSIBLE_COLLECTIONS_PATH"] = str(COLLECTIONS_ROOT)
+# An empty config file: ansible-* children ignore ~/.ansible.cfg and /etc/ansible/ansible.cfg.
+EMPTY_ANSIBLE_CFG = COLLECTIONS_ROOT / "ansible.cfg"
+if not EMPTY_ANSIBLE_CFG.exists():
+    EMPTY_ANSIBLE_CFG.write_text("# empty: linux_mm.damon tests configure ansible through the environment\n")
+
+
+@pytest.fixture(scope="session")
+def collections_root() -> Path:
+    """Directory holding ``ansible_collections/`` (already on sys.path and ANSIBLE_COLLECTIONS_PATH)."""
+    return COLLECTIONS_ROOT
+
+
+@pytest.fixture(scope="session")
+def collection_path() -> Path:
+    """``.../ansible_collections/linux_mm/damon``, a symlink to the repository."""
+    return COLLECTION_PATH
+
+
+# --- 3. tripwire -------------------------------------------------------------
+
+_SNAPSHOT_KEY = pytest.StashKey[dict]()
+
+
+def pytest_sessionstart(session):
+    session.config.stash[_SNAPSHOT_KEY] = tripwire.snapshot()
+
+
+def pytest_sessionfinish(session, exitstatus):  # pylint: disable=unused-argument
+    before = session.config.stash.get(_SNAPSHOT_KEY, None)
+    if before is None:
+        return
+    message = tripwire.compare(before, tripwire.snapshot())
+    if message is None:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(message, red=True, bold=True)
+    else:
+        sys.stderr.write(message + "\n")
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# --- 4. run_playbook -----------------------------------------------------------
+
+@dataclass
+class PlaybookRun:
+    """Outcome of one ``ansible-playbook`` run.
+
+    ``tasks`` holds one dict per task, in order: ``{"name", "action", "play",
+    "hosts": {host: result}}``. ``run["task name"]`` and ``run[i]`` return the
+    result dict of host ``localhost`` (``_status`` is ok/failed/skipped/
+    unreachable).
+    """
+
+    rc: int
+    stdout: str
+    stderr: str
+    tasks: list = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+    host: str = "localhost"
+
+    def results(self, name: str) -> list:
+        """Results of every task called ``name`` (a task may run more than once)."""
+        return [t["hosts"].get(self.host) for t in self.tasks if t["name"] == name]
+
+    def __getitem__(self, key):
+        if isinstance(key, int):
+            return self.tasks[key]["hosts"].get(self.host)
+        found = self.results(key)
+        if not found:
+            raise KeyError("no task named %r; tasks: %s" % (key, [t["name"] for t in self.tasks]))
+        return found[-1]
+
+    @property
+    def changed(self) -> int:
+        return self.stats.get(self.host, {}).get("changed", 0)
+
+    @property
+    def failed(self) -> bool:
+        return self.rc != 0
+
+    def explain(self) -> str:
+        return "ansible-playbook rc=%d\n--- stdout ---\n%s\n--- stderr ---\n%s" % (self.rc, self.stdout, self.stderr)
+
+
+def _playbook_file(playbook, tmp_path: Path) -> Path:
+    if isinstance(playbook, Path):
+        return playbook
+    if isinstance(playbook, str) and "\n" not in playbook and Path(playbook).is_file():
+        return Path(playbook)
+    if isinstance(playbook, (list, dict)):
+        text = json.dumps(playbook if isinstance(playbook, list) else [playbook])
+    else:
+        text = textwrap.dedent(playbook)
+    path = tmp_path / ("playbook-%d.yml" % len(list(tmp_path.glob("playbook-*.yml"))))
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def ansible_env(**extra) -> dict:
+    """Environment for ansible-* subprocesses: guarded, our collection, no user config."""
+    env = dict(os.environ)
+    bindir = str(Path(sys.executable).parent)
+    env.update(
+        PATH=bindir + os.pathsep + env.get("PATH", ""),
+        ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_ROOT),
+        ANSIBLE_CONFIG=str(EMPTY_ANSIBLE_CFG),
+        ANSIBLE_HOST_KEY_CHECKING="False",
+        ANSIBLE_RETRY_FILES_ENABLED="False",
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+        ANSIBLE_DEPRECATION_WARNINGS="True",
+        ANSIBLE_CALLBACK_PLUGINS=str(ANSIBLE_PLUGINS / "callback"),
+        ANSIBLE_CALLBACKS_ENABLED="pytest_json",
+        ANSIBLE_LIBRARY=str(ANSIBLE_PLUGINS / "modules"),
+    )
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+@pytest.fixture
+def run_playbook(tmp_path):
+    """Run a real ``ansible-playbook`` against ``localhost`` (local connection).
+
+    ``run_playbook(playbook, extra_vars=None, check=False, diff=False,
+    timeout=600, args=(), env=None, inventory="localhost,")`` where
+    ``playbook`` is YAML text, a path, or a play dict / list of plays. Returns
+    a :class:`PlaybookRun`; it does not raise on a failed play (assert on
+    ``.rc``/``.failed``; ``.explain()`` gives the output for messages).
+    """
+    counter = [0]
+
+    def run(playbook, extra_vars=None, check=False, diff=False, timeout=PLAYBOOK_TIMEOUT_S,
+            args=(), env=None, inventory="localhost,"):
+        counter[0] += 1
+        path = _playbook_file(playbook, tmp_path)
+        out_json = tmp_path / ("ansible-result-%d.json" % counter[0])
+        cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", inventory, "-c", "local",
+               "-e", json.dumps({"ansible_python_interpreter": sys.executable})]
+        if extra_vars:
+            cmd += ["-e", json.dumps(extra_vars)]
+        if check:
+            cmd.append("--check")
+        if diff:
+            cmd.append("--diff")
+        cmd += list(args) + [str(path)]
+        run_env = ansible_env(PYTEST_ANSIBLE_JSON=out_json, ANSIBLE_LOCAL_TEMP=tmp_path / ".ansible-local",
+                              **(env or {}))
+        try:
+            proc = subprocess.run(cmd, cwd=str(tmp_path), env=run_env, stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  timeout=timeout, check=False)
+        except subprocess.TimeoutExpired as exc:
+            pytest.fail("ansible-playbook timed out after %ss: %s\n%s" % (timeout, " ".join(cmd), exc.stdout or ""))
+        data = {}
+        if out_json.exists():
+            data = json.loads(out_json.read_text(encoding="utf-8"))
+        return PlaybookRun(rc=proc.returncode, stdout=proc.stdout, stderr=proc.stderr,
+                           tasks=data.get("tasks", []), stats=data.get("stats", {}))
+
+    return run
