@@ -196,26 +196,17 @@ applied:
     - path: /sys/kernel/mm/transparent_hugepage/khugepaged/pages_to_scan
       before: "4096"
       after: "65536"
-path:
-  description: File whose read or write failed.
-  returned: failure of a read or write
-  type: str
-  sample: /sys/kernel/mm/transparent_hugepage/enabled
-value:
-  description: Value whose write failed (V(null) for a failed read).
-  returned: failure of a read or write
-  type: str
-  sample: madvise
-errno:
-  description: Error number of the failed read or write.
-  returned: failure of a read or write
-  type: int
-  sample: 22
-errno_name:
-  description: Symbolic name of RV(errno).
-  returned: failure of a read or write
-  type: str
-  sample: EINVAL
+failed_write:
+  description:
+    - The write that failed, with its errno. The path is also named in the message.
+  returned: failure of a write
+  type: dict
+  sample: {path: /sys/kernel/mm/transparent_hugepage/enabled, value: never, errno: 22, errno_name: EINVAL}
+failed_read:
+  description: The read that failed (V(value) is V(null)), with its errno.
+  returned: failure of a read
+  type: dict
+  sample: {path: /sys/kernel/mm/transparent_hugepage/defrag, value: null, errno: 13, errno_name: EACCES}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -269,7 +260,7 @@ def main():
     except ThpError as e:
         module.fail_json(msg=str(e))
     except SysfsError as e:
-        module.fail_json(msg=str(e), **e.as_dict())
+        module.fail_json(msg=str(e), failed_read=e.as_dict())
 
     changes = plan(state, desired)
     after_values = expected_values(state, desired)
@@ -296,7 +287,7 @@ def main():
             changed=bool(e.applied),
             applied=e.applied,
             changes=[public_change(c) for c in changes],
-            **e.sysfs_error.as_dict()
+            failed_write=e.sysfs_error.as_dict(),
         )
 
     try:

@@ -9,24 +9,17 @@ behave like sysfs after a write (no bracketed word list is shown again), so
 between runs :func:`kernelize` redoes what the kernel would have done with
 the writes the module reported in ``changes``/``applied``.
 
-TODO: switch to the shared collection fixture / run_playbook helper of
-tests/conftest.py and add a run against tests/emulator once they exist.
+Uses the ``run_playbook`` fixture of tests/conftest.py (guarded, our collection
+on ANSIBLE_COLLECTIONS_PATH, results through the pytest_json callback).
 """
 
 from __future__ import annotations
 
-import json
+import errno
 import os
-import shutil
-import subprocess
-import tempfile
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-VENV_BIN = os.path.join(REPO, ".venv", "bin")
-ANSIBLE_PLAYBOOK = os.path.join(VENV_BIN, "ansible-playbook")
-PYTHON = os.path.join(VENV_BIN, "python")
 THP = os.path.join("kernel", "mm", "transparent_hugepage")
 
 CHOICES = {
@@ -53,16 +46,6 @@ FILES = {
 }
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture(scope="module")
-def collections_path():
-    """A directory holding ansible_collections/linux_mm/damon -> the repository."""
-    top = tempfile.mkdtemp(prefix="thp-collections-")
-    os.makedirs(os.path.join(top, "ansible_collections", "linux_mm"))
-    os.symlink(REPO, os.path.join(top, "ansible_collections", "linux_mm", "damon"))
-    yield top
-    shutil.rmtree(top, ignore_errors=True)
 
 
 def make_tree(root, omit=()):
@@ -114,55 +97,22 @@ def kernelize(changes):
             f.write(text + "\n")
 
 
-def run_playbook(collections_path, workdir, tasks, check=False, diff=False):
-    """Run the tasks (each registered as r0, r1...) and return (results, stdout)."""
-    workdir = str(workdir)
-    out = os.path.join(workdir, "results.json")
-    names = ["r%d" % i for i in range(len(tasks))]
-    play_tasks = []
-    for name, task in zip(names, tasks):
-        play_tasks.append(dict(task, register=name, ignore_errors=True))
-    play_tasks.append(
-        {
-            "name": "save results",
-            "ansible.builtin.copy": {
-                "content": "{{ {%s} | to_json }}" % ", ".join("'%s': %s" % (n, n) for n in names),
-                "dest": out,
-                "mode": "0600",
-            },
-            "check_mode": False,
-            "diff": False,
-        }
-    )
-    playbook = os.path.join(workdir, "playbook.yml")
-    with open(playbook, "w") as f:
-        json.dump([{"hosts": "localhost", "gather_facts": False, "tasks": play_tasks}], f)
-    env = dict(
-        os.environ,
-        ANSIBLE_COLLECTIONS_PATH=collections_path,
-        ANSIBLE_LOCAL_TEMP=os.path.join(workdir, ".ansible-tmp"),
-        ANSIBLE_REMOTE_TEMP=os.path.join(workdir, ".ansible-remote-tmp"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_RETRY_FILES_ENABLED="0",
-        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
-    )
-    cmd = [
-        ANSIBLE_PLAYBOOK,
-        "-i", "localhost,",
-        "-c", "local",
-        "-e", "ansible_python_interpreter=%s" % PYTHON,
-        playbook,
-    ]
-    if check:
-        cmd.append("--check")
-    if diff:
-        cmd.append("--diff")
-    proc = subprocess.run(cmd, env=env, cwd=workdir, capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    with open(out) as f:
-        results = json.load(f)
-    os.unlink(out)
-    return [results[n] for n in names], proc.stdout
+def run_tasks(run_playbook, tasks, check=False, diff=False):
+    """Run the tasks in one play (failures ignored) and return their results."""
+    return run_tasks_with_output(run_playbook, tasks, check=check, diff=diff)[0]
+
+
+def run_tasks_with_output(run_playbook, tasks, check=False, diff=False):
+    """Like run_tasks, and the playbook's stdout."""
+    names = ["thp task %d" % i for i in range(len(tasks))]
+    play = {
+        "hosts": "localhost",
+        "gather_facts": False,
+        "tasks": [dict(task, name=name, ignore_errors=True) for name, task in zip(names, tasks)],
+    }
+    run = run_playbook(play, check=check, diff=diff, timeout=240)
+    assert run.rc == 0, run.explain()
+    return [run[name] for name in names], run.stdout
 
 
 def thp_task(root, **options):
@@ -189,16 +139,16 @@ DESIRED = {
 # --------------------------------------------------------------------------
 
 
-def test_check_mode_predicts_and_writes_nothing(collections_path, tmp_path):
+def test_check_mode_predicts_and_writes_nothing(run_playbook, tmp_path):
     root = tmp_path / "sys"
     base = make_tree(root)
     before = snapshot(root)
-    (r,), stdout = run_playbook(
-        collections_path, tmp_path,
+    (r,), stdout = run_tasks_with_output(
+        run_playbook,
         [thp_task(root, enabled="never", khugepaged={"pages_to_scan": 8})],
         check=True, diff=True,
     )
-    assert not r.get("failed"), r
+    assert r["_status"] == "ok", r
     assert r["changed"] is True
     assert r["changes"] == [
         {"path": os.path.join(base, "khugepaged/pages_to_scan"), "before": "4096", "after": "8"},
@@ -216,11 +166,11 @@ def test_check_mode_predicts_and_writes_nothing(collections_path, tmp_path):
     assert '+    "enabled": "never",' in stdout
 
 
-def test_apply_diff_and_idempotence(collections_path, tmp_path):
+def test_apply_diff_and_idempotence(run_playbook, tmp_path):
     root = tmp_path / "sys"
     base = make_tree(root)
-    (r,), _ = run_playbook(collections_path, tmp_path, [thp_task(root, **DESIRED)], diff=True)
-    assert not r.get("failed"), r
+    (r,) = run_tasks(run_playbook, [thp_task(root, **DESIRED)], diff=True)
+    assert r["_status"] == "ok", r
     assert r["changed"] is True
     # khugepaged first, enabled last, one write per changed file.
     assert [os.path.relpath(c["path"], base) for c in r["changes"]] == [
@@ -278,27 +228,27 @@ def test_apply_diff_and_idempotence(collections_path, tmp_path):
     assert read(base, "use_zero_page") == "0"
     after_first = snapshot(root)
 
-    (r2,), _ = run_playbook(collections_path, tmp_path, [thp_task(root, **DESIRED)], diff=True)
-    assert not r2.get("failed"), r2
+    (r2,) = run_tasks(run_playbook, [thp_task(root, **DESIRED)], diff=True)
+    assert r2["_status"] == "ok", r2
     assert r2["changed"] is False
     assert r2["changes"] == []
     assert r2["diff"]["before"] == r2["diff"]["after"] == expected_settings
     assert snapshot(root) == after_first
 
 
-def test_partial_options_and_read_only_run(collections_path, tmp_path):
+def test_partial_options_and_read_only_run(run_playbook, tmp_path):
     root = tmp_path / "sys"
     base = make_tree(root, omit=("shmem_enabled", "khugepaged/max_ptes_shared", "shrink_underused"))
     before = snapshot(root)
-    (noop, same), _ = run_playbook(
-        collections_path, tmp_path,
+    noop, same = run_tasks(
+        run_playbook,
         [
             thp_task(root),
             thp_task(root, enabled="madvise", use_zero_page=True, khugepaged={"max_ptes_none": 511}),
         ],
     )
     for r in (noop, same):
-        assert not r.get("failed"), r
+        assert r["_status"] == "ok", r
         assert r["changed"] is False
         assert r["changes"] == []
         assert r["thp"]["shmem_enabled"] is None
@@ -310,7 +260,7 @@ def test_partial_options_and_read_only_run(collections_path, tmp_path):
     assert read(base, "enabled") == "always [madvise] never"
 
 
-def test_bad_input_fails_before_any_write(collections_path, tmp_path):
+def test_bad_input_fails_before_any_write(run_playbook, tmp_path):
     root = tmp_path / "sys"
     base = make_tree(root, omit=("khugepaged/max_ptes_shared",))
     no_thp = tmp_path / "nothp"
@@ -331,9 +281,9 @@ def test_bad_input_fails_before_any_write(collections_path, tmp_path):
         thp_task(tmp_path / "missing"),
         thp_task(no_thp, enabled="never"),
     ]
-    results, _ = run_playbook(collections_path, tmp_path, tasks)
+    results = run_tasks(run_playbook, tasks)
     for r in results:
-        assert r.get("failed") is True, r
+        assert r["_status"] == "failed", r
         assert r.get("changed") is False, r
     word, shmem, ptes, ranges, wrong_type, missing_file, missing_root, kernel_without = results
 
@@ -356,23 +306,25 @@ def test_bad_input_fails_before_any_write(collections_path, tmp_path):
     assert snapshot(tmp_path / "sys") == before
 
 
-def test_unreadable_file_fails_naming_path_and_errno(collections_path, tmp_path):
+def test_unreadable_file_fails_naming_path_and_errno(run_playbook, tmp_path):
     root = tmp_path / "sys"
     base = make_tree(root)
     # A directory where the kernel has a file.
     os.unlink(os.path.join(base, "defrag"))
     os.mkdir(os.path.join(base, "defrag"))
     before = snapshot(root)
-    (r,), _ = run_playbook(collections_path, tmp_path, [thp_task(root, enabled="never")])
-    assert r["failed"] is True
+    (r,) = run_tasks(run_playbook, [thp_task(root, enabled="never")])
+    assert r["_status"] == "failed", r
     assert r["changed"] is False
     assert r["msg"] == "reading %s failed: Is a directory (EISDIR)" % os.path.join(base, "defrag")
-    assert r["path"] == os.path.join(base, "defrag")
-    assert r["errno_name"] == "EISDIR"
+    assert r["failed_read"] == {
+        "path": os.path.join(base, "defrag"), "value": None, "errno": errno.EISDIR, "errno_name": "EISDIR",
+    }
+    assert "path" not in r
     assert snapshot(root) == before
 
 
-def test_write_failure_reports_applied_and_rerun_converges(collections_path, tmp_path):
+def test_write_failure_reports_applied_and_rerun_converges(run_playbook, tmp_path):
     root = tmp_path / "sys"
     base = make_tree(root)
     # We run as root, so modes do not stop a write. A file that reads as an integer but
@@ -383,14 +335,12 @@ def test_write_failure_reports_applied_and_rerun_converges(collections_path, tmp
     os.symlink("/proc/self/oom_score", pages)
     desired = {"enabled": "never", "khugepaged": {"defrag": False, "pages_to_scan": 4097}}
 
-    (r,), _ = run_playbook(collections_path, tmp_path, [thp_task(root, **desired)])
-    assert r["failed"] is True
+    (r,) = run_tasks(run_playbook, [thp_task(root, **desired)])
+    assert r["_status"] == "failed", r
     assert r["changed"] is True
     assert r["msg"].startswith("writing '4097' to %s failed: Invalid argument (EINVAL)" % pages)
     assert "1 earlier write(s) were applied" in r["msg"]
-    assert r["path"] == pages
-    assert r["value"] == "4097"
-    assert r["errno_name"] == "EINVAL"
+    assert r["failed_write"] == {"path": pages, "value": "4097", "errno": errno.EINVAL, "errno_name": "EINVAL"}
     assert r["applied"] == [
         {"path": os.path.join(base, "khugepaged/defrag"), "before": "1", "after": "0"},
     ]
@@ -402,15 +352,15 @@ def test_write_failure_reports_applied_and_rerun_converges(collections_path, tmp
     os.unlink(pages)
     with open(pages, "w") as f:
         f.write("4096\n")
-    (r2,), _ = run_playbook(collections_path, tmp_path, [thp_task(root, **desired)])
-    assert not r2.get("failed"), r2
+    (r2,) = run_tasks(run_playbook, [thp_task(root, **desired)])
+    assert r2["_status"] == "ok", r2
     assert [os.path.relpath(c["path"], base) for c in r2["changes"]] == [
         "khugepaged/pages_to_scan",
         "enabled",
     ]
     kernelize(r2["changes"])
-    (r3,), _ = run_playbook(collections_path, tmp_path, [thp_task(root, **desired)])
-    assert not r3.get("failed"), r3
+    (r3,) = run_tasks(run_playbook, [thp_task(root, **desired)])
+    assert r3["_status"] == "ok", r3
     assert r3["changed"] is False
     assert r3["thp"]["enabled"] == "never"
     assert r3["thp"]["khugepaged"]["defrag"] is False

@@ -2,45 +2,24 @@
 # Copyright: (c) 2026, linux_mm.damon contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Unit tests of plugins/module_utils/_thp.py on a fake THP tree in tmp_path."""
+"""Unit tests of plugins/module_utils/_thp.py on a fake THP tree in tmp_path.
+
+tests/conftest.py puts the ansible_collections/linux_mm/damon tree on sys.path.
+"""
 
 from __future__ import annotations
 
-import atexit
 import errno
 import os
 import shutil
-import sys
 import tempfile
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
-
-
-def _ensure_collection_importable():
-    """Until tests/conftest.py provides it: put an ansible_collections/linux_mm/damon symlink on sys.path."""
-    try:
-        import ansible_collections.linux_mm.damon.plugins.module_utils._thp  # noqa: F401
-        return
-    except ImportError:
-        pass
-    top = tempfile.mkdtemp(prefix="thp-unit-collections-")
-    atexit.register(shutil.rmtree, top, True)
-    os.makedirs(os.path.join(top, "ansible_collections", "linux_mm"))
-    os.symlink(REPO, os.path.join(top, "ansible_collections", "linux_mm", "damon"))
-    sys.path.insert(0, top)
-    for name in list(sys.modules):
-        if name == "ansible_collections" or name.startswith("ansible_collections."):
-            del sys.modules[name]
-
-
-_ensure_collection_importable()
-
-from ansible_collections.linux_mm.damon.plugins.module_utils import _thp  # noqa: E402
-from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import SysfsError  # noqa: E402
+from ansible_collections.linux_mm.damon.plugins.module_utils import _thp
+from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import SysfsError
 
 # --------------------------------------------------------------------------
 # A fake THP tree with the kernel's file formats, and a writer that behaves
