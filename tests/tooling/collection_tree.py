@@ -24,7 +24,8 @@ them and two clones never share one.
 
 Usage: ``python -m tests.tooling.collection_tree`` prints the symlinked
 collection path; ``--root`` prints the directory to put on
-``ANSIBLE_COLLECTIONS_PATH``; ``--copy`` syncs the copy and prints its path.
+``ANSIBLE_COLLECTIONS_PATH``; ``--copy`` syncs the copy and prints its path;
+``--clean`` removes both trees.
 """
 
 from __future__ import annotations
@@ -145,9 +146,18 @@ def main() -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--root", action="store_true", help="print the collections root of the symlink tree")
     group.add_argument("--copy", action="store_true", help="sync the ansible-test copy and print its path")
+    group.add_argument("--clean", action="store_true", help="remove both trees (the repository is untouched)")
     args = parser.parse_args()
     if args.copy:
         print(sync_copy())
+        return
+    if args.clean:
+        link = collections_root() / "ansible_collections" / NAMESPACE / NAME
+        if link.is_symlink():
+            link.unlink()  # never let rmtree near the repository it points to
+        for tree in (collections_root(), collections_root(flavour="copy")):
+            shutil.rmtree(tree, ignore_errors=True)
+            print("removed %s" % tree)
         return
     path = build()
     print(collections_root() if args.root else path)

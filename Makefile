@@ -1,0 +1,90 @@
+# linux_mm.damon — the single entry point.
+#
+#   make venv       .venv (requirements/test.txt) and .venv-lint (requirements/lint.txt), all pinned
+#   make test       THE test command: pytest (all suites) + ansible-test sanity + ansible-lint + galaxy build
+#   make test-fast  pytest only, without guest (QEMU) tests
+#   make sanity     ansible-test sanity --venv --python 3.11 (no ignore files allowed)
+#   make lint       ansible-lint --offline --profile production (from .venv-lint)
+#   make build      ansible-galaxy collection build into build/ + install check
+#   make demo       the main job (end-to-end demonstration)
+#   make clean      remove build output, tests/output, caches, temporary collection trees
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := $(CURDIR)/.venv
+LINT_VENV := $(CURDIR)/.venv-lint
+PY := $(VENV)/bin/python
+PIP_INSTALL := -m pip install --disable-pip-version-check --no-input
+PYTEST_ARGS ?=
+# Parts of `make test`, run in this order; each one runs even if an earlier one failed.
+TEST_PARTS ?= pytest sanity lint build
+
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help venv test test-fast pytest sanity lint build demo clean distclean
+
+help:
+	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
+
+# --- environments -------------------------------------------------------------
+
+venv: $(VENV)/.installed $(LINT_VENV)/.installed
+
+$(VENV)/.installed: requirements/test.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) $(PIP_INSTALL) -r requirements/test.txt
+	@touch $@
+
+$(LINT_VENV)/.installed: requirements/lint.txt
+	@test -x $(LINT_VENV)/bin/python || $(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/python $(PIP_INSTALL) -r requirements/lint.txt
+	@touch $@
+
+# --- tests ----------------------------------------------------------------------
+
+test: venv
+	@failed=(); \
+	for part in $(TEST_PARTS); do \
+	  start=$$SECONDS; \
+	  echo "=== make test: $$part"; \
+	  if $(MAKE) --no-print-directory $$part; then status=ok; else status=FAILED; failed+=("$$part"); fi; \
+	  echo "=== make test: $$part $$status in $$((SECONDS - start))s"; \
+	done; \
+	if (( $${#failed[@]} )); then echo "=== make test: FAILED: $${failed[*]}"; exit 1; fi; \
+	echo "=== make test: all passed ($(TEST_PARTS))"
+
+# All pytest suites. Exit code 5 (nothing collected) is a failure like any other non-zero code.
+pytest: $(VENV)/.installed
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -m "not vm" $(PYTEST_ARGS)
+
+sanity: $(VENV)/.installed
+	$(PY) -m tests.tooling.sanity
+
+lint: $(LINT_VENV)/.installed
+	$(PY) -m tests.tooling.lint
+
+build: $(VENV)/.installed
+	$(PY) -m tests.tooling.build --output build
+
+demo: $(VENV)/.installed
+	@if [ -e tests/demo.py ] || [ -e tests/demo/__main__.py ]; then \
+	  $(PY) -m tests.demo; \
+	else \
+	  echo "make demo: TODO — the end-to-end demo (tests/demo) has not landed yet; nothing to run."; \
+	fi
+
+# --- housekeeping ---------------------------------------------------------------
+
+clean:
+	-@test -x $(PY) && $(PY) -m tests.tooling.collection_tree --clean || true
+	rm -rf build tests/output .pytest_cache .hypothesis .cache
+	find . -path ./.git -prune -o -path './.venv*' -prune -o -name __pycache__ -type d -print0 | xargs -0 rm -rf
+
+distclean: clean
+	rm -rf $(VENV) $(LINT_VENV)
