@@ -365,3 +365,39 @@ def test_write_failure_reports_applied_and_rerun_converges(run_playbook, tmp_pat
     assert r3["thp"]["enabled"] == "never"
     assert r3["thp"]["khugepaged"]["defrag"] is False
     assert r3["thp"]["khugepaged"]["pages_to_scan"] == 4097
+
+
+# --------------------------------------------------------------------------
+# Against the FUSE emulator (kernel semantics for writes, no kernelize step).
+
+
+@pytest.mark.parametrize("kernel", ["6.6", "6.12"])
+def test_against_emulator_converges(run_playbook, kernel):
+    emulator = pytest.importorskip("tests.emulator", reason="the sysfs emulator is not available")
+    if not hasattr(emulator, "EmulatedSysfs"):
+        pytest.skip("tests.emulator has no EmulatedSysfs yet")
+    with emulator.EmulatedSysfs(kernel=kernel) as emu:
+        root = str(emu.root)
+        base = os.path.join(root, THP)
+        if not os.path.isdir(base):
+            pytest.skip("the emulator has no transparent_hugepage tree yet")
+        desired = {
+            "enabled": "never",
+            "defrag": "defer",
+            "khugepaged": {"pages_to_scan": 8192, "max_ptes_none": 255},
+        }
+        (first,) = run_tasks(run_playbook, [thp_task(root, **desired)], diff=True)
+        assert first["_status"] == "ok", first
+        assert read(base, "enabled") == "always madvise [never]"
+        assert read(base, "defrag") == "always [defer] defer+madvise madvise never"
+        assert read(base, "khugepaged/pages_to_scan") == "8192"
+        (second, bad) = run_tasks(
+            run_playbook,
+            [thp_task(root, **desired), thp_task(root, enabled="sometimes")],
+        )
+        assert second["_status"] == "ok", second
+        assert second["changed"] is False
+        assert second["thp"]["enabled"] == "never"
+        assert second["thp"]["khugepaged"]["max_ptes_none"] == 255
+        assert bad["_status"] == "failed"
+        assert "enabled: 'sometimes' is not accepted by this kernel" in bad["msg"]
