@@ -56,6 +56,7 @@ attributes:
     description: The module only reads, so it runs unchanged in check mode.
   diff_mode:
     support: N/A
+    description: Diff mode makes no difference to a read-only module.
     details: The module changes nothing, so there is no diff.
   idempotent:
     support: full
