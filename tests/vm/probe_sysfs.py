@@ -1,0 +1,447 @@
+#!/usr/bin/env python3
+"""Record ground-truth facts about a kernel's DAMON sysfs, THP sysfs and DAMON modules.
+
+Runs INSIDE a disposable test guest as root (never on a host you care about: it writes
+DAMON and module files).  Standard library only, Python 3.9+.  Usage from the host::
+
+    ssh root@guest python3 - < tests/vm/probe_sysfs.py > fixture.json
+    # or: Guest.python(Path("tests/vm/probe_sysfs.py").read_text())
+
+What it does (every write and its result is recorded):
+  1. dumps /sys/kernel/mm/damon/admin as found;
+  2. stages one of everything: nr_kdamonds=1, then every ``nr_*`` count file that reads
+     0 (nr_contexts, nr_targets, nr_regions, nr_schemes, nr_goals, nr_filters in
+     filters/core_filters/ops_filters, nr_dests, nr_probes, ...) is set to 1 until no
+     new one appears, and dumps every file with mode, value or read errno;
+  3. tries every known keyword for operations, action, filter type, goal metric,
+     watermark metric and goal tuner, a set of bad writes, and ``nr_*`` rewrites;
+  4. tries every known ``state`` word on the idle kdamond, turns it on (recording each
+     failure and the fix applied: valid target, no regions/filters, DAMON_STAT off),
+     tries every word while it runs, dumps the running tree, turns it off;
+  5. dumps THP sysfs and /sys/module/damon_*/parameters, and restores what it changed
+     outside the DAMON admin tree (DAMON_STAT ``enabled``).
+The JSON result goes to stdout.
+"""
+
+import errno
+import json
+import os
+import platform
+import sys
+import time
+
+PROBE_VERSION = 1
+DAMON = "/sys/kernel/mm/damon"
+ADMIN = DAMON + "/admin"
+THP = "/sys/kernel/mm/transparent_hugepage"
+
+NR_FILES = ("nr_kdamonds", "nr_contexts", "nr_targets", "nr_regions", "nr_schemes",
+            "nr_goals", "nr_filters", "nr_dests", "nr_probes")
+STATE_WORDS = ("commit", "commit_schemes_quota_goals", "update_schemes_stats",
+               "update_schemes_tried_bytes", "update_schemes_tried_regions",
+               "clear_schemes_tried_regions", "update_schemes_effective_quotas",
+               "update_tuned_intervals", "bogus_word", "")
+OPERATIONS = ("vaddr", "fvaddr", "paddr", "bogus_ops")
+ACTIONS = ("willneed", "cold", "pageout", "hugepage", "nohugepage", "collapse", "lru_prio",
+           "lru_deprio", "migrate_hot", "migrate_cold", "stat", "bogus_action")
+FILTER_TYPES = ("anon", "memcg", "young", "hugepage_size", "unmapped", "active", "addr",
+                "target", "bogus_filter")
+GOAL_METRICS = ("user_input", "some_mem_psi_us", "node_mem_used_bp", "node_mem_free_bp",
+                "node_memcg_used_bp", "node_memcg_free_bp", "active_mem_bp",
+                "inactive_mem_bp", "node_eligible_mem_bp", "hugepage_mem_bp", "bogus_metric")
+WMARK_METRICS = ("none", "free_mem_rate", "bogus_metric")
+GOAL_TUNERS = ("consist", "temporal", "bogus_tuner")
+BOOLS = ("Y", "N", "1", "0", "yes", "no", "true", "false", "on", "off", "maybe")
+
+K0 = "kdamonds/0"
+C0 = K0 + "/contexts/0"
+S0 = C0 + "/schemes/0"
+
+
+def ename(exc):
+    return errno.errorcode.get(exc.errno, str(exc.errno))
+
+
+def a(rel):
+    return rel if rel.startswith("/") else ADMIN + "/" + rel
+
+
+def read(rel):
+    """Return (value, None) or (None, errno name)."""
+    try:
+        with open(a(rel), "rb") as f:
+            return f.read().decode(errors="replace"), None
+    except OSError as exc:
+        return None, ename(exc)
+
+
+def val(rel, default=None):
+    v, _ = read(rel)
+    return v.strip() if v is not None else default
+
+
+def write(rel, value):
+    """Write ``value`` (no newline added) the way ``echo -n`` would; 'ok' or errno name."""
+    try:
+        fd = os.open(a(rel), os.O_WRONLY)
+    except OSError as exc:
+        return "open:" + ename(exc)
+    try:
+        os.write(fd, value.encode())
+        return "ok"
+    except OSError as exc:
+        return ename(exc)
+    finally:
+        try:
+            os.close(fd)
+        except OSError as exc:  # pragma: no cover
+            return "close:" + ename(exc)
+
+
+LOG = []
+
+
+def logged_write(rel, value, why=""):
+    r = write(rel, value)
+    LOG.append({"path": rel, "value": value, "result": r, "why": why})
+    return r
+
+
+def dump(root, rel_to=None):
+    """Every dir/file under ``root``: mode (octal), type, value or read errno."""
+    rel_to = rel_to or root
+    out = {}
+    if not os.path.isdir(root):
+        return out
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort(key=_natural)
+        for name in sorted(dirnames, key=_natural) + sorted(filenames, key=_natural):
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, rel_to)
+            try:
+                st = os.lstat(full)
+            except OSError as exc:
+                out[rel] = {"type": "?", "stat_errno": ename(exc)}
+                continue
+            mode = "%04o" % (st.st_mode & 0o7777)
+            if os.path.islink(full):
+                out[rel] = {"type": "link", "mode": mode, "target": os.readlink(full)}
+            elif name in dirnames:
+                out[rel] = {"type": "dir", "mode": mode}
+            else:
+                v, err = read(full)
+                ent = {"type": "file", "mode": mode}
+                if err:
+                    ent["read_errno"] = err
+                else:
+                    ent["value"] = v
+                out[rel] = ent
+    return out
+
+
+def _natural(s):
+    return [int(t) if t.isdigit() else t for t in _split_digits(s)]
+
+
+def _split_digits(s):
+    out, cur, dig = [], "", None
+    for ch in s:
+        d = ch.isdigit()
+        if cur and d != dig:
+            out.append(cur)
+            cur = ""
+        cur += ch
+        dig = d
+    if cur:
+        out.append(cur)
+    return [("%010d" % int(t)) if t.isdigit() else t for t in out]
+
+
+def stage_all(why):
+    """nr_kdamonds=1, then set every nr_* count file that reads 0 to 1 until fixpoint."""
+    writes = []
+    r = logged_write("kdamonds/nr_kdamonds", "1", why)
+    writes.append(["kdamonds/nr_kdamonds", "1", r])
+    for _ in range(20):
+        changed = False
+        for dirpath, dirnames, filenames in os.walk(ADMIN):
+            dirnames.sort(key=_natural)
+            for fn in sorted(filenames):
+                if fn not in NR_FILES:
+                    continue
+                rel = os.path.relpath(os.path.join(dirpath, fn), ADMIN)
+                if "/stats/" in "/" + rel or "tried_regions" in rel:
+                    continue
+                if val(rel) == "0":
+                    r = logged_write(rel, "1", why)
+                    writes.append([rel, "1", r])
+                    if r == "ok":
+                        changed = True
+        if not changed:
+            break
+    return writes
+
+
+def try_words(rel, words):
+    """Write each word to ``rel``; record result and read-back; restore the original."""
+    if not os.path.exists(a(rel)):
+        return None
+    orig = val(rel)
+    res = {}
+    for w in words:
+        r = write(rel, w)
+        res[w] = {"result": r, "read_back": val(rel)}
+    if orig is not None:
+        # Some files read back as "[word] other" lists; take the bracketed or first word.
+        restore = orig
+        if "[" in orig:
+            restore = orig[orig.index("[") + 1:orig.index("]")]
+        write(rel, restore)
+    return {"original": orig, "words": res}
+
+
+def filter_dirs():
+    out = []
+    for d in ("filters", "core_filters", "ops_filters"):
+        if os.path.isdir(a(S0 + "/" + d)):
+            out.append(d)
+    return out
+
+
+def module_params():
+    out = {}
+    base = "/sys/module"
+    for m in sorted(os.listdir(base)):
+        if not m.startswith("damon"):
+            continue
+        out[m] = dump(os.path.join(base, m, "parameters"))
+    return out
+
+
+def find_module_param(name):
+    p = "/sys/module/%s/parameters/enabled" % name
+    return p if os.path.exists(p) else None
+
+
+def kernel_info():
+    info = {"uname_r": platform.release(), "python": platform.python_version()}
+    for k, p in (("proc_version", "/proc/version"), ("cmdline", "/proc/cmdline")):
+        try:
+            with open(p) as f:
+                info[k] = f.read().strip()
+        except OSError as exc:
+            info[k] = "errno:" + ename(exc)
+    cfg = "/boot/config-" + platform.release()
+    info["config"] = {}
+    if os.path.exists(cfg):
+        with open(cfg) as f:
+            for line in f:
+                line = line.strip()
+                if ("DAMON" in line or "TRANSPARENT_HUGEPAGE" in line) and line:
+                    if line.startswith("# "):
+                        info["config"][line[2:].split()[0]] = "n"
+                    elif "=" in line:
+                        k, v = line.split("=", 1)
+                        info["config"][k] = v
+    return info
+
+
+def running_tests(result):
+    """kdamond 0 is on: record state words, nr_* writes, the running tree, then off."""
+    result["state_read_on"] = val(K0 + "/state")
+    result["pid_read_on"] = val(K0 + "/pid")
+    time.sleep(1.0)
+    words = {}
+    for w in STATE_WORDS + ("on",):
+        t = time.time()
+        words[w] = {"result": write(K0 + "/state", w), "seconds": round(time.time() - t, 3)}
+    result["state_words_on"] = words
+    result["nr_writes_on"] = {
+        "kdamonds/nr_kdamonds=1": write("kdamonds/nr_kdamonds", "1"),
+        "kdamonds/nr_kdamonds=2": write("kdamonds/nr_kdamonds", "2"),
+        C0 + "/targets/nr_targets=1": write(C0 + "/targets/nr_targets", "1"),
+    }
+    result["nr_targets_after_write_on"] = val(C0 + "/targets/nr_targets")
+    write(C0 + "/targets/0/pid_target", str(os.getpid()))
+    write(S0 + "/action", "stat")
+    r = write(K0 + "/state", "commit")
+    result["recommit_after_nr_targets_write"] = r
+    time.sleep(1.0)
+    write(K0 + "/state", "update_schemes_stats")
+    write(K0 + "/state", "update_schemes_tried_regions")
+    write(K0 + "/state", "update_schemes_effective_quotas")
+    write(K0 + "/state", "update_tuned_intervals")
+    result["tree_running"] = dump(ADMIN)
+    t = time.time()
+    result["off_result"] = write(K0 + "/state", "off")
+    result["off_seconds"] = round(time.time() - t, 3)
+    time.sleep(0.5)
+    result["state_read_after_off"] = val(K0 + "/state")
+    result["pid_read_after_off"] = val(K0 + "/pid")
+    result["off_again_result"] = write(K0 + "/state", "off")
+    result["tree_after_off"] = dump(ADMIN)
+
+
+def main():
+    result = {"probe_version": PROBE_VERSION, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    result["kernel"] = kernel_info()
+    result["damon_dir_present"] = os.path.isdir(DAMON)
+    result["damon_admin_present"] = os.path.isdir(ADMIN)
+    result["sys_kernel_mm"] = sorted(os.listdir("/sys/kernel/mm"))
+    result["thp"] = dump(THP)
+    result["module_params"] = module_params()
+    result["damon_modules"] = sorted(m for m in os.listdir("/sys/module") if m.startswith("damon"))
+    if not result["damon_admin_present"]:
+        result["note"] = "no DAMON sysfs interface on this kernel"
+        json.dump(result, sys.stdout, indent=1, sort_keys=True)
+        return 0
+
+    result["tree_initial"] = dump(ADMIN)
+    nr = val("kdamonds/nr_kdamonds", "0")
+    for i in range(int(nr or 0)):
+        if val("kdamonds/%d/state" % i) == "on":
+            result["error"] = "kdamond %d is running; refusing to touch a live system" % i
+            json.dump(result, sys.stdout, indent=1, sort_keys=True)
+            return 1
+
+    # 2. stage one of everything and dump it
+    result["staging_writes"] = stage_all("stage")
+    result["tree"] = dump(ADMIN)
+    result["avail_operations"] = val(C0 + "/avail_operations")
+
+    # 3. keywords
+    result["operations_words"] = try_words(C0 + "/operations", OPERATIONS)
+    result["action_words"] = try_words(S0 + "/action", ACTIONS)
+    result["filter_types"] = {d: try_words(S0 + "/" + d + "/0/type", FILTER_TYPES)
+                              for d in filter_dirs()}
+    result["goal_metrics"] = try_words(S0 + "/quotas/goals/0/target_metric", GOAL_METRICS)
+    result["goal_tuners"] = try_words(S0 + "/quotas/goal_tuner", GOAL_TUNERS)
+    result["watermark_metrics"] = try_words(S0 + "/watermarks/metric", WMARK_METRICS)
+    bool_files = {}
+    for rel in (S0 + "/filters/0/matching", S0 + "/filters/0/allow",
+                C0 + "/targets/0/obsolete_target", C0 + "/pause"):
+        if os.path.exists(a(rel)):
+            bool_files[rel] = try_words(rel, BOOLS)
+    result["bool_words"] = bool_files
+
+    # bad writes (each restored afterwards where it had a value)
+    bad = []
+    cases = [
+        ("kdamonds/nr_kdamonds", "-1"), ("kdamonds/nr_kdamonds", "abc"),
+        ("kdamonds/nr_kdamonds", ""), ("kdamonds/nr_kdamonds", "1 2"),
+        (K0 + "/contexts/nr_contexts", "2"), (K0 + "/contexts/nr_contexts", "-1"),
+        (C0 + "/targets/nr_targets", "-1"), (C0 + "/schemes/nr_schemes", "x"),
+        (C0 + "/monitoring_attrs/intervals/sample_us", "abc"),
+        (C0 + "/monitoring_attrs/intervals/sample_us", "-1"),
+        (C0 + "/monitoring_attrs/intervals/sample_us", "99999999999999999999999"),
+        (C0 + "/monitoring_attrs/nr_regions/min", "0"),
+        (C0 + "/targets/0/pid_target", "abc"), (C0 + "/targets/0/pid_target", "-5"),
+        (S0 + "/access_pattern/nr_accesses/max", "-1"),
+        (S0 + "/quotas/ms", "abc"), (S0 + "/watermarks/high", "-1"),
+        (K0 + "/pid", "1"), (C0 + "/avail_operations", "vaddr"),
+        (S0 + "/stats/nr_tried", "1"), (S0 + "/tried_regions/total_bytes", "1"),
+        (K0 + "/refresh_ms", "abc"), (K0 + "/refresh_ms", "-1"),
+    ]
+    for rel, v in cases:
+        if not os.path.exists(a(rel)):
+            continue
+        before = val(rel)
+        r = write(rel, v)
+        after = val(rel)
+        bad.append({"path": rel, "value": v, "result": r, "before": before, "after": after})
+        if before is not None and after != before and r != "ok":
+            write(rel, before)
+    result["bad_writes"] = bad
+    # some writes above may have altered the tree (e.g. nr_* accepted): restage
+    result["restage_after_bad_writes"] = stage_all("restage")
+
+    # nr_* rewrite semantics
+    sem = {}
+    write(C0 + "/monitoring_attrs/intervals/sample_us", "12345")
+    write(S0 + "/action", "stat")
+    sem["nr_schemes_same_value"] = write(C0 + "/schemes/nr_schemes", "1")
+    sem["action_after_nr_schemes_rewrite"] = val(S0 + "/action")
+    sem["sample_us_after_nr_schemes_rewrite"] = val(C0 + "/monitoring_attrs/intervals/sample_us")
+    sem["nr_kdamonds_same_value"] = write("kdamonds/nr_kdamonds", "1")
+    sem["nr_contexts_after_nr_kdamonds_rewrite"] = val(K0 + "/contexts/nr_contexts")
+    sem["nr_kdamonds_zero"] = write("kdamonds/nr_kdamonds", "0")
+    sem["listing_after_zero"] = sorted(os.listdir(a("kdamonds")))
+    sem["nr_kdamonds_two"] = write("kdamonds/nr_kdamonds", "2")
+    sem["listing_after_two"] = sorted(os.listdir(a("kdamonds")))
+    sem["nr_kdamonds_read_after_two"] = read("kdamonds/nr_kdamonds")[0]
+    sem["contexts_of_new_kdamond"] = read(K0 + "/contexts/nr_contexts")[0]
+    result["nr_semantics"] = sem
+    write("kdamonds/nr_kdamonds", "0")
+    stage_all("restage")
+
+    # 4. state words on the idle kdamond
+    off = {}
+    for w in STATE_WORDS + ("off",):
+        off[w] = write(K0 + "/state", w)
+    result["state_words_off"] = off
+    result["state_read_off"] = read(K0 + "/state")[0]
+    result["pid_read_off"] = read(K0 + "/pid")[0]
+
+    attempts = []
+    stat_param = find_module_param("damon_stat")
+    stat_orig = None
+    if stat_param:
+        with open(stat_param) as f:
+            stat_orig = f.read().strip()
+
+    def attempt(change):
+        r = write(K0 + "/state", "on")
+        attempts.append({"change_before": change, "result": r, "state": val(K0 + "/state")})
+        return r == "ok"
+
+    fixes = [
+        ("none (fully staged tree, pid_target 0, region 0-0, default filters)", lambda: None),
+        ("pid_target = probe pid", lambda: write(C0 + "/targets/0/pid_target", str(os.getpid()))),
+        ("targets/0/regions/nr_regions = 0",
+         lambda: write(C0 + "/targets/0/regions/nr_regions", "0")),
+        ("nr_filters = 0 in every filter dir",
+         lambda: [write(S0 + "/" + d + "/nr_filters", "0") for d in filter_dirs()]),
+        ("nr_dests = 0, nr_goals = 0",
+         lambda: (write(S0 + "/dests/nr_dests", "0") if os.path.exists(a(S0 + "/dests")) else None,
+                  write(S0 + "/quotas/goals/nr_goals", "0"))),
+        ("monitoring_attrs/nr_probes = 0",
+         lambda: write(C0 + "/monitoring_attrs/probes/nr_probes", "0")
+         if os.path.exists(a(C0 + "/monitoring_attrs/probes/nr_probes")) else None),
+        ("access_pattern maxima set, action stat",
+         lambda: [write(S0 + "/access_pattern/sz/max", str(2**63)),
+                  write(S0 + "/access_pattern/nr_accesses/max", "100"),
+                  write(S0 + "/access_pattern/age/max", str(2**31)),
+                  write(S0 + "/action", "stat")]),
+        ("nr_regions min/max = 10/1000, intervals 5000/100000/1000000",
+         lambda: [write(C0 + "/monitoring_attrs/nr_regions/min", "10"),
+                  write(C0 + "/monitoring_attrs/nr_regions/max", "1000"),
+                  write(C0 + "/monitoring_attrs/intervals/sample_us", "5000"),
+                  write(C0 + "/monitoring_attrs/intervals/aggr_us", "100000"),
+                  write(C0 + "/monitoring_attrs/intervals/update_us", "1000000")]),
+    ]
+    if stat_param:
+        fixes.append(("damon_stat enabled = N", lambda: write(stat_param, "N")))
+    on = False
+    for desc, fix in fixes:
+        fix()
+        if attempt(desc):
+            on = True
+            break
+    result["on_attempts"] = attempts
+    result["damon_stat_enabled_original"] = stat_orig
+    if on:
+        result["tree_on_start"] = dump(ADMIN)
+        running_tests(result)
+        # with DAMON_STAT still disabled: can it be enabled while our kdamond is off?
+    if stat_param and stat_orig is not None:
+        result["damon_stat_restore"] = write(stat_param, stat_orig)
+        result["damon_stat_enabled_after_restore"] = val(stat_param)
+    result["nr_kdamonds_zero_final"] = write("kdamonds/nr_kdamonds", "0")
+    result["module_params_after"] = module_params()
+    result["write_log"] = LOG
+    json.dump(result, sys.stdout, indent=1, sort_keys=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
