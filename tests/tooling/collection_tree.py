@@ -89,7 +89,8 @@ def collection_files(repo: Path = REPO_ROOT) -> list[str]:
     keep = []
     for name in sorted(set(names)):
         parts = Path(name).parts
-        if COPY_EXCLUDE_DIRS.intersection(parts) or parts[:2] == ("tests", "output") or name.endswith(".pyc"):
+        if (COPY_EXCLUDE_DIRS.intersection(parts) or parts[0].startswith(".venv")
+                or parts[:2] == ("tests", "output") or name.endswith(".pyc")):
             continue
         if os.path.lexists(repo / name):  # deleted but still tracked: skip
             keep.append(name)
