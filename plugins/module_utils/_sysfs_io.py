@@ -78,7 +78,8 @@ def write_text(path, value, retries=EBUSY_RETRIES, sleep=time.sleep):
     delay = EBUSY_FIRST_DELAY_S
     for attempt in range(retries + 1):
         try:
-            fd = os.open(path, os.O_WRONLY)
+            # O_TRUNC as a shell redirection does: sysfs ignores it, plain files need it
+            fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
             try:
                 os.write(fd, data)
             finally:
