@@ -61,8 +61,6 @@ def validate_context(ctx, features, warnings):
     sample, aggr = attrs.get("sample_us", 5000), attrs.get("aggr_us", 100000)
     if sample <= 0 or aggr < sample:
         raise SpecError("monitoring_attrs: sample_us (%d) must be positive and not above aggr_us (%d)" % (sample, aggr))
-    if attrs.get("update_us", 1000000) < aggr:
-        raise SpecError("monitoring_attrs: update_us (%d) must not be below aggr_us (%d)" % (attrs["update_us"], aggr))
     if attrs.get("min_nr_regions", 10) < 3:
         raise SpecError("monitoring_attrs.min_nr_regions: DAMON needs at least 3 (got %d)" % attrs["min_nr_regions"])
     _range("monitoring_attrs", "min_nr_regions", "max_nr_regions", dict({"min_nr_regions": 10, "max_nr_regions": 1000}, **attrs))

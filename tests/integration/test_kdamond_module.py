@@ -1,0 +1,166 @@
+# Copyright: (c) 2026, linux_mm.damon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""linux_mm.damon.kdamond and damon_info through real ansible-playbook runs on the emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from tests.emulator import EmulatedSysfs
+
+pytestmark = [pytest.mark.emulator, pytest.mark.timeout(300)]
+
+ADMIN = "kernel/mm/damon/admin/kdamonds"
+
+
+def read(root, rel):
+    with open(os.path.join(root, ADMIN, rel)) as f:
+        return f.read().strip()
+
+
+@pytest.fixture
+def workload():
+    proc = subprocess.Popen(["sleep", "600"])
+    yield proc.pid
+    proc.kill()
+    proc.wait()
+
+
+def kdamond_task(emu, own, name="hot", kernel="6.12.0", **options):
+    args = dict(name=name, sysfs_root=emu.root, kernel_release=kernel, ownership_file=str(own))
+    args.update(options)
+    return {"linux_mm.damon.kdamond": args}
+
+
+def play(*tasks, ignore_errors=False):
+    named = []
+    for i, task in enumerate(tasks):
+        task = dict(task)
+        task.setdefault("name", "task %d" % i)
+        if ignore_errors:
+            task["ignore_errors"] = True
+        named.append(task)
+    return [{"hosts": "localhost", "gather_facts": False, "tasks": named}]
+
+
+def stat_scheme(min_nr_accesses=5):
+    return {"action": "stat", "access_pattern": {"min_size": 2097152, "min_nr_accesses": min_nr_accesses}}
+
+
+def test_check_mode_diff_apply_and_idempotence(run_playbook, tmp_path, workload):
+    own = tmp_path / "own.json"
+    with EmulatedSysfs(kernel="6.12") as emu:
+        task = kdamond_task(emu, own, targets=[{"pid": workload}], schemes=[stat_scheme()])
+
+        checked = run_playbook(play(task), check=True, diff=True)
+        assert checked.rc == 0, checked.explain()
+        result = checked[0]
+        assert result["changed"] and result["writes"] and result["applied"] == []
+        assert result["diff"]["after"]["context"]["schemes"][0]["action"] == "stat"
+        assert read(emu.root, "nr_kdamonds") == "0" and not own.exists()
+
+        applied = run_playbook(play(task))
+        assert applied.rc == 0, applied.explain()
+        result = applied[0]
+        assert result["changed"] and len(result["applied"]) == len(result["writes"])
+        assert result["kdamond"]["state"] == "on" and result["kdamond"]["pid"] > 0
+        assert read(emu.root, "0/state") == "on"
+        assert read(emu.root, "0/contexts/0/schemes/0/access_pattern/sz/max") == str(2 ** 64 - 1)
+        assert json.loads(own.read_text())["slots"]["0"]["name"] == "hot"
+
+        again = run_playbook(play(task), diff=True)
+        assert again.rc == 0 and not again[0]["changed"] and again[0]["writes"] == [], again.explain()
+
+        pid_before = read(emu.root, "0/pid")
+        task = kdamond_task(emu, own, targets=[{"pid": workload}], schemes=[stat_scheme(9)])
+        tuned = run_playbook(play(task), diff=True)
+        assert tuned.rc == 0, tuned.explain()
+        writes = [(w["path"].split("kdamonds/")[1], w["value"]) for w in tuned[0]["writes"]]
+        assert writes == [("0/contexts/0/schemes/0/access_pattern/nr_accesses/min", "9"), ("0/state", "commit")]
+        before = tuned[0]["diff"]["before"]["context"]["schemes"][0]["access_pattern"]["min_nr_accesses"]
+        assert before == 5
+        assert read(emu.root, "0/pid") == pid_before  # committed, not restarted
+
+        stopped = run_playbook(play(kdamond_task(emu, own, state="stopped", targets=[{"pid": workload}],
+                                                 schemes=[stat_scheme(9)])))
+        assert stopped.rc == 0 and stopped[0]["changed"], stopped.explain()
+        assert read(emu.root, "0/state") == "off"
+
+        absent = run_playbook(play(kdamond_task(emu, own, state="absent")) * 1)
+        assert absent.rc == 0 and absent[0]["changed"], absent.explain()
+        assert read(emu.root, "nr_kdamonds") == "0"
+        assert json.loads(own.read_text())["slots"] == {}
+        assert not run_playbook(play(kdamond_task(emu, own, state="absent")))[0]["changed"]
+
+
+def test_bad_input_fails_clearly_and_writes_nothing(run_playbook, tmp_path, workload):
+    own = tmp_path / "own.json"
+    with EmulatedSysfs(kernel="6.12") as emu:
+        cases = [
+            (dict(targets=[{"pid": workload}], schemes=[{"action": "collapse"}]),
+             "action 'collapse' needs Linux 7.2; this kernel is 6.12.0"),
+            (dict(targets=[{"pid": workload}], schemes=[{"action": "explode"}]), "'explode' is not a DAMON action"),
+            (dict(targets=[{"pid": 4194305}], schemes=[stat_scheme()]), "targets[0].pid: no process with PID 4194305"),
+            (dict(targets=[{"pid": workload}], schemes=[{"action": "stat", "access_pattern": {"min_age": 9, "max_age": 3}}]),
+             "min_age (9) is greater than max_age (3)"),
+            (dict(targets=[{"pid": workload}], schemes=[{"action": "stat", "access_pattern": {"min_size": -1}}]),
+             "min_size: must not be negative"),
+            (dict(targets=[{"pid": workload}], schemes=[{"action": "stat", "quotas": {"bytes": "lots"}}]),
+             "bytes"),
+            (dict(targets=[{"pid": workload}], monitoring_attrs={"intervals_goal": {"access_bp": 400, "aggrs": 3}}),
+             "monitoring_attrs.intervals_goal needs Linux 6.15"),
+        ]
+        run = run_playbook(play(*[kdamond_task(emu, own, **options) for options, _ in cases], ignore_errors=True))
+        for i, (_, message) in enumerate(cases):
+            assert run[i]["_status"] == "failed", run.explain()
+            assert message in run[i]["msg"], (message, run[i]["msg"])
+        assert read(emu.root, "nr_kdamonds") == "0" and not own.exists()
+
+    missing = run_playbook(play(
+        {"linux_mm.damon.kdamond": dict(name="x", sysfs_root=str(tmp_path / "nowhere"), ownership_file=str(own))},
+        {"linux_mm.damon.kdamond": dict(name="x", sysfs_root=str(tmp_path), ownership_file=str(own))},
+        {"linux_mm.damon.damon_info": dict(sysfs_root=str(tmp_path), ownership_file=str(own))},
+    ), ignore_errors=True)
+    assert "sysfs root %s does not exist" % (tmp_path / "nowhere") in missing[0]["msg"]
+    assert "no DAMON sysfs interface" in missing[1]["msg"] and "CONFIG_DAMON_SYSFS" in missing[1]["msg"]
+    assert missing[2]["_status"] == "ok" and missing[2]["available"] is False
+    assert "CONFIG_DAMON_SYSFS" in missing[2]["reason"]
+
+
+def test_nr_accesses_above_the_possible_maximum_warns(run_playbook, tmp_path, workload):
+    with EmulatedSysfs(kernel="6.12") as emu:
+        run = run_playbook(play(kdamond_task(emu, tmp_path / "own.json", targets=[{"pid": workload}],
+                                             schemes=[stat_scheme(90)])), check=True)
+        assert run.rc == 0, run.explain()
+        assert any("aggr_us/sample_us = 20" in w for w in run[0].get("warnings", [])), run[0]
+
+
+def test_exclusive_module_fails_by_default_or_is_stopped_and_restored(run_playbook, tmp_path, workload):
+    own = tmp_path / "own.json"
+    enabled = "module/damon_stat/parameters/enabled"
+    with EmulatedSysfs(kernel="7.3") as emu:
+        with open(os.path.join(emu.root, enabled)) as f:
+            assert f.read().strip() == "Y"
+        spec = dict(kernel="7.3.4", targets=[{"pid": workload}], schemes=[stat_scheme()])
+        refused = run_playbook(play(kdamond_task(emu, own, **spec)), ignore_errors=False)
+        assert refused[0]["_status"] == "failed"
+        assert "DAMON_STAT" in refused[0]["msg"] and "exclusive_modules=stop" in refused[0]["msg"]
+        assert read(emu.root, "nr_kdamonds") == "0"
+
+        started = run_playbook(play(kdamond_task(emu, own, exclusive_modules="stop", **spec)))
+        assert started.rc == 0, started.explain()
+        with open(os.path.join(emu.root, enabled)) as f:
+            assert f.read().strip() == "N"
+        assert read(emu.root, "0/state") == "on"
+        assert json.loads(own.read_text())["stopped_modules"] == ["damon_stat"]
+
+        removed = run_playbook(play(kdamond_task(emu, own, state="absent", kernel="7.3.4")))
+        assert removed.rc == 0, removed.explain()
+        with open(os.path.join(emu.root, enabled)) as f:
+            assert f.read().strip() == "Y"
+        assert json.loads(own.read_text())["stopped_modules"] == []
