@@ -1,0 +1,185 @@
+"""DAMON sysfs emulator: a FUSE ``/sys`` look-alike of a chosen kernel's DAMON and THP files.
+
+Typical use in a test::
+
+    from tests.emulator import EmulatedSysfs
+
+    with EmulatedSysfs(kernel="7.3", scenario={"speed": 0, "targets": [...]}) as emu:
+        damon = os.path.join(emu.root, "kernel/mm/damon/admin")
+        ...                      # write kdamonds/nr_kdamonds, state, ... as on a real host
+        emu.advance(5)           # 5 s of virtual time: stats and tried regions move
+        emu.status()             # .emulator/status.json: live stats, huge-page bytes per range
+
+See README.md beside this file for the scenario format, the control files and what is
+approximate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
+
+from . import scenario as scenario_mod
+from .profiles import Profile
+
+__all__ = ["EmulatedSysfs", "build_kernel", "FOREIGN_PADDR_KDAMOND"]
+
+FOREIGN_PADDR_KDAMOND = scenario_mod.FOREIGN_PADDR_KDAMOND
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def build_kernel(kernel="7.3", scenario=None, modules: Optional[dict] = None, speed=None):
+    """The in-process emulated kernel (no FUSE): for unit tests of the model itself."""
+    from .emulator import EmulatedKernel
+
+    data = scenario_mod.load(scenario)
+    if modules:
+        data["modules"] = dict(data.get("modules", {}), **modules)
+    if speed is not None:
+        data["speed"] = speed
+    emu = EmulatedKernel(Profile.for_kernel(kernel), data)
+    enabled = [m for m, on in emu.modules.status().items() if on]
+    if len(enabled) > 1:
+        raise ValueError("only one exclusive DAMON module can run at a time, got %s" % enabled)
+    with emu.lock:
+        scenario_mod.apply_kdamonds(emu, data.get("kdamonds", []))
+    return emu
+
+
+def _mounted(path: str) -> bool:
+    path = os.path.realpath(path)
+    with open("/proc/self/mounts") as f:
+        return any(line.split()[1] == path for line in f if len(line.split()) > 1)
+
+
+class EmulatedSysfs:
+    """Run the emulator in a subprocess on a temporary FUSE mount (a context manager).
+
+    ``root`` is a directory that looks like ``/sys``. Never hangs: start-up, every
+    control operation and teardown have timeouts; teardown unmounts (``fusermount3
+    -u``, then lazy ``-uz``), kills the process and removes the temporary directory,
+    also when the body raised.
+    """
+
+    def __init__(self, kernel="7.3", scenario=None, mountpoint: Optional[str] = None,
+                 start_timeout: float = 20.0, exclusive: Optional[dict] = None):
+        self.kernel = str(kernel)
+        self.scenario = scenario_mod.load(scenario)
+        if exclusive:
+            self.scenario["modules"] = dict(self.scenario.get("modules", {}), **exclusive)
+        self._given_mountpoint = mountpoint
+        self.start_timeout = start_timeout
+        self.tmpdir: Optional[str] = None
+        self.root: Optional[str] = None
+        self.proc: Optional[subprocess.Popen] = None
+        self.log_path: Optional[str] = None
+
+    # --- lifecycle ------------------------------------------------------------
+    def __enter__(self) -> "EmulatedSysfs":
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self.tmpdir = tempfile.mkdtemp(prefix="damon-emu-")
+        self.root = self._given_mountpoint or os.path.join(self.tmpdir, "sys")
+        os.makedirs(self.root, exist_ok=True)
+        scenario_path = os.path.join(self.tmpdir, "scenario.json")
+        with open(scenario_path, "w") as f:
+            json.dump(self.scenario, f)
+        self.log_path = os.path.join(self.tmpdir, "emulator.log")
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "tests.emulator", "--kernel", self.kernel,
+                 "--scenario", scenario_path, self.root],
+                cwd=str(REPO_ROOT), env=env, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True)
+        ready = os.path.join(self.root, ".emulator", "time")
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("emulator exited with %s: %s" % (self.proc.returncode, self._log_tail()))
+            if _mounted(self.root) and os.path.exists(ready):
+                return
+            time.sleep(0.02)
+        raise TimeoutError("emulator did not mount %s within %.0fs: %s"
+                           % (self.root, self.start_timeout, self._log_tail()))
+
+    def stop(self) -> None:
+        if self.root and _mounted(self.root):
+            for args in (["fusermount3", "-u", self.root], ["fusermount3", "-uz", self.root]):
+                try:
+                    subprocess.run(args, timeout=10, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                except (OSError, subprocess.TimeoutExpired):
+                    pass
+                if not _mounted(self.root):
+                    break
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                    self.proc.wait(timeout=5)
+                except (OSError, subprocess.TimeoutExpired):
+                    pass
+        if self.root and _mounted(self.root):  # the process died without unmounting
+            subprocess.run(["fusermount3", "-uz", self.root], timeout=10,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if self.tmpdir and not (self.root and _mounted(self.root)):
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+            self.tmpdir = None
+
+    def _log_tail(self) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read()[-4000:].decode("utf-8", "replace")
+        except (OSError, TypeError):
+            return ""
+
+    # --- control files ------------------------------------------------------------
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.root, *parts)
+
+    @property
+    def damon(self) -> str:
+        """``<root>/kernel/mm/damon/admin``."""
+        return self.path("kernel", "mm", "damon", "admin")
+
+    def advance(self, seconds: float) -> None:
+        with open(self.path(".emulator", "advance"), "w") as f:
+            f.write("%r\n" % float(seconds))
+
+    def time(self) -> float:
+        with open(self.path(".emulator", "time")) as f:
+            return float(f.read())
+
+    def status(self) -> dict:
+        with open(self.path(".emulator", "status.json")) as f:
+            return json.load(f)
+
+    def set_model(self, targets: list) -> None:
+        """Replace the access model's targets (e.g. once a workload's pid is known)."""
+        with open(self.path(".emulator", "model"), "w") as f:
+            f.write(json.dumps(targets))
+
+    def set_speed(self, speed: float) -> None:
+        with open(self.path(".emulator", "speed"), "w") as f:
+            f.write("%r\n" % float(speed))

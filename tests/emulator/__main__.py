@@ -1,0 +1,53 @@
+"""``python -m tests.emulator --kernel 7.3 [--scenario file.yaml] [--exclusive damon_stat=N] MOUNTPOINT``
+
+Runs the emulator in the foreground until unmounted (``fusermount3 -u MOUNTPOINT``)
+or interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from . import build_kernel
+from .fs import mount
+from .kernel_input import kstrtobool
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m tests.emulator", description=__doc__.split("\n")[2])
+    parser.add_argument("--kernel", default="7.3", help="kernel version to emulate (6.1 = no DAMON, "
+                        "6.6, 6.12, 6.18, 7.3, or any X.Y)")
+    parser.add_argument("--scenario", help="YAML/JSON scenario file (see tests/emulator/scenario.py)")
+    parser.add_argument("--exclusive", action="append", default=[], metavar="MODULE=Y|N",
+                        help="enable/disable an exclusive DAMON module at boot, e.g. damon_stat=N")
+    parser.add_argument("--speed", type=float, help="virtual seconds per real second (0 = frozen)")
+    parser.add_argument("--debug", action="store_true", help="FUSE debug output")
+    parser.add_argument("mountpoint")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="emulator: %(levelname)s %(message)s")
+    overrides = {}
+    for item in args.exclusive:
+        name, _, value = item.partition("=")
+        try:
+            overrides[name] = kstrtobool(value or "Y")
+        except OSError:
+            print("--exclusive %s: value must be Y or N" % item, file=sys.stderr)
+            return 2
+    try:
+        kernel = build_kernel(args.kernel, args.scenario, modules=overrides, speed=args.speed)
+    except (ValueError, OSError) as e:
+        print("emulator: bad scenario: %s" % e, file=sys.stderr)
+        return 2
+    mount(kernel, args.mountpoint, foreground=True, debug=args.debug)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
