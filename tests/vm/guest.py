@@ -186,6 +186,38 @@ def _prune_logs(d: Path) -> None:
             pass
 
 
+def sweep_stale(base: Path, min_age: float = 120.0) -> list:
+    """Remove ``lmd-*`` work directories whose qemu is gone (left by a SIGKILLed runner).
+
+    Directories younger than ``min_age`` seconds without a pidfile are left alone (another
+    process may be booting them).  Returns the removed paths.
+    """
+    removed = []
+    try:
+        entries = list(Path(base).glob("lmd-*"))
+    except OSError:
+        return removed
+    now = time.time()
+    for d in entries:
+        if not d.is_dir():
+            continue
+        try:
+            pid = int((d / "qemu.pid").read_text().strip())
+        except (OSError, ValueError):
+            pid = None
+        try:
+            age = now - d.stat().st_mtime
+        except OSError:
+            continue
+        if pid is not None and _pid_alive(pid) and "qemu" in _pid_cmdline(pid):
+            continue
+        if pid is None and age < min_age:
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    return removed
+
+
 class Guest:
     """One QEMU guest booted from a cached image on a throw-away qcow2 overlay."""
 
@@ -245,6 +277,7 @@ class Guest:
         _install_handlers()
         base = Path(self.run_dir or tempfile.gettempdir())
         base.mkdir(parents=True, exist_ok=True)
+        sweep_stale(base)
         check_free_space(base, BOOT_MIN_FREE, f"the overlay of guest {self.name}")
         self.workdir = Path(tempfile.mkdtemp(prefix=f"lmd-{self.name}-", dir=base))
         stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -321,6 +321,7 @@ class Resolution:
     kernel_package: str
     kernel_version: str
     packages: dict
+    seconds: float = 0.0
 
 
 def _version_key(v: str) -> list:
@@ -615,7 +616,7 @@ def build(name: str, force: bool = False, res: Resolution | None = None) -> Imag
     tools = require_tools("mmdebstrap", "mkfs.ext4", "ssh-keygen", "gcc", "apt-get")
     t0 = time.monotonic()
     res = res or resolve(name)
-    t_resolve = time.monotonic() - t0
+    t_resolve = res.seconds or (time.monotonic() - t0)
     wheel = damo_wheel()
     key = cache_key(res, _sha256(WORKLOAD_SRC), _sha256(wheel))
     final = images_dir() / f"{name}-{key}"
@@ -699,8 +700,10 @@ def ensure(name: str) -> Image:
         cached = cached_images(name)
         if cached:
             return cached[0]
+    t0 = time.monotonic()
     try:
         res = resolve(name)
+        res.seconds = round(time.monotonic() - t0, 1)
     except (VMError, subprocess.TimeoutExpired) as exc:
         cached = cached_images(name)
         if not cached:

@@ -37,10 +37,11 @@ THP = "/sys/kernel/mm/transparent_hugepage"
 
 NR_FILES = ("nr_kdamonds", "nr_contexts", "nr_targets", "nr_regions", "nr_schemes",
             "nr_goals", "nr_filters", "nr_dests", "nr_probes")
+# "" is an empty write(2): the kernel never calls the store method, so it "succeeds".
 STATE_WORDS = ("commit", "commit_schemes_quota_goals", "update_schemes_stats",
                "update_schemes_tried_bytes", "update_schemes_tried_regions",
                "clear_schemes_tried_regions", "update_schemes_effective_quotas",
-               "update_tuned_intervals", "bogus_word", "")
+               "update_tuned_intervals", "bogus_word", "", "\n", "commit\n", " commit")
 OPERATIONS = ("vaddr", "fvaddr", "paddr", "bogus_ops")
 ACTIONS = ("willneed", "cold", "pageout", "hugepage", "nohugepage", "collapse", "lru_prio",
            "lru_deprio", "migrate_hot", "migrate_cold", "stat", "bogus_action")
@@ -262,16 +263,26 @@ def running_tests(result):
         C0 + "/targets/nr_targets=1": write(C0 + "/targets/nr_targets", "1"),
     }
     result["nr_targets_after_write_on"] = val(C0 + "/targets/nr_targets")
+    # Make the scheme match everything (stat), commit, let it run, then refresh.
     write(C0 + "/targets/0/pid_target", str(os.getpid()))
     write(S0 + "/action", "stat")
-    r = write(K0 + "/state", "commit")
-    result["recommit_after_nr_targets_write"] = r
-    time.sleep(1.0)
-    write(K0 + "/state", "update_schemes_stats")
-    write(K0 + "/state", "update_schemes_tried_regions")
-    write(K0 + "/state", "update_schemes_effective_quotas")
-    write(K0 + "/state", "update_tuned_intervals")
+    write(S0 + "/access_pattern/sz/max", str(2**63))
+    write(S0 + "/access_pattern/nr_accesses/max", "100")
+    write(S0 + "/access_pattern/age/max", str(2**31))
+    result["commit_with_maxima"] = write(K0 + "/state", "commit")
+    stats_path = S0 + "/stats/nr_tried"
+    result["stats_before_update"] = val(stats_path)
+    time.sleep(2.0)
+    result["stats_without_update_after_2s"] = val(stats_path)
+    refresh = {}
+    for w in ("update_schemes_stats", "update_schemes_tried_regions",
+              "update_schemes_effective_quotas", "update_tuned_intervals"):
+        refresh[w] = write(K0 + "/state", w)
+    result["refresh_writes"] = refresh
+    result["stats_after_update"] = val(stats_path)
     result["tree_running"] = dump(ADMIN)
+    result["clear_tried_regions"] = write(K0 + "/state", "clear_schemes_tried_regions")
+    result["tried_regions_after_clear"] = sorted(os.listdir(a(S0 + "/tried_regions")))
     t = time.time()
     result["off_result"] = write(K0 + "/state", "off")
     result["off_seconds"] = round(time.time() - t, 3)
@@ -358,7 +369,10 @@ def main():
     # nr_* rewrite semantics
     sem = {}
     write(C0 + "/monitoring_attrs/intervals/sample_us", "12345")
-    write(S0 + "/action", "stat")
+    write(S0 + "/action", "pageout")
+    write(C0 + "/targets/0/pid_target", "4242")
+    sem["nr_targets_same_value"] = write(C0 + "/targets/nr_targets", "1")
+    sem["pid_target_after_nr_targets_rewrite"] = val(C0 + "/targets/0/pid_target")
     sem["nr_schemes_same_value"] = write(C0 + "/schemes/nr_schemes", "1")
     sem["action_after_nr_schemes_rewrite"] = val(S0 + "/action")
     sem["sample_us_after_nr_schemes_rewrite"] = val(C0 + "/monitoring_attrs/intervals/sample_us")
