@@ -20,6 +20,7 @@ import os
 
 from . import kernel_input as ki
 from .access_model import PAGE_SIZE, pid_exists
+from .profiles import FILTER_TYPES
 from .engine import Goal, Quota, RuntimeCtx, RuntimeScheme, RuntimeTarget, align_down, align_up
 
 CGROUP_ROOT = "/sys/fs/cgroup"
@@ -198,7 +199,8 @@ class Commands:
             min_age=ap.age.min, max_age=ap.age.max,
             apply_interval_us=scheme.apply_interval_us, quota=quota,
             target_nid=scheme.target_nid, nr_dests=len(scheme.dests) if scheme.dests else 0,
-            max_nr_snapshots=scheme.stats.max_nr_snapshots)
+            max_nr_snapshots=scheme.stats.max_nr_snapshots,
+            has_ops_filters=any(not FILTER_TYPES[f.type][1] for f in scheme.all_filters()))
 
     def build_goals(self, quotas, ops: str) -> list:
         goals = []

@@ -15,7 +15,7 @@ from .clock import VirtualClock
 from .commands import Commands
 from .control import ControlDir
 from .damon_tree import Admin
-from .engine import DEFAULT_ACTION_COST_US_PER_MIB, HugeState, action_supported, block_mapped, mapped_spans
+from .engine import DEFAULT_ACTION_COST_US_PER_MIB, HugeState, Walk, action_supported, block_mapped, mapped_spans
 from .modules import Modules
 from .profiles import Profile
 from .thp import TransparentHugepage
@@ -39,7 +39,7 @@ class EmulatedKernel:
         self.root = Node()
         kernel_dir = self.root.add_dir("kernel", Node())
         mm = kernel_dir.add_dir("mm", Node())
-        self.thp = mm.add_dir("transparent_hugepage", TransparentHugepage(scenario.get("thp", {})))
+        self.thp = mm.add_dir("transparent_hugepage", TransparentHugepage(scenario.get("thp", {}), profile.version))
         self.admin = None
         enabled = dict(profile.default_module_enabled(), **scenario.get("modules", {}))
         if profile.damon:
@@ -140,8 +140,6 @@ class EmulatedKernel:
         The kernel's writer blocks until every scheme passed one apply interval; here
         the virtual clock jumps to that point instead (the writer "waited").
         """
-        from .engine import Walk
-
         if not ctx.schemes:
             return
         for s in ctx.schemes:
@@ -167,7 +165,9 @@ class EmulatedKernel:
             return 0, 0
         sz = r.size
         if s.action == "stat":
-            return sz, sz
+            # damos_va_stat()/damon_pa_stat(): never "applied"; only bytes passing ops
+            # filters are counted (all of them here: filters are not modelled).
+            return 0, (sz if s.has_ops_filters else 0)
         if s.action in ("migrate_hot", "migrate_cold") and s.target_nid < 0 and not s.nr_dests:
             return 0, 0
         if ctx.ops == "paddr" or s.action not in ("collapse", "hugepage", "nohugepage"):

@@ -208,6 +208,7 @@ class RuntimeScheme:
     target_nid: int = -1
     nr_dests: int = 0
     max_nr_snapshots: int = 0
+    has_ops_filters: bool = False
     stat: Stat = field(default_factory=Stat)
     next_apply_us: int = 0
     walk: Optional[Walk] = None

@@ -14,34 +14,44 @@ import errno
 from . import kernel_input as ki
 from .tree import RO, RW, Node
 
-# name -> (kind, default, mode); a realistic subset of each module's parameters.
-_COMMON_ATTRS = {
-    "sample_interval": ("ulong", 5000, RW), "aggr_interval": ("ulong", 100000, RW),
-    "min_nr_regions": ("ulong", 10, RW), "max_nr_regions": ("ulong", 1000, RW),
-    "monitor_region_start": ("ulong", 0, RW), "monitor_region_end": ("ulong", 0, RW),
-    "commit_inputs": ("bool", False, RW),
+# name -> (kind, default, mode, first kernel). Lists and defaults as the 6.12 and 7.3 guests
+# show them; parameters new in 7.3 are dated by their feature (approximate where noted).
+_V = (5, 16)
+_COMMON = {
+    "sample_interval": ("ulong", 5000, RW, _V), "aggr_interval": ("ulong", 100000, RW, _V),
+    "min_nr_regions": ("ulong", 10, RW, _V), "max_nr_regions": ("ulong", 1000, RW, _V),
+    "monitor_region_start": ("ulong", 0, RW, _V), "monitor_region_end": ("ulong", 0, RW, _V),
+    "commit_inputs": ("bool", False, RW, _V),
+    "wmarks_interval": ("ulong", 5000000, RW, _V),
+    "quota_ms": ("ulong", 10, RW, _V), "quota_reset_interval_ms": ("ulong", 1000, RW, _V),
+    "addr_unit": ("ulong", 1, RW, (6, 18)),
+    "autotune_monitoring_intervals": ("bool", False, RW, (7, 0)),  # approximate
 }
+_STATS_RECLAIM = ("nr_reclaim_tried_regions", "bytes_reclaim_tried_regions", "nr_reclaimed_regions",
+                  "bytes_reclaimed_regions", "nr_quota_exceeds")
+_STATS_LRU_SORT = tuple("%s_%s_regions" % (a, b) for a in ("nr_lru_sort_tried", "bytes_lru_sort_tried",
+                                                            "nr_lru_sorted", "bytes_lru_sorted")
+                        for b in ("hot", "cold")) + ("nr_hot_quota_exceeds", "nr_cold_quota_exceeds")
 PARAMS = {
-    "damon_reclaim": dict(_COMMON_ATTRS, **{
-        "min_age": ("ulong", 120000000, RW), "quota_ms": ("ulong", 10, RW),
-        "quota_sz": ("ulong", 128 * 1024 * 1024, RW), "quota_reset_interval_ms": ("ulong", 1000, RW),
-        "wmarks_interval": ("ulong", 5000000, RW), "wmarks_high": ("ulong", 500, RW),
-        "wmarks_mid": ("ulong", 400, RW), "wmarks_low": ("ulong", 200, RW),
-        "skip_anon": ("bool", False, RW), "nr_reclaim_tried_regions": ("ulong", 0, RO),
-        "bytes_reclaimed_regions": ("ulong", 0, RO),
-    }),
-    "damon_lru_sort": dict(_COMMON_ATTRS, **{
-        "hot_thres_access_freq": ("ulong", 500, RW), "cold_min_age": ("ulong", 120000000, RW),
-        "quota_ms": ("ulong", 10, RW), "quota_reset_interval_ms": ("ulong", 1000, RW),
-        "wmarks_interval": ("ulong", 5000000, RW), "wmarks_high": ("ulong", 200, RW),
-        "wmarks_mid": ("ulong", 150, RW), "wmarks_low": ("ulong", 50, RW),
-    }),
+    "damon_reclaim": dict(_COMMON, **{
+        "min_age": ("ulong", 120000000, RW, _V), "quota_sz": ("ulong", 128 * 1024 * 1024, RW, _V),
+        "quota_mem_pressure_us": ("ulong", 0, RW, (6, 8)), "quota_autotune_feedback": ("ulong", 0, RW, (6, 8)),
+        "wmarks_high": ("ulong", 500, RW, _V), "wmarks_mid": ("ulong", 400, RW, _V),
+        "wmarks_low": ("ulong", 200, RW, _V), "skip_anon": ("bool", False, RW, (6, 1)),
+    }, **{name: ("ulong", 0, RO, _V) for name in _STATS_RECLAIM}),
+    "damon_lru_sort": dict(_COMMON, **{
+        "hot_thres_access_freq": ("ulong", 500, RW, _V), "cold_min_age": ("ulong", 120000000, RW, _V),
+        "wmarks_high": ("ulong", 200, RW, _V), "wmarks_mid": ("ulong", 150, RW, _V),
+        "wmarks_low": ("ulong", 50, RW, _V),
+        "active_mem_bp": ("ulong", 0, RW, (7, 0)), "filter_young_pages": ("bool", False, RW, (7, 0)),
+    }, **{name: ("ulong", 0, RO, _V) for name in _STATS_LRU_SORT}),
     "damon_stat": {
-        "estimated_memory_bandwidth": ("ulong", 0, RO),
-        "memory_idle_ms_percentiles": ("percentiles", None, RO),
-        "aggr_interval_us": ("ulong", 0, RO),
+        "estimated_memory_bandwidth": ("ulong", 0, RO, (6, 17)),
+        "memory_idle_ms_percentiles": ("percentiles", None, RO, (6, 17)),
+        "aggr_interval_us": ("ulong", 0, RO, (7, 0)),  # approximate
     },
 }
+KDAMOND_PID_SINCE = {"damon_reclaim": _V, "damon_lru_sort": _V, "damon_stat": (7, 0)}  # stat: approximate
 
 
 class ModuleParameters(Node):
@@ -51,13 +61,12 @@ class ModuleParameters(Node):
         self.name = name
         self.pid = -1  # kdamond pid while enabled
         self.attr("enabled", lambda: "Y\n" if self.enabled else "N\n", self._store_enabled)
-        p = kernel.profile
-        if name != "damon_stat" or p.has("damon_stat/kdamond_pid"):
+        version = kernel.profile.version
+        if version >= KDAMOND_PID_SINCE[name]:
             self.attr("kdamond_pid", lambda: "%d\n" % self.pid, mode=RO)
-        for param, (kind, default, mode) in PARAMS[name].items():
-            if name == "damon_stat" and param == "aggr_interval_us" and not p.has("damon_stat/aggr_interval_us"):
-                continue
-            self._param(param, kind, default, mode)
+        for param, (kind, default, mode, since) in PARAMS[name].items():
+            if version >= since:
+                self._param(param, kind, default, mode)
 
     @property
     def enabled(self) -> bool:

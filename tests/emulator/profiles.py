@@ -66,10 +66,6 @@ SINCE: dict[str, Version] = {
     "tried_region/probes": (7, 2),
     "module/damon_lru_sort": (6, 0),
     "module/damon_stat": (6, 17),
-    # damon_stat parameters: present in 7.3; the exact first release of these two is
-    # not verified (approximate).
-    "damon_stat/aggr_interval_us": (7, 0),
-    "damon_stat/kdamond_pid": (7, 0),
 }
 
 # Keywords accepted by `state`, in the kernel's table order.

@@ -37,8 +37,43 @@ def bracketed(words, chosen) -> str:
     return " ".join("[%s]" % w if w == chosen else w for w in words) + "\n"
 
 
+# Per-size mTHP directories (6.8+). Stat names as the 6.12 and 7.3 guests list them;
+# kernels from 6.13 on get the 7.3 list (approximate for 6.13-7.2).
+MTHP_SIZES_KB = (8, 16, 32, 64, 128, 256, 512, 1024, 2048)
+MTHP_STATS_612 = ("anon_fault_alloc", "anon_fault_fallback", "anon_fault_fallback_charge",
+                  "nr_anon", "nr_anon_partially_mapped", "shmem_alloc", "shmem_fallback",
+                  "shmem_fallback_charge", "split", "split_deferred", "split_failed", "swpout",
+                  "swpout_fallback")
+MTHP_STATS_73 = MTHP_STATS_612 + ("collapse_alloc", "collapse_alloc_failed", "collapse_exceed_none_pte",
+                                  "collapse_exceed_shared_pte", "collapse_exceed_swap_pte", "swpin",
+                                  "swpin_fallback", "swpin_fallback_charge", "zswpout")
+# The order-1 (8 kB) size exists for shmem only: no `enabled`, no anon/deferred-split stats.
+ANON_ONLY_STATS = ("anon_fault_alloc", "anon_fault_fallback", "anon_fault_fallback_charge",
+                   "nr_anon", "nr_anon_partially_mapped", "split_deferred", "collapse_exceed_none_pte",
+                   "collapse_exceed_shared_pte", "collapse_exceed_swap_pte")
+MTHP_ENABLED_WORDS = ("always", "inherit", "madvise", "never")
+MTHP_SHMEM_WORDS = ("always", "inherit", "within_size", "advise", "never")
+
+
+class MthpSize(Node):
+    def __init__(self, size_kb: int, version):
+        super().__init__()
+        default = "inherit" if size_kb == 2048 else "never"
+        self.enabled = self.shmem_enabled = default
+        if size_kb != 8:
+            self.attr("enabled", lambda: bracketed(MTHP_ENABLED_WORDS, self.enabled),
+                      lambda text: setattr(self, "enabled", ki.match_word(text, MTHP_ENABLED_WORDS)), RW_644)
+        self.attr("shmem_enabled", lambda: bracketed(MTHP_SHMEM_WORDS, self.shmem_enabled),
+                  lambda text: setattr(self, "shmem_enabled", ki.match_word(text, MTHP_SHMEM_WORDS)), RW_644)
+        stats = self.add_dir("stats", Node())
+        for name in (MTHP_STATS_73 if version >= (6, 13) else MTHP_STATS_612):
+            if size_kb == 8 and name in ANON_ONLY_STATS:
+                continue
+            stats.attr(name, lambda: "0\n", mode=RO_444)
+
+
 class TransparentHugepage(Node):
-    def __init__(self, settings: dict):
+    def __init__(self, settings: dict, version=(7, 3)):
         super().__init__()
         self.enabled = settings.get("enabled", "madvise")
         self.defrag = settings.get("defrag", "madvise")
@@ -49,7 +84,13 @@ class TransparentHugepage(Node):
         self._choice("shmem_enabled", SHMEM_WORDS)
         flag_attr(self, "use_zero_page")
         self.attr("hpage_pmd_size", lambda: "2097152\n", mode=RO_444)
+        if version >= (6, 12):
+            self.shrink_underused = int(settings.get("shrink_underused", 1))
+            flag_attr(self, "shrink_underused")
         self.khugepaged = self.add_dir("khugepaged", Khugepaged(settings.get("khugepaged", {})))
+        if version >= (6, 8):
+            for size_kb in MTHP_SIZES_KB:
+                self.add_dir("hugepages-%dkB" % size_kb, MthpSize(size_kb, version))
 
     def _choice(self, name, words):
         for word in (getattr(self, name),):
