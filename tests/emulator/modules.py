@@ -102,6 +102,8 @@ class Modules:
         self.params = {name: ModuleParameters(kernel, name) for name in kernel.profile.modules()}
         for name, on in enabled.items():
             if name not in self.params:
+                if not on:
+                    continue  # disabling a module this kernel does not have: nothing to do
                 raise ValueError("kernel %s has no module %s" % (kernel.profile.name, name))
             if on:
                 self.params[name].pid = kernel.next_pid()
