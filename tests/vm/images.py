@@ -696,6 +696,18 @@ def ensure(name: str) -> Image:
     (with a warning).  ``LINUX_MM_DAMON_IMAGES_OFFLINE=1`` skips the mirror check and
     uses the newest cached image when there is one.
     """
+    hit = _ENSURED.get(name)
+    if hit is not None and hit.is_complete():
+        return hit  # checked against the mirror once per process
+    img = _ensure(name)
+    _ENSURED[name] = img
+    return img
+
+
+_ENSURED: dict = {}
+
+
+def _ensure(name: str) -> Image:
     if os.environ.get("LINUX_MM_DAMON_IMAGES_OFFLINE") == "1":
         cached = cached_images(name)
         if cached:

@@ -170,6 +170,7 @@ def test_cached_images_only_lists_complete_ones(tmp_path, monkeypatch):
 def test_offline_ensure_uses_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("LINUX_MM_DAMON_CACHE", str(tmp_path))
     monkeypatch.setenv("LINUX_MM_DAMON_IMAGES_OFFLINE", "1")
+    monkeypatch.setattr(images, "_ENSURED", {})
     d = tmp_path / "images" / "damon-7.3-cccc"
     d.mkdir(parents=True)
     for f in ("rootfs.raw", "vmlinuz", "initrd.img", "id_ed25519", "manifest.json"):
@@ -180,6 +181,7 @@ def test_offline_ensure_uses_cache(tmp_path, monkeypatch):
 def test_ensure_falls_back_to_cache_when_mirror_fails(tmp_path, monkeypatch):
     monkeypatch.setenv("LINUX_MM_DAMON_CACHE", str(tmp_path))
     monkeypatch.delenv("LINUX_MM_DAMON_IMAGES_OFFLINE", raising=False)
+    monkeypatch.setattr(images, "_ENSURED", {})
     d = tmp_path / "images" / "damon-6.12-dddd"
     d.mkdir(parents=True)
     for f in ("rootfs.raw", "vmlinuz", "initrd.img", "id_ed25519", "manifest.json"):
