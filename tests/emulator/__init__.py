@@ -107,7 +107,7 @@ class EmulatedSysfs:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "tests.emulator", "--kernel", self.kernel,
-                 "--scenario", scenario_path, self.root],
+                 "--scenario", scenario_path, "--exit-with-parent", self.root],
                 cwd=str(REPO_ROOT), env=env, stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True)
         ready = os.path.join(self.root, ".emulator", "time")

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import subprocess
 import sys
+import threading
+import time
 
 from . import build_kernel
 from .fs import mount
@@ -24,6 +28,8 @@ def parse_args(argv=None):
                         help="enable/disable an exclusive DAMON module at boot, e.g. damon_stat=N")
     parser.add_argument("--speed", type=float, help="virtual seconds per real second (0 = frozen)")
     parser.add_argument("--debug", action="store_true", help="FUSE debug output")
+    parser.add_argument("--exit-with-parent", action="store_true",
+                        help="unmount and exit when the starting process dies (used by EmulatedSysfs)")
     parser.add_argument("mountpoint")
     return parser.parse_args(argv)
 
@@ -45,8 +51,23 @@ def main(argv=None) -> int:
     except (ValueError, OSError) as e:
         print("emulator: bad scenario: %s" % e, file=sys.stderr)
         return 2
+    if args.exit_with_parent:
+        watch_parent(args.mountpoint)
     mount(kernel, args.mountpoint, foreground=True, debug=args.debug)
     return 0
+
+
+def watch_parent(mountpoint: str) -> None:
+    """If the test process is killed without cleaning up, do not leave a mount behind."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        subprocess.run(["fusermount3", "-u", mountpoint], timeout=10,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 if __name__ == "__main__":

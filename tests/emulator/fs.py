@@ -27,8 +27,8 @@ BUFFERED_FILES = {"/.emulator/model"}
 
 
 class _Handle:
-    def __init__(self, node: Node, name: str, attr: Attr):
-        self.node, self.name, self.attr = node, name, attr
+    def __init__(self, path: str, node: Node, attr: Attr):
+        self.path, self.node, self.attr = path, node, attr
         self.content: bytes = b""
         self.buffer: bytes = b""
 
@@ -85,8 +85,7 @@ class SysfsOperations(fuse.Operations):
             if accmode in (os.O_RDONLY, os.O_RDWR) and not attr.mode & 0o444:
                 raise fuse.FuseOSError(errno.EACCES)
             fh = next(self._fh)
-            self.handles[fh] = _Handle(node, name, attr)
-            self.handles[fh].path = path
+            self.handles[fh] = _Handle(path, node, attr)
             return fh
 
     def _handle(self, fh) -> _Handle:
@@ -108,7 +107,7 @@ class SysfsOperations(fuse.Operations):
     def write(self, path, data, offset, fh):
         with self.kernel.lock:
             handle = self._handle(fh)
-            if getattr(handle, "path", None) in BUFFERED_FILES:
+            if handle.path in BUFFERED_FILES:
                 handle.buffer += bytes(data)
                 return len(data)
             self.kernel.catch_up()
