@@ -12,9 +12,9 @@ short_description: Collapse memory ranges of a process into huge pages with proc
 version_added: 0.1.0
 description:
   - Collapses the given virtual address ranges of process O(pid) into PMD-sized transparent huge pages
-    (2 MiB on x86-64) from user space, with C(pidfd_open()) and C(process_madvise(pidfd, iov, n,
-    MADV_COLLAPSE, 0)). This is what the DAMOS C(collapse) action of Linux 7.2 does in the kernel, for
-    kernels without that action (Linux 6.1 to 7.1), typically on the hot regions DAMON reported.
+    (2 MiB on x86-64) from user space, with the C(pidfd_open) and C(process_madvise) system calls
+    (advice C(MADV_COLLAPSE)). This is what the DAMOS C(collapse) action of Linux 7.2 does in the kernel,
+    for kernels without that action (Linux 6.1 to 7.1), typically on the hot regions DAMON reported.
   - Each range is shrunk inward to whole huge pages and cut into huge-page-sized chunks. A chunk is
     skipped when it is not inside a single mapping, when it is already one huge page, or when fewer than
     O(min_density) of its base pages are resident or swapped out, read from C(/proc/PID/pagemap)
@@ -24,7 +24,7 @@ description:
     C(EAGAIN) is retried O(retries) times. The errors are counted per errno in RV(chunks.failed_by_errno)
     and listed in RV(failures). Failed chunks do not fail the task.
   - C(MADV_COLLAPSE) works whatever the system-wide THP policy is (even C(never)), but not on mappings
-    marked C(MADV_NOHUGEPAGE) or with THP disabled by C(prctl()).
+    marked C(MADV_NOHUGEPAGE) or with THP disabled by C(prctl).
 author:
   - linux_mm.damon contributors (@linux-mm-damon)
 extends_documentation_fragment:
@@ -32,7 +32,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Reads the process and reports the chunks it would collapse, without calling C(process_madvise()).
+    description: Reads the process and reports the chunks it would collapse, without calling C(process_madvise).
   diff_mode:
     support: full
     description: Returns C(AnonHugePages) of the process before and after (predicted in check mode).
@@ -44,7 +44,7 @@ attributes:
   platform:
     support: full
     platforms: posix
-    description: Linux 6.1 or later (C(MADV_COLLAPSE)); the module reads C(/proc) and calls C(process_madvise()).
+    description: Linux 6.1 or later (C(MADV_COLLAPSE)); the module reads C(/proc) and calls C(process_madvise).
 options:
   pid:
     description:
@@ -92,11 +92,11 @@ options:
     type: int
     default: 3
 notes:
-  - C(process_madvise()) needs C(CAP_SYS_NICE) and ptrace read access to the target (C(PTRACE_MODE_READ));
+  - C(process_madvise) needs C(CAP_SYS_NICE) and ptrace read access to the target (C(PTRACE_MODE_READ));
     run the task as root. Without C(CAP_SYS_ADMIN) the page frame numbers of C(pagemap) are hidden, so
     already-huge chunks can only be recognised when their whole mapping is huge (see RV(precise_huge_check)).
   - Zero pages mapped by read faults count as resident for O(min_density).
-  - C(process_madvise()) exists since Linux 5.10 and C(MADV_COLLAPSE) since 6.1. The system call number is
+  - C(process_madvise) exists since Linux 5.10 and C(MADV_COLLAPSE) since 6.1. The system call number is
     440 on every architecture with the unified system call table (alpha and MIPS have their own).
 seealso:
   - module: linux_mm.damon.hot_processes

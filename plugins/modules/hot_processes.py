@@ -187,7 +187,7 @@ processes:
     thp_eligible:
       description:
         - A hint that huge pages could help this process; V(true) when THP is not disabled for it
-          (C(THP_enabled) of C(/proc/PID/status), set with C(prctl(PR_SET_THP_DISABLE))) and it has at least
+          (C(THP_enabled) of C(/proc/PID/status), set with C(prctl) C(PR_SET_THP_DISABLE)) and it has at least
           one huge page worth of anonymous memory.
         - The system-wide THP policy is not considered, since C(MADV_COLLAPSE) works whatever it is;
           mappings marked C(MADV_NOHUGEPAGE) can still refuse.

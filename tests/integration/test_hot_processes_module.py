@@ -109,7 +109,7 @@ def test_filters(run_playbook, children):
         (dict(cmdline_pattern=marker + "-idle$"), [children["idle"]]),
     ]
     tasks = []
-    for options, _ in cases:
+    for options, _expected in cases:
         task = dict(window_s=0.3, top=0, cmdline_pattern=marker)
         task.update(options)
         tasks.append(hot_task(**task))

@@ -311,7 +311,7 @@ class FakeKernel:
     def process_madvise(self, pidfd, iovecs, advice):
         assert advice == collapse.MADV_COLLAPSE
         assert len(iovecs) <= collapse.IOV_MAX
-        self.calls.append([start for start, _ in iovecs])
+        self.calls.append([iov[0] for iov in iovecs])
         done = 0
         for start, length in iovecs:
             assert length == HUGE and start % HUGE == 0
