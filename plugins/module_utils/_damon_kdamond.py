@@ -123,7 +123,7 @@ def _plan_exclusive(p, sysfs_root, policy):
     enabled = [(n, m) for n, m in exclusive_modules(sysfs_root).items() if m["enabled"]]
     if not enabled:
         return
-    labels = ", ".join("%s (%s = Y)" % (m["label"], m["path"]) for _, m in enabled)
+    labels = ", ".join("%s (%s = Y)" % (m["label"], m["path"]) for unused, m in enabled)
     if policy == "fail":
         raise KdamondError(
             "%s is running; DAMON runs it exclusively, so the kernel refuses to start any sysfs kdamond (EBUSY). "

@@ -232,7 +232,7 @@ def _fill(tree, members, spec, features, where):
 
 
 def _fill_filters(tree, m, filters, features, label):
-    groups = dict((name, []) for name, _ in m.lists(features))
+    groups = dict((name, []) for name, unused in m.lists(features))
     for i, item in enumerate(filters):
         kid = to_tree(m.members, item, features, "%s[%d]" % (label, i))
         ftype = item.get("type")

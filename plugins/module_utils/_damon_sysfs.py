@@ -22,11 +22,9 @@ import os
 
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_features import ADMIN
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_layout import (
-    KDAMOND, SCHEME, from_tree, read_tree,
+    KDAMOND, from_tree, read_tree,
 )
-from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import (
-    SysfsError, read_optional, read_text, write_text,
-)
+from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import read_optional, read_text, write_text
 
 STATS_FILES = ("nr_tried", "sz_tried", "nr_applied", "sz_applied", "sz_ops_filter_passed",
                "qt_exceeds", "nr_snapshots")
@@ -117,7 +115,7 @@ def digest(tree):
     def canon(t):
         return {
             "files": dict((k, v) for k, v in sorted(t.files.items()) if k.rsplit("/", 1)[-1] != "current_value"),
-            "lists": dict((k, [canon(kid) for kid in kids]) for k, (_, kids) in sorted(t.lists.items())),
+            "lists": dict((k, [canon(kid) for kid in kids]) for k, (unused, kids) in sorted(t.lists.items())),
         }
     return hashlib.sha256(json.dumps(canon(tree), sort_keys=True).encode()).hexdigest()[:16]
 
@@ -162,10 +160,3 @@ def read_tried_regions(kdamond_path):
         result.append(regions)
     return result
 
-
-def scheme_spec_keys():
-    return [m.key for m in SCHEME]
-
-
-__all__ = ["Kdamond", "SysfsError", "apply", "command", "digest", "plan", "read_kdamond",
-           "read_kdamonds", "read_stats", "read_tried_regions"]

@@ -60,7 +60,7 @@ options:
         type: int
         default: 5000
       aggr_us:
-        description: Aggregation interval in microseconds. The largest possible C(nr_accesses) is O(aggr_us) / O(sample_us).
+        description: Aggregation interval in microseconds. The largest possible C(nr_accesses) is C(aggr_us / sample_us).
         type: int
         default: 100000
       update_us:
@@ -399,6 +399,7 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._damon_kdamond impo
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_layout import SpecError
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import Ownership
 from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import SysfsError
+
 
 def _int(default=0):
     return dict(type="int", default=default)

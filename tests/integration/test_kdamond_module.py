@@ -115,8 +115,8 @@ def test_bad_input_fails_clearly_and_writes_nothing(run_playbook, tmp_path, work
             (dict(targets=[{"pid": workload}], monitoring_attrs={"intervals_goal": {"access_bp": 400, "aggrs": 3}}),
              "monitoring_attrs.intervals_goal needs Linux 6.15"),
         ]
-        run = run_playbook(play(*[kdamond_task(emu, own, **options) for options, _ in cases], ignore_errors=True))
-        for i, (_, message) in enumerate(cases):
+        run = run_playbook(play(*[kdamond_task(emu, own, **options) for options, unused in cases], ignore_errors=True))
+        for i, (unused, message) in enumerate(cases):
             assert run[i]["_status"] == "failed", run.explain()
             assert message in run[i]["msg"], (message, run[i]["msg"])
         assert read(emu.root, "nr_kdamonds") == "0" and not own.exists()
@@ -125,7 +125,7 @@ def test_bad_input_fails_clearly_and_writes_nothing(run_playbook, tmp_path, work
         {"linux_mm.damon.kdamond": dict(name="x", sysfs_root=str(tmp_path / "nowhere"), ownership_file=str(own))},
         {"linux_mm.damon.kdamond": dict(name="x", sysfs_root=str(tmp_path), ownership_file=str(own))},
         {"linux_mm.damon.damon_info": dict(sysfs_root=str(tmp_path), ownership_file=str(own))},
-    ), ignore_errors=True)
+        ignore_errors=True))
     assert "sysfs root %s does not exist" % (tmp_path / "nowhere") in missing[0]["msg"]
     assert "no DAMON sysfs interface" in missing[1]["msg"] and "CONFIG_DAMON_SYSFS" in missing[1]["msg"]
     assert missing[2]["_status"] == "ok" and missing[2]["available"] is False
@@ -147,7 +147,7 @@ def test_exclusive_module_fails_by_default_or_is_stopped_and_restored(run_playbo
         with open(os.path.join(emu.root, enabled)) as f:
             assert f.read().strip() == "Y"
         spec = dict(kernel="7.3.4", targets=[{"pid": workload}], schemes=[stat_scheme()])
-        refused = run_playbook(play(kdamond_task(emu, own, **spec)), ignore_errors=False)
+        refused = run_playbook(play(kdamond_task(emu, own, **spec)))
         assert refused[0]["_status"] == "failed"
         assert "DAMON_STAT" in refused[0]["msg"] and "exclusive_modules=stop" in refused[0]["msg"]
         assert read(emu.root, "nr_kdamonds") == "0"
