@@ -159,4 +159,3 @@ def read_tried_regions(kdamond_path):
             regions.append(r)
         result.append(regions)
     return result
-

@@ -125,7 +125,7 @@ class EmulatedSysfs:
         if self.root and _mounted(self.root):
             for args in (["fusermount3", "-u", self.root], ["fusermount3", "-uz", self.root]):
                 try:
-                    subprocess.run(args, timeout=10, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    subprocess.run(args, timeout=10, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
                 except (OSError, subprocess.TimeoutExpired):
                     pass
                 if not _mounted(self.root):
@@ -142,7 +142,7 @@ class EmulatedSysfs:
                     pass
         if self.root and _mounted(self.root):  # the process died without unmounting
             subprocess.run(["fusermount3", "-uz", self.root], timeout=10,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
         if self.tmpdir and not (self.root and _mounted(self.root)):
             shutil.rmtree(self.tmpdir, ignore_errors=True)
             self.tmpdir = None

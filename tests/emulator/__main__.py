@@ -40,7 +40,7 @@ def main(argv=None) -> int:
                         format="emulator: %(levelname)s %(message)s")
     overrides = {}
     for item in args.exclusive:
-        name, _, value = item.partition("=")
+        name, unused, value = item.partition("=")
         try:
             overrides[name] = kstrtobool(value or "Y")
         except OSError:
@@ -65,7 +65,7 @@ def watch_parent(mountpoint: str) -> None:
         while os.getppid() == parent:
             time.sleep(0.5)
         subprocess.run(["fusermount3", "-u", mountpoint], timeout=10,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 

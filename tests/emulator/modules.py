@@ -29,9 +29,9 @@ _COMMON = {
 }
 _STATS_RECLAIM = ("nr_reclaim_tried_regions", "bytes_reclaim_tried_regions", "nr_reclaimed_regions",
                   "bytes_reclaimed_regions", "nr_quota_exceeds")
-_STATS_LRU_SORT = tuple("%s_%s_regions" % (a, b) for a in ("nr_lru_sort_tried", "bytes_lru_sort_tried",
-                                                            "nr_lru_sorted", "bytes_lru_sorted")
-                        for b in ("hot", "cold")) + ("nr_hot_quota_exceeds", "nr_cold_quota_exceeds")
+_LRU_SORT_COUNTERS = ("nr_lru_sort_tried", "bytes_lru_sort_tried", "nr_lru_sorted", "bytes_lru_sorted")
+_STATS_LRU_SORT = tuple("%s_%s_regions" % (a, b) for a in _LRU_SORT_COUNTERS for b in ("hot", "cold")) + (
+    "nr_hot_quota_exceeds", "nr_cold_quota_exceeds")
 PARAMS = {
     "damon_reclaim": dict(_COMMON, **{
         "min_age": ("ulong", 120000000, RW, _V), "quota_sz": ("ulong", 128 * 1024 * 1024, RW, _V),

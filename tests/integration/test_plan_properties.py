@@ -110,7 +110,7 @@ def emulated(request):
 def test_plan_reaches_the_desired_tree_and_then_plans_nothing(emulated, data):
     emu, features = emulated
     pid = os.getpid()
-    current, desired = (to_tree(KDAMOND, data.draw(kdamond_specs(pid, features)), features) for _ in "cd")
+    current, desired = (to_tree(KDAMOND, data.draw(kdamond_specs(pid, features)), features) for unused in "cd")
     kd_path = os.path.join(emu.root, "kernel/mm/damon/admin/kdamonds/0")
 
     apply(plan(read_kdamond(emu.root, 0, features).tree, current, kd_path), [])

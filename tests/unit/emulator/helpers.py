@@ -53,7 +53,6 @@ class Mount:
         return getattr(self.emu, name)
 
 
-
 def stage_vaddr(m: Mount, pid: int, action="stat", nr_schemes=1, **scheme_files):
     """nr_kdamonds=1 with one vaddr context on ``pid`` and schemes matching everything."""
     m.must("kdamonds/nr_kdamonds", 1)

@@ -200,7 +200,7 @@ def test_apply_interval(mount, sleeper):
 def test_deterministic(mount, sleeper):
     proc = sleeper()
     results = []
-    for _ in range(2):
+    for unused in range(2):
         m = mount("7.3", scenario(proc.pid))
         stage_vaddr(m, proc.pid, "collapse", access_pattern__nr_accesses__min=5,
                     quotas__bytes=8 * MiB, quotas__reset_interval_ms=500)

@@ -32,7 +32,7 @@ BASE = {"targets": [{"pid": ME}], "schemes": [{"action": "stat", "access_pattern
 
 def test_new_tree_writes_every_file_and_no_zero_counts():
     writes = plan(None, kdamond(BASE), "/k")
-    paths = [p for p, _ in writes]
+    paths = [path for path, unused in writes]
     assert paths[0] == "/k/contexts/nr_contexts"
     assert "/k/contexts/0/schemes/0/access_pattern/sz/max" in paths  # maxima always written
     counts = ("nr_contexts", "nr_targets", "nr_schemes", "nr_regions", "nr_filters", "nr_goals")
@@ -60,7 +60,7 @@ def test_count_change_rewrites_the_whole_list():
     # scheme 0 is recreated by the kernel with zeros, so all of it is written again
     assert ("/k/contexts/0/schemes/0/action", "stat") in writes
     assert ("/k/contexts/0/schemes/1/action", "pageout") in writes
-    assert not [p for p, _ in writes if "/targets/" in p]
+    assert not [path for path, unused in writes if "/targets/" in path]
 
 
 def test_goal_current_value_is_written_only_when_the_goal_is_new():
