@@ -164,3 +164,77 @@ def test_exclusive_module_fails_by_default_or_is_stopped_and_restored(run_playbo
         with open(os.path.join(emu.root, enabled)) as f:
             assert f.read().strip() == "Y"
         assert json.loads(own.read_text())["stopped_modules"] == []
+
+
+def test_foreign_kdamonds_are_reported_and_never_touched(run_playbook, tmp_path, workload):
+    from tests.emulator import FOREIGN_PADDR_KDAMOND  # pylint: disable=import-outside-toplevel
+
+    own = tmp_path / "own.json"
+    with EmulatedSysfs(kernel="6.18", scenario={"speed": 0, "modules": {"damon_stat": False}, "kdamonds": [FOREIGN_PADDR_KDAMOND]}) as emu:
+        foreign_pid = read(emu.root, "0/pid")
+        spec = dict(kernel="6.18.4", targets=[{"pid": workload}], schemes=[stat_scheme()])
+        run = run_playbook(play(
+            kdamond_task(emu, own, **spec),
+            {"linux_mm.damon.damon_info": dict(sysfs_root=emu.root, kernel_release="6.18.4", ownership_file=str(own))},
+            ignore_errors=True))
+        message = run[0]["msg"]
+        assert run[0]["_status"] == "failed"
+        assert "kdamond 0 (state on, pid %s, operations paddr, actions pageout)" % foreign_pid in message
+        assert "Stop and remove them yourself" in message
+        assert read(emu.root, "nr_kdamonds") == "1" and read(emu.root, "0/pid") == foreign_pid
+
+        info = run[1]
+        assert info["available"] and "collapse" not in info["features"]["actions"]
+        assert info["features"]["operations"] == ["fvaddr", "paddr", "vaddr"]
+        assert info["kdamonds"] == [dict(index=0, state="on", pid=int(foreign_pid), owned=False, name=None,
+                                         operations="paddr", actions=["pageout"], target_pids=[0],
+                                         context=info["kdamonds"][0]["context"])]
+        assert info["thp"]["values"]["enabled"] in ("always", "madvise", "never")
+
+
+def test_idle_slots_we_own_are_reused_while_a_foreign_kdamond_runs(run_playbook, tmp_path, workload):
+    own = tmp_path / "own.json"
+    spec = dict(targets=[{"pid": workload}], schemes=[stat_scheme()], state="stopped")
+    with EmulatedSysfs(kernel="6.12", scenario={"speed": 0}) as emu:
+        made = run_playbook(play(kdamond_task(emu, own, name="a", **spec), kdamond_task(emu, own, name="b", **spec)))
+        assert made.rc == 0, made.explain()
+        assert read(emu.root, "nr_kdamonds") == "2"
+
+        # Someone else takes slot 0 by hand and starts it: from now on it is foreign.
+        for rel, value in (("0/contexts/0/schemes/0/action", "pageout"), ("0/state", "on")):
+            with open(os.path.join(emu.root, ADMIN, rel), "w") as f:
+                f.write(value)
+        foreign_pid = read(emu.root, "0/pid")
+
+        run = run_playbook(play(
+            {"linux_mm.damon.kdamond": dict(name="a", state="absent", sysfs_root=emu.root, kernel_release="6.12.0",
+                                            ownership_file=str(own))},
+            kdamond_task(emu, own, name="b", state="absent"),
+            kdamond_task(emu, own, name="c", **dict(spec, state="running")),
+            ignore_errors=True))
+        assert run[0]["_status"] == "failed" and "changed or restarted by someone else" in run[0]["msg"]
+        assert run[1]["_status"] == "ok" and run[1]["changed"]
+        assert run[2]["_status"] == "ok", run.explain()
+        assert run[2]["kdamond"]["index"] == 1 and read(emu.root, "1/state") == "on"
+        assert read(emu.root, "0/pid") == foreign_pid and read(emu.root, "0/contexts/0/schemes/0/action") == "pageout"
+
+
+def test_a_failed_write_reports_what_was_applied_and_a_rerun_converges(run_playbook, tmp_path, workload):
+    own = tmp_path / "own.json"
+    spec = dict(targets=[{"pid": workload}], schemes=[stat_scheme()])
+    with EmulatedSysfs(kernel="6.12", scenario={"speed": 0}) as emu:
+        # A wrong kernel_release makes the plan write refresh_ms (6.17+), which 6.12 does not have.
+        broken = run_playbook(play(kdamond_task(emu, own, kernel="6.18.0", refresh_ms=1000, **spec)))
+        result = broken[0]
+        assert result["_status"] == "failed"
+        assert "writing '1000' to %s/%s/0/refresh_ms failed: No such file or directory (ENOENT)" % (
+            emu.root, ADMIN) in result["msg"]
+        assert "1 of " in result["msg"] and "re-run to converge" in result["msg"]
+        assert [w["value"] for w in result["applied"]] == ["1"]
+        assert result["failed_write"]["errno_name"] == "ENOENT"
+
+        fixed = run_playbook(play(kdamond_task(emu, own, **spec)))
+        assert fixed.rc == 0 and fixed[0]["kdamond"]["index"] == 0, fixed.explain()
+        assert not [w for w in fixed[0]["writes"] if w["path"].endswith("nr_kdamonds")]
+        assert read(emu.root, "0/state") == "on"
+        assert not run_playbook(play(kdamond_task(emu, own, **spec)))[0]["changed"]
