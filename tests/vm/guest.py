@@ -329,7 +329,7 @@ class Guest:
             errf = self.workdir / "qemu.stderr"
             with open(errf, "w") as err:
                 if self.detach:
-                    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+                    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err, check=False)
                     rc = proc.returncode
                 else:
                     self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err,
@@ -422,7 +422,7 @@ class Guest:
         if self.workdir is not None and self._control_path.exists():
             try:
                 subprocess.run(["ssh", "-o", f"ControlPath={self._control_path}", "-O", "exit",
-                                "guest"], capture_output=True, timeout=5)
+                                "guest"], capture_output=True, timeout=5, check=False)
             except (subprocess.TimeoutExpired, OSError):
                 pass
         pid = self.pid
@@ -497,7 +497,7 @@ class Guest:
         binary = isinstance(input, bytes)
         proc = subprocess.run(self.ssh_base(connect_timeout, master) + ["--", command],
                               input=input, capture_output=True, timeout=timeout,
-                              text=not binary, stdin=None if input is not None else subprocess.DEVNULL)
+                              text=not binary, stdin=None if input is not None else subprocess.DEVNULL, check=False)
         out, err = proc.stdout, proc.stderr
         if binary:
             out, err = out.decode(errors="replace"), err.decode(errors="replace")

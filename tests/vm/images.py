@@ -283,7 +283,7 @@ class AptEnv:
     def run(self, tool: str, *args: str, timeout: int = 600) -> str:
         cmd = [tool] + self._opts() + list(args)
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              env=dict(os.environ, LC_ALL="C", DEBIAN_FRONTEND="noninteractive"))
+                              env=dict(os.environ, LC_ALL="C", DEBIAN_FRONTEND="noninteractive"), check=False)
         if proc.returncode != 0:
             raise VMError(
                 f"`{tool} {' '.join(args)}` (private apt state {self.root}) failed with exit "
@@ -378,7 +378,7 @@ def _sha256(path: Path) -> str:
 def compile_workload(out: Path) -> Path:
     gcc = which("gcc")
     proc = subprocess.run([gcc, "-static", "-O2", "-Wall", "-o", str(out), str(WORKLOAD_SRC)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         hint = ""
         if "cannot find -lc" in proc.stderr or "crt1.o" in proc.stderr:
@@ -398,7 +398,7 @@ def damo_wheel() -> Path:
         proc = subprocess.run(
             [sys.executable, "-m", "pip", "download", f"damo=={DAMO_VERSION}", "--no-deps",
              "--only-binary", ":all:", "-d", tmp],
-            capture_output=True, text=True, timeout=600)
+            capture_output=True, text=True, timeout=600, check=False)
         got = sorted(Path(tmp).glob("damo-*.whl"))
         if proc.returncode != 0 or not got:
             raise VMError(
@@ -496,7 +496,7 @@ def _run_logged(cmd: list, log: Path, what: str, timeout: int = 1800) -> None:
         fh.write(("\n$ " + " ".join(cmd) + "\n").encode())
         fh.flush()
         proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, timeout=timeout,
-                              env=dict(os.environ, LC_ALL="C.UTF-8"))
+                              env=dict(os.environ, LC_ALL="C.UTF-8"), check=False)
     if proc.returncode != 0:
         tail = log.read_text(errors="replace").splitlines()[-40:]
         msg = f"{what} failed (exit code {proc.returncode}); last lines of {log}:\n" + "\n".join(tail)
@@ -597,11 +597,11 @@ def customize(rootfs: Path, name: str, pubkey: str, workload: Path, wheel: Path)
     chk = subprocess.run(
         ["chroot", str(rootfs), "python3", "-c",
          "import importlib.metadata as m, damo.damo; print(m.version('damo'))"],
-        capture_output=True, text=True, timeout=120)
+        capture_output=True, text=True, timeout=120, check=False)
     if chk.returncode != 0:
         raise VMError(f"damo does not run inside the image: {chk.stdout}{chk.stderr}")
     subprocess.run(["chroot", str(rootfs), "python3", "-m", "compileall", "-q", site],
-                   capture_output=True, timeout=300)
+                   capture_output=True, timeout=300, check=False)
     return {"damo_version": chk.stdout.strip(), "guest_python": _guest_python(rootfs),
             "damo_site": site}
 
@@ -736,7 +736,7 @@ def prune(name: str, keep: int = 1) -> list:
 
 
 def main(argv: list | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tests.vm.images", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m tests.vm.images", description=__doc__.split("\n", maxsplit=1)[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="build (or reuse) images")
     b.add_argument("names", nargs="+", choices=IMAGE_NAMES + ("all",))

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Record ground-truth facts about a kernel's DAMON sysfs, THP sysfs and DAMON modules.
 
 Runs INSIDE a disposable test guest as root (never on a host you care about: it writes
@@ -77,7 +76,7 @@ def read(rel):
 
 
 def val(rel, default=None):
-    v, _ = read(rel)
+    v = read(rel)[0]
     return v.strip() if v is not None else default
 
 
@@ -89,14 +88,14 @@ def write(rel, value):
         return "open:" + ename(exc)
     try:
         os.write(fd, value.encode())
-        return "ok"
+        result = "ok"
     except OSError as exc:
-        return ename(exc)
-    finally:
-        try:
-            os.close(fd)
-        except OSError as exc:  # pragma: no cover
-            return "close:" + ename(exc)
+        result = ename(exc)
+    try:
+        os.close(fd)
+    except OSError as exc:  # pragma: no cover
+        result = "close:" + ename(exc)
+    return result
 
 
 LOG = []
@@ -163,7 +162,7 @@ def stage_all(why):
     writes = []
     r = logged_write("kdamonds/nr_kdamonds", "1", why)
     writes.append(["kdamonds/nr_kdamonds", "1", r])
-    for _ in range(20):
+    for _round in range(20):
         changed = False
         for dirpath, dirnames, filenames in os.walk(ADMIN):
             dirnames.sort(key=_natural)

@@ -90,7 +90,7 @@ def test_guest_boots_runs_workload_and_tears_down(name, release_prefix, has_damo
         if ansible.exists():
             env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="False")
             p = subprocess.run([str(ansible), "all", "-i", str(inv), "-m", "ansible.builtin.ping"],
-                               capture_output=True, text=True, timeout=300, env=env)
+                               capture_output=True, text=True, timeout=300, env=env, check=False)
             assert p.returncode == 0 and "pong" in p.stdout, p.stdout + p.stderr
     assert not workdir.exists()
     assert not _pid_alive(pid)

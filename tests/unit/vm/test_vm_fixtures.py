@@ -34,7 +34,7 @@ def test_no_damon_kernel_has_no_damon_sysfs():
 
 
 def test_modes_are_root_only(damon):
-    _, d = damon
+    d = damon[1]
     for rel, ent in d["tree"].items():
         if ent["type"] == "dir":
             assert ent["mode"] == "0755", rel
@@ -46,7 +46,7 @@ def test_modes_are_root_only(damon):
 
 
 def test_staging_and_defaults(damon):
-    _, d = damon
+    d = damon[1]
     assert all(w[2] == "ok" for w in d["staging_writes"])
     t = d["tree"]
     assert t[K0 + "/state"]["value"] == "off\n" and t[K0 + "/pid"]["value"] == "-1\n"
@@ -64,7 +64,7 @@ def test_staging_and_defaults(damon):
 
 
 def test_state_words_and_errnos(damon):
-    _, d = damon
+    d = damon[1]
     off, on = d["state_words_off"], d["state_words_on"]
     assert off["commit"] == "EINVAL" and off["update_schemes_stats"] == "EINVAL"
     assert off["bogus_word"] == "EINVAL" and off["off"] == "EINVAL"
@@ -78,7 +78,7 @@ def test_state_words_and_errnos(damon):
 
 
 def test_nr_rewrite_resets_children(damon):
-    _, d = damon
+    d = damon[1]
     sem = d["nr_semantics"]
     assert sem["nr_contexts_after_nr_kdamonds_rewrite"] == "0"
     assert sem["pid_target_after_nr_targets_rewrite"] == "0"
