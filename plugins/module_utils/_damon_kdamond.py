@@ -36,6 +36,7 @@ class KdamondPlan(object):
         self.warnings = []
         self.release = False  # the slot goes back to the idle pool
         self.stop_modules = []  # exclusive modules we disable before 'on'
+        self.new_idle_slots = []  # extra slots created for later kdamonds (a pool)
         self.restore_modules = []  # exclusive modules we re-enable at the end
 
 
@@ -51,8 +52,13 @@ def _foreign_message(foreign):
             "our idle slots by stopping one of our kdamonds with state=absent)" % names)
 
 
-def plan_kdamond(sysfs_root, features, own, name, state, context, refresh_ms=0, exclusive="fail"):
-    """Compute what to write; raises KdamondError/SpecError before any write."""
+def plan_kdamond(sysfs_root, features, own, name, state, context, refresh_ms=0, exclusive="fail", pool_size=1):
+    """Compute what to write; raises KdamondError/SpecError before any write.
+
+    When a new slot is needed, nr_kdamonds grows to at least ``pool_size``: the
+    kernel refuses to grow it while any kdamond runs, so slots for kdamonds
+    started later must be created now.
+    """
     kds = read_kdamonds(sysfs_root, features)
     own.forget_missing(len(kds))
     ours = set(i for i in own.slots if own.owns(kds[i], digest(kds[i].tree)))
@@ -97,9 +103,11 @@ def plan_kdamond(sysfs_root, features, own, name, state, context, refresh_ms=0, 
                 raise KdamondError(
                     "a new kdamond needs nr_kdamonds to grow, which the kernel refuses (EBUSY) while any kdamond "
                     "runs: %s. Stop them first (state=stopped), or free a slot with state=absent" % running)
-            p.writes.append((kdamonds_dir(sysfs_root) + "/nr_kdamonds", str(len(kds) + 1)))
+            count = max(len(kds) + 1, pool_size)
+            p.writes.append((kdamonds_dir(sysfs_root) + "/nr_kdamonds", str(count)))
             for k in kds:
                 p.writes.extend(plan(None, k.tree, k.path))
+            p.new_idle_slots = list(range(len(kds) + 1, count))
         p.index = kd.index if kd else len(kds)
     base = os.path.join(kdamonds_dir(sysfs_root), str(p.index))
     running = kd is not None and kd.running
@@ -156,6 +164,8 @@ def apply_plan(sysfs_root, features, own, p, applied):
         # write, so a failure half-way still leaves it ours and a re-run converges.
         slot = own.slots.setdefault(p.index, {"name": p.name, "pid": None})
         slot["digest"] = None
+        for index in p.new_idle_slots:
+            own.slots[index] = {"name": None, "pid": None, "digest": None}
         own.stopped_modules = sorted(set(own.stopped_modules) | set(p.stop_modules))
         own.save()
     apply(p.writes, applied)
@@ -168,6 +178,8 @@ def apply_plan(sysfs_root, features, own, p, applied):
     else:
         kd = read_kdamond(sysfs_root, p.index, features)
         own.slots[p.index] = {"name": p.name, "pid": kd.pid, "digest": digest(kd.tree)}
+    for index in p.new_idle_slots:
+        own.slots[index] = {"name": None, "pid": None, "digest": digest(read_kdamond(sysfs_root, index, features).tree)}
     own.save()
 
 

@@ -317,6 +317,13 @@ options:
     type: str
     choices: [fail, stop]
     default: fail
+  pool_size:
+    description:
+      - When a new slot is needed, grow C(nr_kdamonds) to at least this many slots and keep the extra ones as
+        idle slots this collection owns. The kernel refuses to change C(nr_kdamonds) while any kdamond runs, so
+        create the slots for kdamonds that will start later together with the first one.
+    type: int
+    default: 1
   ownership_file:
     description: JSON file on the host that records which kdamonds this collection owns.
     type: path
@@ -447,6 +454,7 @@ ARGUMENT_SPEC = dict(
         max_nr_snapshots=_int(),
     )),
     exclusive_modules=dict(type="str", choices=["fail", "stop"], default="fail"),
+    pool_size=_int(1),
     ownership_file=dict(type="path", default="/run/linux_mm_damon/ownership.json"),
     sysfs_root=dict(type="path", default="/sys"),
     kernel_release=dict(type="str"),
@@ -467,7 +475,7 @@ def main():
     try:
         own = Ownership.load(p["ownership_file"])
         plan = plan_kdamond(p["sysfs_root"], features, own, p["name"], p["state"], _context(p),
-                            refresh_ms=p["refresh_ms"], exclusive=p["exclusive_modules"])
+                            refresh_ms=p["refresh_ms"], exclusive=p["exclusive_modules"], pool_size=p["pool_size"])
     except (SpecError, KdamondError, ValueError) as e:
         module.fail_json(msg=str(e), **result)
     except SysfsError as e:
