@@ -1,0 +1,85 @@
+# Copyright: (c) 2026, linux_mm.damon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""linux_mm.damon.hugepage_step on the emulator, with a real hot/cold workload process."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.emulator import EmulatedSysfs
+from tests.workloads import HotCold
+
+pytestmark = [pytest.mark.emulator, pytest.mark.timeout(300)]
+
+MIB = 1 << 20
+
+
+def scenario(workload, speed=20):
+    return {"speed": speed, "targets": [{"pid": workload.pid, "regions": [
+        {"start": workload.hot[0], "end": workload.hot[1], "rate": 0.8},
+        {"start": workload.cold[0], "end": workload.cold[1], "rate": 0.0}]}]}
+
+
+def step(emu, own, kernel, apps, **options):
+    args = dict(apps=apps, sysfs_root=emu.root, kernel_release=kernel, ownership_file=str(own), interval_s=0.5,
+                exclusive_modules="stop")
+    args.update(options)
+    return [{"hosts": "localhost", "gather_facts": False,
+             "tasks": [{"name": "step", "linux_mm.damon.hugepage_step": args}]}]
+
+
+def ranges_by_start(emu):
+    return dict((r["start"], r) for r in emu.status()["targets"][0]["ranges"])
+
+
+def test_native_collapse_path_collapses_the_hot_range_only(run_playbook, tmp_path):
+    own = tmp_path / "own.json"
+    with HotCold(hot_mb=32, cold_mb=64) as w, EmulatedSysfs(kernel="7.3", scenario=scenario(w)) as emu:
+        apps = [{"name": "hotcold", "pid": w.pid, "threshold": 10}]
+        first = run_playbook(step(emu, own, "7.3.4", apps))
+        assert first.rc == 0, first.explain()
+        app = first[0]["apps"][0]
+        assert first[0]["path"] == "damos_collapse" and first[0]["changed"]
+        assert app["threshold"] == 10 and app["max_nr_accesses"] == 20
+        assert dict(map(tuple, app["histogram"])).get(16, 0) >= 30 * MIB  # the hot range at 0.8 * 20
+        assert app["scheme_stats"]["sz_applied"] > 0
+        ranges = ranges_by_start(emu)
+        assert ranges[w.hot[0]]["huge_bytes"] == 32 * MIB and ranges[w.cold[0]]["huge_bytes"] == 0
+        slots = json.loads(own.read_text())["slots"]
+        assert [s["name"] for s in slots.values()].count("hugepage:hotcold") == 1 and len(slots) == 4  # the pool
+
+        again = run_playbook(step(emu, own, "7.3.4", [{"name": "hotcold", "pid": w.pid}]))
+        assert again.rc == 0 and again[0]["writes"] == [] and not again[0]["changed"], again.explain()
+        assert again[0]["apps"][0]["threshold"] == 10  # kept from the running kdamond
+
+        gone = run_playbook(step(emu, own, "7.3.4", [], state="absent"))
+        assert gone.rc == 0 and gone[0]["dropped"] == ["hotcold"], gone.explain()
+        assert emu.status()["modules"]["damon_stat"] is True
+
+
+def test_user_space_path_collapses_real_memory_on_6_12(run_playbook, tmp_path):
+    own = tmp_path / "own.json"
+    with HotCold(hot_mb=32, cold_mb=64) as w, EmulatedSysfs(kernel="6.12", scenario=scenario(w)) as emu:
+        run = run_playbook(step(emu, own, "6.12.117", [{"name": "hotcold", "pid": w.pid, "threshold": 10}]))
+        assert run.rc == 0, run.explain()
+        app = run[0]["apps"][0]
+        assert run[0]["path"] == "user_collapse" and app["scheme_stats"] is None
+        assert app["collapsed"]["bytes"] == 32 * MIB, app
+        assert app["huge_bytes_cold"] == 0 and app["huge_bytes"] >= 32 * MIB
+
+
+def test_exited_application_is_dropped_and_collapse_on_6_12_is_refused(run_playbook, tmp_path):
+    own = tmp_path / "own.json"
+    with HotCold() as w, EmulatedSysfs(kernel="6.12", scenario=scenario(w)) as emu:
+        made = run_playbook(step(emu, own, "6.12.117", [{"name": "a", "pid": w.pid, "threshold": 10}], path="khugepaged"))
+        assert made.rc == 0, made.explain()
+        w.stop()
+        dropped = run_playbook(step(emu, own, "6.12.117", [{"name": "a", "pid": w.pid}], path="khugepaged"))
+        assert dropped.rc == 0, dropped.explain()
+        assert dropped[0]["apps"][0]["exited"] and dropped[0]["dropped"] == ["a"]
+        refused = run_playbook(step(emu, own, "6.12.117", [], path="damos_collapse"))
+        assert refused[0]["_status"] == "failed"
+        assert "damos_collapse needs the DAMOS collapse action of Linux 7.2" in refused[0]["msg"]
