@@ -1,0 +1,94 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, linux_mm.damon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Controller side of linux_mm.damon.hugepage_tune: the loop runs here, the host does one step per iteration."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+from ansible_collections.linux_mm.damon.plugins.plugin_utils._policy import POLICIES
+from ansible_collections.linux_mm.damon.plugins.plugin_utils._tune_loop import StepFailed, run_loop
+
+display = Display()
+
+STEP_MODULE = "linux_mm.damon.hugepage_step"
+# Options passed through to every hugepage_step call unchanged.
+STEP_OPTIONS = ("path", "interval_s", "monitoring_attrs", "quota_bytes", "pool_size", "exclusive_modules",
+                "ownership_file", "sysfs_root", "kernel_release")
+
+ARGUMENT_SPEC = dict(
+    apps=dict(type="list", elements="dict", required=True, options=dict(
+        name=dict(type="str", required=True), pid=dict(type="int", required=True),
+        budget_bytes=dict(type="int", default=0))),
+    policy=dict(type="str", choices=list(POLICIES), default="adaptive"),
+    max_iterations=dict(type="int", default=10),
+    timeout_s=dict(type="float", default=600.0),
+    host_budget_bytes=dict(type="int", default=0),
+    path=dict(type="str", choices=["auto", "damos_collapse", "user_collapse", "khugepaged"], default="auto"),
+    interval_s=dict(type="float", default=5.0),
+    monitoring_attrs=dict(type="dict", default={}, options=dict(
+        sample_us=dict(type="int", default=5000), aggr_us=dict(type="int", default=100000),
+        min_nr_regions=dict(type="int", default=10), max_nr_regions=dict(type="int", default=1000))),
+    quota_bytes=dict(type="int", default=134217728),
+    pool_size=dict(type="int", default=4),
+    exclusive_modules=dict(type="str", choices=["fail", "stop"], default="fail"),
+    ownership_file=dict(type="path", default="/run/linux_mm_damon/ownership.json"),
+    sysfs_root=dict(type="path", default="/sys"),
+    kernel_release=dict(type="str"),
+)
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _supports_check_mode = True
+    _supports_async = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp
+        unused, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        for name in ("max_iterations", "timeout_s", "interval_s"):
+            if args[name] <= 0:
+                raise AnsibleActionFail("%s must be positive, got %s" % (name, args[name]))
+        for name in ("host_budget_bytes", "quota_bytes"):
+            if args[name] < 0:
+                raise AnsibleActionFail("%s must not be negative, got %s" % (name, args[name]))
+        host = task_vars.get("inventory_hostname")
+        step_args = dict((k, args[k]) for k in STEP_OPTIONS if args.get(k) is not None)
+        facts = {}
+
+        def call_step(module_args):
+            # a fresh dict per call: _execute_module adds internal keys to the one it gets
+            res = self._execute_module(module_name=STEP_MODULE, module_args=dict(module_args), task_vars=task_vars)
+            facts.update(res.pop("ansible_facts", {}) or {})
+            if res.get("failed") or res.get("unreachable"):
+                raise StepFailed(res.get("msg", "%s failed" % STEP_MODULE), res)
+            display.vv("hugepage_tune: %s" % ", ".join(
+                "%s threshold %s" % (a["name"], a.get("threshold")) for a in res.get("apps", [])), host=host)
+            return res
+
+        try:
+            loop = run_loop(call_step, args["apps"], args["policy"], step_args, args["max_iterations"],
+                            args["timeout_s"], args["host_budget_bytes"], check_mode=self._task.check_mode)
+        except StepFailed as e:
+            result.update(failed=True, msg="hugepage step failed: %s" % e, step_result=e.result)
+            return result
+        except AnsibleConnectionFailure as e:
+            result.update(failed=True, unreachable=True,
+                          msg="host became unreachable during the loop (%s); its kdamonds keep the last "
+                              "thresholds committed before that" % e)
+            return result
+        result.update(loop)
+        result["changed"] = loop["changed"]
+        if facts:
+            result["ansible_facts"] = facts
+        result["ansible_stats"] = {
+            "data": {"hugepage_tune_iterations": loop["iterations"],
+                     "hugepage_tune_converged_hosts": 1 if loop["converged"] else 0},
+            "per_host": False, "aggregate": True,
+        }
+        return result

@@ -1,0 +1,114 @@
+# Copyright: (c) 2026, linux_mm.damon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The hugepage_tune action plugin: real ansible-playbook runs against the emulator and real workloads."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from tests.emulator import EmulatedSysfs
+from tests.workloads import HotCold
+
+pytestmark = [pytest.mark.emulator, pytest.mark.timeout(600)]
+
+MIB = 1 << 20
+
+
+def model(workload, hot_rate=0.35, phases=None):
+    hot = {"start": workload.hot[0], "end": workload.hot[1]}
+    cold = {"start": workload.cold[0], "end": workload.cold[1]}
+    if phases:
+        hot["phases"], cold["phases"] = phases
+    else:
+        hot["rate"], cold["rate"] = hot_rate, 0.0
+    return {"pid": workload.pid, "regions": [hot, cold]}
+
+
+def tune(emu, own, apps, kernel="7.3.4", **options):
+    args = dict(apps=apps, sysfs_root=emu.root, kernel_release=kernel, ownership_file=str(own), interval_s=0.5,
+                exclusive_modules="stop", max_iterations=30, timeout_s=240)
+    args.update(options)
+    return [{"hosts": "localhost", "gather_facts": False,
+             "tasks": [{"name": "tune", "linux_mm.damon.hugepage_tune": args}]}]
+
+
+def hot_cold_huge(emu, workload):
+    ranges = dict((r["start"], r) for t in emu.status()["targets"] for r in t["ranges"])
+    return ranges[workload.hot[0]]["huge_bytes"], ranges[workload.cold[0]]["huge_bytes"]
+
+
+@pytest.mark.parametrize("policy", ["adaptive", "stepdown"])
+def test_policy_converges_and_a_second_run_changes_nothing(run_playbook, tmp_path, policy):
+    own = tmp_path / "own.json"
+    with HotCold() as w, EmulatedSysfs(kernel="7.3", scenario={"speed": 20, "targets": [model(w)]}) as emu:
+        apps = [{"name": "hotcold", "pid": w.pid}]
+        predicted = run_playbook(tune(emu, own, apps, policy=policy), check=True)
+        assert predicted.rc == 0 and predicted[0]["stopped"] == "check_mode", predicted.explain()
+        assert emu.status()["kdamonds"] == [] and not own.exists()
+
+        run = run_playbook(tune(emu, own, apps, policy=policy))
+        assert run.rc == 0, run.explain()
+        result = run[0]
+        assert result["converged"] and result["changed"], result
+        assert result["iterations"] == len(result["trace"])
+        assert hot_cold_huge(emu, w) == (32 * MIB, 0)
+        assert result["thresholds"]["hotcold"] <= 7  # the hot range shows nr_accesses 7 of 20
+
+        again = run_playbook(tune(emu, own, apps, policy=policy))
+        assert again.rc == 0 and not again[0]["changed"] and again[0]["converged"], again.explain()
+        assert again[0]["thresholds"] == result["thresholds"]
+        pytest.iterations = getattr(pytest, "iterations", {})
+        pytest.iterations[policy] = result["iterations"]
+    if len(pytest.iterations) == 2:
+        assert pytest.iterations["adaptive"] * 3 <= pytest.iterations["stepdown"], pytest.iterations
+
+
+def test_threshold_rises_when_the_hot_set_moves(run_playbook, tmp_path):
+    own = tmp_path / "own.json"
+    # first 600 s: the first range is warm (7 of 20); then it cools to 4 and the other becomes very hot (18)
+    phases = ([{"start": 0, "end": 600, "rate": 0.35}, {"start": 600, "rate": 0.2}],
+              [{"start": 0, "end": 600, "rate": 0.0}, {"start": 600, "rate": 0.9}])
+    with HotCold() as w, EmulatedSysfs(kernel="7.3", scenario={"speed": 20, "targets": [model(w, phases=phases)]}) as emu:
+        apps = [{"name": "hotcold", "pid": w.pid}]
+        first = run_playbook(tune(emu, own, apps))
+        assert first.rc == 0 and first[0]["converged"], first.explain()
+        before = first[0]["thresholds"]["hotcold"]
+        emu.advance(600)
+        second = run_playbook(tune(emu, own, apps))
+        assert second.rc == 0, second.explain()
+        after = second[0]["thresholds"]["hotcold"]
+        assert after > before, (before, after, second[0]["trace"])
+
+
+def test_an_application_that_exits_mid_loop_is_dropped(run_playbook, tmp_path):
+    own = tmp_path / "own.json"
+    with HotCold() as stays, HotCold() as leaves, EmulatedSysfs(
+            kernel="6.12", scenario={"speed": 20, "targets": [model(stays), model(leaves)]}) as emu:
+        apps = [{"name": "stays", "pid": stays.pid}, {"name": "leaves", "pid": leaves.pid}]
+        timer = threading.Timer(4.0, leaves.stop)
+        timer.start()
+        try:
+            run = run_playbook(tune(emu, own, apps, kernel="6.12.117", policy="stepdown", path="khugepaged"))
+        finally:
+            timer.cancel()
+        assert run.rc == 0, run.explain()
+        assert run[0]["dropped"] == ["leaves"] and "stays" in run[0]["thresholds"]
+
+
+def test_bad_arguments_are_refused(run_playbook, tmp_path):
+    with HotCold() as w, EmulatedSysfs(kernel="6.12") as emu:
+        apps = [{"name": "x", "pid": w.pid}]
+        plays = [tune(emu, tmp_path / "o.json", apps, kernel="6.12.117", **bad) for bad in (
+            {"policy": "greedy"}, {"path": "damos_collapse"}, {"max_iterations": 0},
+            {"apps": [{"name": "x", "pid": 4194305}]})]
+        tasks = [dict(play[0]["tasks"][0], ignore_errors=True) for play in plays]
+        tasks[3]["linux_mm.damon.hugepage_tune"]["apps"] = [{"name": "x", "pid": 4194305}]
+        run = run_playbook([dict(plays[0][0], tasks=tasks)])
+        assert all(run[i]["_status"] == "failed" for i in range(4)), run.explain()
+        assert "greedy" in run[0]["msg"] and "adaptive" in run[0]["msg"]
+        assert "damos_collapse needs the DAMOS collapse action of Linux 7.2" in run[1]["msg"]
+        assert "max_iterations must be positive" in run[2]["msg"]
+        assert "no process with PID 4194305" in run[3]["msg"] or "4194305" in run[3]["msg"]
