@@ -156,7 +156,7 @@ class Step(object):
                          scheme_stats=stats[1] if len(stats) > 1 else None, collapsed=None)
             if self.path == "user_collapse" and hot:
                 entry["collapsed"] = self._collapse(entry, hot, by_name[name])
-            entry.update(self._huge_bytes(entry["pid"], cold))
+            entry.update(self._huge_bytes(entry["pid"], hot, cold))
 
     def _collapse(self, entry, hot, app):
         budget = app.get("budget_bytes") or 0
@@ -172,16 +172,14 @@ class Step(object):
         return {"bytes": done["bytes_collapsed"], "chunks": done["chunks"]["collapsed"]}
 
     @staticmethod
-    def _huge_bytes(pid, cold):
+    def _huge_bytes(pid, hot, cold):
+        """AnonHugePages of the process, and the huge-page bytes inside its hot and its cold regions."""
         try:
-            total = _procfs.anon_huge_bytes(pid)
-            in_cold = 0
-            for start, end in cold:
-                value = _procfs.range_huge_bytes(pid, start, end)
-                in_cold += value or 0
+            return {"huge_bytes": _procfs.anon_huge_bytes(pid),
+                    "huge_bytes_hot": sum(_procfs.range_huge_bytes(pid, s, e) or 0 for s, e in hot),
+                    "huge_bytes_cold": sum(_procfs.range_huge_bytes(pid, s, e) or 0 for s, e in cold)}
         except _procfs.ProcError:
-            return {"huge_bytes": None, "huge_bytes_cold": None}
-        return {"huge_bytes": total, "huge_bytes_cold": in_cold}
+            return {"huge_bytes": None, "huge_bytes_hot": None, "huge_bytes_cold": None}
 
 
 def wait(seconds, started):

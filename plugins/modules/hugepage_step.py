@@ -156,6 +156,7 @@ apps:
       scheme_stats: {nr_tried: 4, sz_tried: 33554432, nr_applied: 4, sz_applied: 33554432, qt_exceeds: 0}
       collapsed: null
       huge_bytes: 33554432
+      huge_bytes_hot: 33554432
       huge_bytes_cold: 0
 dropped:
   description: Applications whose kdamonds were removed (exited or no longer listed).

@@ -95,6 +95,7 @@ def run_loop(call_step, apps, policy, step_args, max_iterations, timeout_s, host
                 "threshold": obs.threshold, "next_threshold": state.decision.threshold,
                 "nr_applied_delta": obs.nr_applied_delta, "sz_applied_delta": obs.sz_applied_delta,
                 "hot_bytes": app.get("hot_bytes"), "huge_bytes": obs.huge_bytes,
+                "huge_bytes_hot": app.get("huge_bytes_hot"),
                 "huge_bytes_cold": obs.huge_bytes_cold, "converged": state.decision.converged,
                 "reason": state.decision.reason,
             }
