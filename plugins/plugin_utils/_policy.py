@@ -1,0 +1,256 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, linux_mm.damon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Hotness-threshold policies of the ``hugepage_tune`` feedback loop.
+
+Pure, deterministic, standard library only (runs on Python 3.9). The action
+plugin calls, per application::
+
+    t = initial_threshold(policy, max_nr_accesses)
+    loop: apply t remotely -> Observation obs; d = decide(policy, obs, history)
+          history.append(obs); stop if d.converged; t = d.threshold
+
+A threshold is a DAMOS ``min_nr_accesses``: regions whose ``nr_accesses`` is
+``>= threshold`` get collapsed. ``max_nr_accesses + 1`` means *collapse
+nothing* (no region can reach it); it is the largest value returned.
+
+``stepdown`` is the RFC's step-down (``mm/damon/hugepage.c``), with the start
+clamped to ``max_nr_accesses``. ``adaptive`` (default) reads the bytes-weighted
+``nr_accesses`` histogram and picks the threshold that separates hot from cold
+(see :func:`choose_threshold`), then applies the bloat and budget rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from fractions import Fraction
+
+POLICIES = ("stepdown", "adaptive")
+DEFAULT_POLICY = "adaptive"
+
+# The RFC's constants (HIGHEST_MIN_ACCESS, HIGH/MID/LOW_ACC_THRESHOLD).
+RFC_START = 90
+RFC_STEPS = ((50, 10), (15, 5), (2, 1))  # (lower only while above, by)
+# Regions sampled accessed in fewer than this share of an aggregation interval
+# are never "hot" for adaptive: 3 of 20 with 5 ms / 100 ms. DAMON's sampling
+# noise and one-off touches sit at 1-2.
+HOT_FLOOR_PERCENT = 15
+
+
+@dataclass
+class Observation:
+    """What one interval showed for one application (see the module doc of hugepage_tune)."""
+
+    threshold: int = 0
+    max_nr_accesses: int = 20
+    histogram: list = field(default_factory=list)  # [(nr_accesses, bytes)]
+    nr_applied: int = 0
+    sz_applied: int = 0
+    nr_applied_delta: int = 0
+    sz_applied_delta: int = 0
+    huge_bytes: int = 0
+    huge_bytes_cold: int = 0
+    budget_bytes: int = 0
+
+    @classmethod
+    def from_dict(cls, data):
+        """Build from a module result dict; unknown keys are ignored, missing ones default."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass
+class Decision:
+    """The next threshold, whether the loop may stop, and why (for the trace)."""
+
+    threshold: int
+    converged: bool
+    reason: str
+
+
+def _check_policy(policy):
+    if policy not in POLICIES:
+        raise ValueError("unknown policy %r; expected one of: %s" % (policy, ", ".join(POLICIES)))
+
+
+def _top(max_nr_accesses):
+    return max(1, int(max_nr_accesses))
+
+
+def hot_floor(max_nr_accesses):
+    """Lowest threshold adaptive ever chooses: ceil(15 % of max), at least 1."""
+    return max(1, (_top(max_nr_accesses) * HOT_FLOOR_PERCENT + 99) // 100)
+
+
+def initial_threshold(policy, max_nr_accesses):
+    """First threshold. stepdown: ``min(90, max)`` like the RFC, clamped to the
+    real maximum. adaptive: ``max + 1`` (collapse nothing): the first interval
+    only observes, so nothing is collapsed before the distribution is known."""
+    _check_policy(policy)
+    top = _top(max_nr_accesses)
+    return min(RFC_START, top) if policy == "stepdown" else top + 1
+
+
+def levels(histogram, max_nr_accesses):
+    """Bytes per ``nr_accesses`` level 0..max (values outside are clamped)."""
+    top = _top(max_nr_accesses)
+    out = [0] * (top + 1)
+    for nr, size in histogram or ():
+        out[min(top, max(0, int(nr)))] += max(0, int(size))
+    return out
+
+
+def bytes_at_or_above(histogram, threshold, max_nr_accesses):
+    """Bytes of the histogram a scheme with ``min_nr_accesses=threshold`` selects."""
+    return sum(levels(histogram, max_nr_accesses)[max(0, threshold):])
+
+
+def _otsu(lv):
+    """Otsu's split: the range [lo, hi] of thresholds maximising the bytes-weighted
+    between-class variance (a plateau when the classes are apart), or None when
+    there is no split or the classes lack contrast (lower mean > half the upper)."""
+    total, moment = sum(lv), sum(i * b for i, b in enumerate(lv))
+    best, plateau, w0, s0 = None, [], 0, 0
+    for t in range(1, len(lv)):
+        w0, s0 = w0 + lv[t - 1], s0 + (t - 1) * lv[t - 1]
+        w1 = total - w0
+        if not w0 or not w1:
+            continue
+        var = Fraction((s0 * total - moment * w0) ** 2, w0 * w1)  # exact: no float ties
+        if best is None or var > best:
+            best, plateau = var, [t]
+        elif var == best and plateau[-1] == t - 1:
+            plateau.append(t)
+    if best is None:
+        return None
+    lo, hi = plateau[0], plateau[-1]
+    w0, s0 = sum(lv[:lo]), sum(i * b for i, b in enumerate(lv[:lo]))
+    if 2 * s0 * (total - w0) > (moment - s0) * w0:  # 2 * mean0 > mean1
+        return None
+    return lo, hi
+
+
+def choose_threshold(lv, current):
+    """Threshold separating hot from cold in the level histogram ``lv``.
+
+    Rule: Otsu's method over ``nr_accesses`` weighted by bytes. It maximises the
+    between-class variance, so a large cold mass at 0 plus a little sampling
+    noise at 1-2 stays in the cold class while a clear mode at 8-16 forms the
+    hot class; the largest-gap rule instead would split at any empty level
+    inside a noisy mode. Among the equally good thresholds (the empty gap
+    between the classes) take the middle, which leaves a margin for the +-1-2
+    jitter of ``nr_accesses`` on both sides; keep ``current`` if it is still in
+    that range (hysteresis). Without contrast (one mode) everything is one
+    class: hot if its mean reaches :func:`hot_floor`, else cold. Never below the
+    hot floor; ``max + 1`` (collapse nothing) when no byte would be selected.
+    Returns ``(threshold, reason)``.
+    """
+    top, floor = len(lv) - 1, hot_floor(len(lv) - 1)
+    total = sum(lv)
+    split = _otsu(lv)
+    if split is None:
+        lowest = next(i for i, b in enumerate(lv) if b)
+        if sum(i * b for i, b in enumerate(lv)) < floor * total:
+            return top + 1, "all memory cold (mean nr_accesses < %d): collapse nothing" % floor
+        split, what = (1, lowest), "one hot mode from %d" % lowest
+    else:
+        what = "hot/cold split between %d and %d" % (split[0] - 1, split[1])
+    lo, hi = max(split[0], floor), split[1]
+    if lo <= current <= hi:
+        return current, what + ": current threshold still separates"
+    t = max((lo + hi) // 2, floor)
+    if not any(lv[t:]):
+        return top + 1, "nothing at or above the hot floor %d: collapse nothing" % floor
+    return t, what
+
+
+def _stepdown(obs):
+    cur = obs.threshold
+    if obs.nr_applied > 0:
+        return Decision(cur, True, "nr_applied=%d > 0: RFC step-down stops" % obs.nr_applied)
+    for above, by in RFC_STEPS:
+        if cur > above:
+            return Decision(cur - by, False, "nothing applied: lower %d -> %d" % (cur, cur - by))
+    return Decision(cur, True, "nothing applied at the floor %d" % cur)
+
+
+def _adaptive(obs, history):
+    """In order: the histogram's separating threshold (:func:`choose_threshold`);
+    one step up when cold huge-page bytes grew at an unchanged or lowered
+    threshold while this interval collapsed something and the histogram still
+    agrees with the current threshold (a changed distribution, e.g. a moved
+    hot set, is left to the histogram: raising would not split old huge pages);
+    then up until the selected bytes fit ``budget_bytes``. Converged when the
+    threshold stays and nothing was collapsed this interval, or it stayed for
+    two decisions in a row."""
+    top = _top(obs.max_nr_accesses)
+    cur, lv = obs.threshold, levels(obs.histogram, top)
+    if not sum(lv):
+        return Decision(cur, False, "no access histogram: keep %d" % cur)
+    t, why = choose_threshold(lv, cur)
+    if cur <= top and t > cur and any(lv[cur:t]):
+        why += "; %d B below the hot class were selected at %d: raise" % (sum(lv[cur:t]), cur)
+    prev = history[-1] if history else None
+    grew = obs.huge_bytes_cold - prev.huge_bytes_cold if prev else 0
+    if grew > 0 and obs.sz_applied_delta > 0 and cur <= prev.threshold and t == cur <= top:
+        t, why = cur + 1, "cold huge-page bytes grew by %d at %d: raise one step" % (grew, cur)
+    if obs.budget_bytes > 0 and t <= top and sum(lv[t:]) > obs.budget_bytes:
+        start = t
+        while t <= top and sum(lv[t:]) > obs.budget_bytes:
+            t += 1
+        why += "; budget %d B: raise %d -> %d" % (obs.budget_bytes, start, t)
+    if t != cur:
+        return Decision(t, False, "%s: %d -> %d" % (why, cur, t))
+    if obs.sz_applied_delta == 0:
+        return Decision(t, True, why + "; nothing left to collapse")
+    if prev is not None and prev.threshold == cur:
+        return Decision(t, True, why + "; threshold stable for two decisions")
+    return Decision(t, False, why + "; still collapsing")
+
+
+def decide(policy, obs, history=()):
+    """Next threshold for one application from its latest observation and the
+    previous ones (oldest first). See the module doc and :func:`choose_threshold`."""
+    _check_policy(policy)
+    if policy == "stepdown":
+        return _stepdown(obs)
+    return _adaptive(obs, list(history))
+
+
+def split_host_budget(host_budget_bytes, app_budgets, hot_bytes=None):
+    """Per-application budgets under a per-host cap (0 = unlimited everywhere).
+
+    Rule: with a host cap, every application gets 1 byte (a budget no huge page
+    fits in, since 0 would mean unlimited) plus a share of the rest,
+    proportional to its hot bytes (``hot_bytes[app]``) when known for every
+    application and not all zero, else equal. An application whose own budget
+    (> 0) is at most its share gets exactly its own budget and the remainder is
+    shared again among the others (water-filling). The sum never exceeds the
+    host cap; no result exceeds the application's own non-zero budget. A cap
+    smaller than the number of applications cannot be split: ValueError.
+    """
+    host = int(host_budget_bytes)
+    if host < 0 or any(int(b) < 0 for b in app_budgets.values()):
+        raise ValueError("budgets must be >= 0 bytes (0 = unlimited): host %d, apps %r" % (host, app_budgets))
+    if host == 0 or not app_budgets:
+        return {a: int(b) for a, b in app_budgets.items()}
+    apps = sorted(app_budgets, key=str)
+    if host < len(apps):
+        raise ValueError("host budget of %d bytes cannot be split among %d applications" % (host, len(apps)))
+    known = hot_bytes is not None and all(a in hot_bytes for a in apps)
+    weights = {a: max(0, int(hot_bytes[a])) if known else 1 for a in apps}
+    result, left = {}, host
+    while apps:
+        w = weights if any(weights[a] for a in apps) else dict.fromkeys(apps, 1)
+        wsum, spare = sum(w[a] for a in apps), left - len(apps)
+        share = {a: 1 + spare * w[a] // wsum for a in apps}
+        capped = [a for a in apps if 0 < int(app_budgets[a]) <= share[a]]
+        if not capped:
+            result.update(share)
+            break
+        for a in capped:
+            result[a] = int(app_budgets[a])
+            left -= result[a]
+        apps = [a for a in apps if a not in capped]
+    return {a: result[a] for a in app_budgets}

@@ -1,0 +1,274 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, linux_mm.damon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Unit tests of plugins/plugin_utils/_policy.py against a synthetic plant.
+
+The plant stands for one application under a DAMOS collapse scheme: regions of
+2 MiB with a true access rate; each interval it reports ``nr_accesses`` = rate
++ a deterministic jitter of +-1 (noise regions, rate 1-2, flip between 1 and
+2; cold ones stay at 0), collapses the regions at or above the
+threshold in force (optionally under a byte quota per interval), and returns
+the Observation the action plugin would build from the module result.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ansible_collections.linux_mm.damon.plugins.plugin_utils import _policy
+from ansible_collections.linux_mm.damon.plugins.plugin_utils._policy import (
+    Decision,
+    Observation,
+    decide,
+    initial_threshold,
+    split_host_budget,
+)
+
+MIB = 1 << 20
+REGION = 2 * MIB
+MAX = 20  # 5 ms sampling, 100 ms aggregation
+
+
+class Plant:
+    """Regions with true access rates; collapse at nr_accesses >= threshold."""
+
+    def __init__(self, rates, jitter=True, quota=0, budget=0, max_nr=MAX):
+        self.rates, self.jitter, self.quota, self.budget, self.max_nr = list(rates), jitter, quota, budget, max_nr
+        self.huge = set()
+        self.step_no = self.nr_applied = self.sz_applied = 0
+
+    def nr_accesses(self, i):
+        rate = self.rates[i]
+        if rate in (1, 2):  # noise: flips between 1 and 2
+            return 1 + (i + self.step_no) % 2 if self.jitter else rate
+        noise = ((i * 7 + self.step_no * 13) % 3 - 1) if self.jitter and rate > 0 else 0
+        return min(self.max_nr, max(0, rate + noise))
+
+    def step(self, threshold):
+        self.step_no += 1
+        seen = [self.nr_accesses(i) for i in range(len(self.rates))]
+        nr = sz = 0
+        for i, acc in enumerate(seen):
+            if acc >= threshold and i not in self.huge and not (self.quota and sz + REGION > self.quota):
+                self.huge.add(i)
+                nr, sz = nr + 1, sz + REGION
+        self.nr_applied, self.sz_applied = self.nr_applied + nr, self.sz_applied + sz
+        return Observation(
+            threshold=threshold, max_nr_accesses=self.max_nr, histogram=[(a, REGION) for a in seen],
+            nr_applied=self.nr_applied, sz_applied=self.sz_applied, nr_applied_delta=nr, sz_applied_delta=sz,
+            huge_bytes=len(self.huge) * REGION, budget_bytes=self.budget,
+            huge_bytes_cold=sum(REGION for i in self.huge if seen[i] < threshold))
+
+    def covered(self, indices):
+        return sum(1 for i in indices if i in self.huge)
+
+
+def run(policy, plant, threshold=None, history=None, max_iter=100):
+    """The action plugin's loop: returns (iterations, final threshold, history, decisions)."""
+    t = initial_threshold(policy, plant.max_nr) if threshold is None else threshold
+    history = [] if history is None else history
+    decisions = []
+    for i in range(1, max_iter + 1):
+        obs = plant.step(t)
+        d = decide(policy, obs, history)
+        history.append(obs)
+        decisions.append(d)
+        if d.converged:
+            return i, d.threshold, history, decisions
+        t = d.threshold
+    raise AssertionError("%s did not converge in %d iterations: %r" % (policy, max_iter, decisions[-3:]))
+
+
+def workload(hot_rate, n_hot=32, n_cold=96, n_noise=16):
+    """Hot regions at hot_rate, cold ones never accessed, noise at 1-2."""
+    rates = [hot_rate] * n_hot + [0] * n_cold + [1 + i % 2 for i in range(n_noise)]
+    return rates, range(n_hot), range(n_hot, len(rates))
+
+
+# --- stepdown: the RFC exactly ------------------------------------------------
+
+def rfc_sequence(start, steps):
+    seq, t = [start], start
+    for _ in range(steps):
+        t = decide("stepdown", Observation(threshold=t, max_nr_accesses=100)).threshold
+        seq.append(t)
+    return seq
+
+
+def test_stepdown_reproduces_rfc_steps():
+    assert rfc_sequence(90, 20) == [90, 80, 70, 60, 50, 45, 40, 35, 30, 25, 20, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6]
+    assert rfc_sequence(55, 2) == [55, 45, 40]  # -10 while above 50, even past 50
+    assert rfc_sequence(4, 3) == [4, 3, 2, 2]  # never below 2
+    assert initial_threshold("stepdown", 20) == 20  # clamped to aggr/sample
+    assert initial_threshold("stepdown", 200) == 90
+    d = decide("stepdown", Observation(threshold=2, max_nr_accesses=20))
+    assert d == Decision(2, True, d.reason) and "floor" in d.reason
+
+
+def test_stepdown_cumulative_nr_applied_stops_forever():
+    d = decide("stepdown", Observation(threshold=15, nr_applied=1, nr_applied_delta=0))
+    assert (d.threshold, d.converged) == (15, True)
+
+
+@pytest.mark.parametrize("hot_rate", [4, 5, 6])
+def test_adaptive_far_fewer_iterations_than_stepdown(hot_rate):
+    rates, hot, cold = workload(hot_rate)
+    n_adaptive, t_adaptive, _, _ = run("adaptive", Plant(rates))
+    stepdown_plant = Plant(rates)
+    n_stepdown, t_stepdown, _, _ = run("stepdown", stepdown_plant)
+    assert n_adaptive <= 3
+    assert n_stepdown >= 3 * n_adaptive
+    # the RFC's flaw: the first applied region stops the descent above the hot set's
+    # typical rate, so part of the hot set is left behind
+    assert t_stepdown > hot_rate and stepdown_plant.covered(hot) < len(hot)
+
+
+def test_rfc_stepdown_on_a_fast_hot_set_stops_after_the_first_apply():
+    """Kernel notes: a chased region shows 15-16 of 20; the RFC steps 20 -> 15,
+    applies something and never lowers again, even under a per-interval quota."""
+    rates, hot, _ = workload(15)
+    plant = Plant(rates, quota=4 * MIB)
+    n, t, history, _ = run("stepdown", plant)
+    assert (n, t) == (2, 15) and [o.threshold for o in history] == [20, 15]
+    assert plant.covered(hot) == 2  # 4 MiB of the 64 MiB hot set
+
+
+@pytest.mark.parametrize("hot_rate", [4, 6, 8, 12, 16])
+def test_adaptive_collapses_all_hot_and_no_cold(hot_rate):
+    rates, hot, cold = workload(hot_rate)
+    plant = Plant(rates)
+    n, t, history, decisions = run("adaptive", plant)
+    assert n <= 3
+    assert plant.covered(hot) == len(hot) and plant.covered(cold) == 0
+    assert 3 <= t <= hot_rate - 1  # below the hot jitter, above the noise
+    assert history[0].threshold == MAX + 1 and history[0].sz_applied_delta == 0  # observe first
+
+
+def test_noise_not_collapsed_when_a_hot_mode_exists():
+    rates = [12 + i % 5 for i in range(8)] + [0] * 200 + [1 + i % 2 for i in range(120)]
+    plant = Plant(rates)
+    _, t, _, _ = run("adaptive", plant)
+    assert plant.covered(range(8)) == 8 and plant.covered(range(8, len(rates))) == 0 and t >= 3
+
+
+def test_all_cold_collapses_nothing_and_converges():
+    for rates in ([0] * 50, [0] * 50 + [1, 2] * 10):
+        plant = Plant(rates)
+        n, t, _, decisions = run("adaptive", plant)
+        assert (n, t, plant.huge) == (1, MAX + 1, set()) and "collapse nothing" in decisions[-1].reason
+
+
+def test_all_hot_unimodal_collapses_everything():
+    plant = Plant([10 + i % 11 for i in range(40)])
+    n, t, _, _ = run("adaptive", plant)
+    assert n <= 3 and len(plant.huge) == 40
+
+
+def test_empty_histogram_keeps_threshold():
+    d = decide("adaptive", Observation(threshold=7, histogram=[]))
+    assert (d.threshold, d.converged) == (7, False)
+
+
+@pytest.mark.parametrize("new_rate,direction", [(4, "lower"), (16, "raise")])
+def test_hot_set_moves(new_rate, direction):
+    rates, hot, cold = workload(9)
+    plant = Plant(rates)
+    _, t1, history, _ = run("adaptive", plant)
+    moved = list(cold)[:32]
+    for i in hot:  # the old hot set cools down, another part heats up
+        plant.rates[i] = 0
+    for i in moved:
+        plant.rates[i] = new_rate
+    _, t2, _, decisions = run("adaptive", plant, threshold=t1, history=history)
+    assert (t2 < t1) if direction == "lower" else (t2 > t1)
+    assert plant.covered(moved) == len(moved) and len(decisions) <= 3
+
+
+def test_cold_collapse_raises_one_step():
+    prev = Observation(threshold=5, histogram=[(0, 100), (9, 10)], huge_bytes_cold=0)
+    obs = Observation(threshold=5, histogram=[(0, 100), (9, 10)], sz_applied_delta=REGION, huge_bytes_cold=REGION)
+    d = decide("adaptive", obs, [prev])
+    assert d.threshold == 6 and not d.converged and "cold huge-page bytes grew" in d.reason
+    # the raised threshold still separates the classes: it is kept, no oscillation
+    again = decide("adaptive", Observation(threshold=6, histogram=[(0, 100), (9, 10)]), [prev, obs])
+    assert (again.threshold, again.converged) == (6, True)
+
+
+def test_selected_cold_bytes_raise_threshold():
+    obs = Observation(threshold=1, histogram=[(0, 500), (1, 200), (2, 200), (14, 100)], sz_applied_delta=REGION)
+    d = decide("adaptive", obs, [])
+    assert d.threshold > 2 and "below the hot class were selected" in d.reason
+
+
+def test_budget_limits_collapsed_bytes():
+    rates = [16] * 8 + [12] * 8 + [8] * 8 + [0] * 64
+    budget = 20 * MIB
+    plant = Plant(rates, budget=budget, jitter=False)
+    _, t, _, decisions = run("adaptive", plant)
+    assert len(plant.huge) * REGION <= budget and plant.covered(range(8)) == 8
+    assert t == 12 + 1 and any("budget" in d.reason for d in decisions)
+    assert plant.covered(range(24, 88)) == 0
+
+
+def test_unknown_policy_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown policy 'fast'"):
+        decide("fast", Observation())
+    with pytest.raises(ValueError, match="stepdown, adaptive"):
+        initial_threshold("fast", 20)
+
+
+def test_observation_from_dict_ignores_unknown_keys():
+    obs = Observation.from_dict({"threshold": 4, "histogram": [[3, 10]], "pid": 1})
+    assert obs.threshold == 4 and obs.histogram == [[3, 10]] and obs.max_nr_accesses == 20
+
+
+# --- properties ---------------------------------------------------------------
+
+histograms = st.lists(st.tuples(st.integers(-3, 130), st.integers(0, 1 << 34)), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(histograms, st.integers(1, 120), st.integers(0, 125), st.integers(0, 1 << 33), st.integers(0, 1 << 30),
+       st.integers(0, 1 << 30), st.integers(0, 1 << 30))
+def test_adaptive_threshold_in_range_and_deterministic(hist, top, cur, budget, delta, cold_prev, cold_now):
+    prev = Observation(threshold=cur, max_nr_accesses=top, histogram=hist, huge_bytes_cold=cold_prev)
+    obs = Observation(threshold=cur, max_nr_accesses=top, histogram=hist, budget_bytes=budget,
+                      sz_applied_delta=delta, huge_bytes_cold=cold_now)
+    d = decide("adaptive", obs, [prev])
+    if hist and any(b for _, b in hist):
+        assert 1 <= d.threshold <= top + 1
+        if budget and d.threshold <= top:
+            assert _policy.bytes_at_or_above(hist, d.threshold, top) <= budget
+    else:
+        assert d == Decision(cur, False, d.reason)
+    assert decide("adaptive", obs, [prev]) == d
+    assert 1 <= initial_threshold("adaptive", top) == top + 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 1 << 40), st.dictionaries(st.text(max_size=3), st.integers(0, 1 << 36), max_size=8),
+       st.one_of(st.none(), st.dictionaries(st.text(max_size=3), st.integers(0, 1 << 36))))
+def test_split_host_budget_never_exceeds_host(host, apps, hot):
+    if 0 < host < len(apps):
+        with pytest.raises(ValueError, match="cannot be split"):
+            split_host_budget(host, apps, hot)
+        return
+    out = split_host_budget(host, apps, hot)
+    assert set(out) == set(apps)
+    if host == 0:
+        assert out == apps
+        return
+    assert sum(out.values()) <= host and all(v >= 1 for v in out.values())
+    assert all(out[a] <= b for a, b in apps.items() if b > 0)
+
+
+def test_split_host_budget_rule():
+    assert split_host_budget(0, {"a": 5, "b": 0}) == {"a": 5, "b": 0}
+    assert split_host_budget(100, {"a": 0, "b": 0}) == {"a": 50, "b": 50}
+    assert split_host_budget(101, {"a": 0, "b": 0}, {"a": 3, "b": 1}) == {"a": 75, "b": 25}
+    assert split_host_budget(100, {"a": 10, "b": 0, "c": 0}) == {"a": 10, "b": 45, "c": 45}  # water-filling
+    with pytest.raises(ValueError, match=">= 0"):
+        split_host_budget(-1, {"a": 1})
