@@ -193,6 +193,14 @@ processes:
           mappings marked C(MADV_NOHUGEPAGE) can still refuse.
       type: bool
       sample: true
+apps:
+  description:
+    - The same processes as C(name)/C(pid) pairs, ready for M(linux_mm.damon.hugepage_tune). The name is the
+      process name (C(comm)), followed by C(-PID) when several selected processes share it.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{name: postgres, pid: 4242}]
 summary:
   description: Numbers of the scan.
   returned: always
@@ -256,6 +264,15 @@ def argument_spec():
     )
 
 
+def as_apps(processes):
+    """{name, pid} per process; names made unique with the PID where comm repeats."""
+    counts = {}
+    for proc in processes:
+        counts[proc["comm"]] = counts.get(proc["comm"], 0) + 1
+    return [{"name": p["comm"] if counts[p["comm"]] == 1 else "%s-%d" % (p["comm"], p["pid"]), "pid": p["pid"]}
+            for p in processes]
+
+
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     p = module.params
@@ -284,7 +301,7 @@ def main():
     except HotProcessError as e:
         module.fail_json(msg=str(e))
 
-    module.exit_json(changed=False, processes=processes, summary=summary)
+    module.exit_json(changed=False, processes=processes, apps=as_apps(processes), summary=summary)
 
 
 if __name__ == "__main__":
