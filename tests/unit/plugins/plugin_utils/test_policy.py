@@ -14,6 +14,8 @@ the Observation the action plugin would build from the module result.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -66,8 +68,15 @@ class Plant:
         return sum(1 for i in indices if i in self.huge)
 
 
+class Run(NamedTuple):
+    iterations: int
+    threshold: int
+    history: list
+    decisions: list
+
+
 def run(policy, plant, threshold=None, history=None, max_iter=100):
-    """The action plugin's loop: returns (iterations, final threshold, history, decisions)."""
+    """The action plugin's loop, until converged: iterations = remote calls."""
     t = initial_threshold(policy, plant.max_nr) if threshold is None else threshold
     history = [] if history is None else history
     decisions = []
@@ -77,7 +86,7 @@ def run(policy, plant, threshold=None, history=None, max_iter=100):
         history.append(obs)
         decisions.append(d)
         if d.converged:
-            return i, d.threshold, history, decisions
+            return Run(i, d.threshold, history, decisions)
         t = d.threshold
     raise AssertionError("%s did not converge in %d iterations: %r" % (policy, max_iter, decisions[-3:]))
 
@@ -92,7 +101,7 @@ def workload(hot_rate, n_hot=32, n_cold=96, n_noise=16):
 
 def rfc_sequence(start, steps):
     seq, t = [start], start
-    for _ in range(steps):
+    for _step in range(steps):
         t = decide("stepdown", Observation(threshold=t, max_nr_accesses=100)).threshold
         seq.append(t)
     return seq
@@ -116,9 +125,9 @@ def test_stepdown_cumulative_nr_applied_stops_forever():
 @pytest.mark.parametrize("hot_rate", [4, 5, 6])
 def test_adaptive_far_fewer_iterations_than_stepdown(hot_rate):
     rates, hot, cold = workload(hot_rate)
-    n_adaptive, t_adaptive, _, _ = run("adaptive", Plant(rates))
+    n_adaptive = run("adaptive", Plant(rates)).iterations
     stepdown_plant = Plant(rates)
-    n_stepdown, t_stepdown, _, _ = run("stepdown", stepdown_plant)
+    n_stepdown, t_stepdown = run("stepdown", stepdown_plant)[:2]
     assert n_adaptive <= 3
     assert n_stepdown >= 3 * n_adaptive
     # the RFC's flaw: the first applied region stops the descent above the hot set's
@@ -129,9 +138,9 @@ def test_adaptive_far_fewer_iterations_than_stepdown(hot_rate):
 def test_rfc_stepdown_on_a_fast_hot_set_stops_after_the_first_apply():
     """Kernel notes: a chased region shows 15-16 of 20; the RFC steps 20 -> 15,
     applies something and never lowers again, even under a per-interval quota."""
-    rates, hot, _ = workload(15)
+    rates, hot = workload(15)[:2]
     plant = Plant(rates, quota=4 * MIB)
-    n, t, history, _ = run("stepdown", plant)
+    n, t, history = run("stepdown", plant)[:3]
     assert (n, t) == (2, 15) and [o.threshold for o in history] == [20, 15]
     assert plant.covered(hot) == 2  # 4 MiB of the 64 MiB hot set
 
@@ -150,21 +159,20 @@ def test_adaptive_collapses_all_hot_and_no_cold(hot_rate):
 def test_noise_not_collapsed_when_a_hot_mode_exists():
     rates = [12 + i % 5 for i in range(8)] + [0] * 200 + [1 + i % 2 for i in range(120)]
     plant = Plant(rates)
-    _, t, _, _ = run("adaptive", plant)
+    t = run("adaptive", plant).threshold
     assert plant.covered(range(8)) == 8 and plant.covered(range(8, len(rates))) == 0 and t >= 3
 
 
 def test_all_cold_collapses_nothing_and_converges():
     for rates in ([0] * 50, [0] * 50 + [1, 2] * 10):
         plant = Plant(rates)
-        n, t, _, decisions = run("adaptive", plant)
+        n, t, _history, decisions = run("adaptive", plant)
         assert (n, t, plant.huge) == (1, MAX + 1, set()) and "collapse nothing" in decisions[-1].reason
 
 
 def test_all_hot_unimodal_collapses_everything():
     plant = Plant([10 + i % 11 for i in range(40)])
-    n, t, _, _ = run("adaptive", plant)
-    assert n <= 3 and len(plant.huge) == 40
+    assert run("adaptive", plant).iterations <= 3 and len(plant.huge) == 40
 
 
 def test_empty_histogram_keeps_threshold():
@@ -176,13 +184,14 @@ def test_empty_histogram_keeps_threshold():
 def test_hot_set_moves(new_rate, direction):
     rates, hot, cold = workload(9)
     plant = Plant(rates)
-    _, t1, history, _ = run("adaptive", plant)
+    t1, history = run("adaptive", plant)[1:3]
     moved = list(cold)[:32]
     for i in hot:  # the old hot set cools down, another part heats up
         plant.rates[i] = 0
     for i in moved:
         plant.rates[i] = new_rate
-    _, t2, _, decisions = run("adaptive", plant, threshold=t1, history=history)
+    again = run("adaptive", plant, threshold=t1, history=history)
+    t2, decisions = again.threshold, again.decisions
     assert (t2 < t1) if direction == "lower" else (t2 > t1)
     assert plant.covered(moved) == len(moved) and len(decisions) <= 3
 
@@ -207,7 +216,8 @@ def test_budget_limits_collapsed_bytes():
     rates = [16] * 8 + [12] * 8 + [8] * 8 + [0] * 64
     budget = 20 * MIB
     plant = Plant(rates, budget=budget, jitter=False)
-    _, t, _, decisions = run("adaptive", plant)
+    result = run("adaptive", plant)
+    t, decisions = result.threshold, result.decisions
     assert len(plant.huge) * REGION <= budget and plant.covered(range(8)) == 8
     assert t == 12 + 1 and any("budget" in d.reason for d in decisions)
     assert plant.covered(range(24, 88)) == 0
@@ -238,7 +248,7 @@ def test_adaptive_threshold_in_range_and_deterministic(hist, top, cur, budget, d
     obs = Observation(threshold=cur, max_nr_accesses=top, histogram=hist, budget_bytes=budget,
                       sz_applied_delta=delta, huge_bytes_cold=cold_now)
     d = decide("adaptive", obs, [prev])
-    if hist and any(b for _, b in hist):
+    if any(pair[1] for pair in hist):
         assert 1 <= d.threshold <= top + 1
         if budget and d.threshold <= top:
             assert _policy.bytes_at_or_above(hist, d.threshold, top) <= budget
