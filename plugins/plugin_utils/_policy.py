@@ -182,8 +182,9 @@ def _adaptive(obs, history):
     agrees with the current threshold (a changed distribution, e.g. a moved
     hot set, is left to the histogram: raising would not split old huge pages);
     then up until the selected bytes fit ``budget_bytes``. Converged when the
-    threshold stays and nothing was collapsed this interval, or it stayed for
-    two decisions in a row."""
+    threshold stays and nothing was collapsed this interval, or the huge-page
+    bytes outside cold regions cover every selected byte, or it stayed for two
+    decisions in a row."""
     top = _top(obs.max_nr_accesses)
     cur, lv = obs.threshold, levels(obs.histogram, top)
     if not sum(lv):
@@ -204,6 +205,8 @@ def _adaptive(obs, history):
         return Decision(t, False, "%s: %d -> %d" % (why, cur, t))
     if obs.sz_applied_delta == 0:
         return Decision(t, True, why + "; nothing left to collapse")
+    if obs.huge_bytes - obs.huge_bytes_cold >= sum(lv[t:]):
+        return Decision(t, True, why + "; all %d selected bytes are huge pages" % sum(lv[t:]))
     if prev is not None and prev.threshold == cur:
         return Decision(t, True, why + "; threshold stable for two decisions")
     return Decision(t, False, why + "; still collapsing")
