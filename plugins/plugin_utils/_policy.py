@@ -190,7 +190,7 @@ def _adaptive(obs, history):
     if not sum(lv):
         return Decision(cur, False, "no access histogram: keep %d" % cur)
     t, why = choose_threshold(lv, cur)
-    if cur <= top and t > cur and any(lv[cur:t]):
+    if 0 <= cur <= top and t > cur and any(lv[cur:t]):
         why += "; %d B below the hot class were selected at %d: raise" % (sum(lv[cur:t]), cur)
     prev = history[-1] if history else None
     grew = obs.huge_bytes_cold - prev.huge_bytes_cold if prev else 0
