@@ -14,8 +14,9 @@ Every kdamond has a ``stat`` scheme over all memory, whose tried regions give
 the access distribution, and, depending on the collapse path:
 
 - ``damos_collapse`` (Linux 7.2+): a ``collapse`` scheme at the threshold;
-- ``user_collapse`` (6.2+): no second scheme; the step collapses the regions at
-  or above the threshold itself with process_madvise(MADV_COLLAPSE);
+- ``user_collapse`` (6.2+): a second ``stat`` scheme at the threshold (it keeps
+  the threshold in sysfs and counts what is at or above it); the step collapses
+  those regions itself with process_madvise(MADV_COLLAPSE);
 - ``khugepaged``: a ``hugepage`` scheme; khugepaged collapses later, slowly.
 """
 
@@ -36,7 +37,7 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import Sy
 PATHS = ("auto", "damos_collapse", "user_collapse", "khugepaged")
 NAME_PREFIX = "hugepage:"
 HUGE = 2 * 1024 * 1024
-ACTION_OF_PATH = {"damos_collapse": "collapse", "khugepaged": "hugepage"}
+ACTION_OF_PATH = {"damos_collapse": "collapse", "user_collapse": "stat", "khugepaged": "hugepage"}
 
 
 def choose_path(features, requested):
@@ -57,17 +58,15 @@ def choose_path(features, requested):
 def context_for(app, path, attrs, quota_bytes):
     """The kdamond context of one application at its threshold."""
     max_nr = attrs["aggr_us"] // attrs["sample_us"]
-    schemes = [{"action": "stat"}]
-    if path in ACTION_OF_PATH:
-        threshold = app["threshold"]
-        schemes.append({
-            "action": ACTION_OF_PATH[path],
-            # a threshold above the largest possible nr_accesses collapses nothing
-            "access_pattern": {"min_size": HUGE, "min_nr_accesses": threshold,
-                               "max_nr_accesses": max(max_nr, threshold)},
-            "quotas": {"bytes": quota_bytes, "reset_interval_ms": 1000 if quota_bytes else 0,
-                       "weights": {"nr_accesses_permil": 1000}},
-        })
+    threshold = app["threshold"]
+    schemes = [{"action": "stat"}, {
+        "action": ACTION_OF_PATH[path],
+        # a threshold above the largest possible nr_accesses collapses nothing
+        "access_pattern": {"min_size": HUGE, "min_nr_accesses": threshold,
+                           "max_nr_accesses": max(max_nr, threshold)},
+        "quotas": {"bytes": quota_bytes, "reset_interval_ms": 1000 if quota_bytes else 0,
+                   "weights": {"nr_accesses_permil": 1000}},
+    }]
     return {"operations": "vaddr", "monitoring_attrs": attrs, "targets": [{"pid": app["pid"]}], "schemes": schemes}
 
 
@@ -101,6 +100,15 @@ class Step(object):
             apply_plan(self.root, self.features, self.own, plan, self.applied)
         return plan
 
+    def watched(self):
+        """{name, pid, threshold} of every application this loop manages now."""
+        kds = read_kdamonds(self.root, self.features)
+        apps = []
+        for name, index in sorted(owned_apps(self.own).items()):
+            targets = (kds[index].context or {}).get("targets") or [{}]
+            apps.append({"name": name, "pid": targets[0].get("pid"), "threshold": current_threshold(kds[index])})
+        return apps
+
     def configure(self, apps, initial_threshold, prune):
         """Bring each application's kdamond to its threshold; drop the ones that left or exited."""
         kds = read_kdamonds(self.root, self.features)
@@ -124,7 +132,7 @@ class Step(object):
             self._ensure(name, "absent", None)
         return result, gone
 
-    def observe(self, entries, apps):
+    def observe(self, entries, apps, collapse=True):
         """Stats, access histogram and huge-page bytes per application (and user-space collapse)."""
         owned = owned_apps(self.own)
         max_nr = self.attrs["aggr_us"] // self.attrs["sample_us"]
@@ -154,7 +162,7 @@ class Step(object):
             entry.update(max_nr_accesses=max_nr, histogram=sorted(histogram.items()),
                          hot_bytes=sum(e - s for s, e in hot),
                          scheme_stats=stats[1] if len(stats) > 1 else None, collapsed=None)
-            if self.path == "user_collapse" and hot:
+            if self.path == "user_collapse" and hot and collapse:
                 entry["collapsed"] = self._collapse(entry, hot, by_name[name])
             entry.update(self._huge_bytes(entry["pid"], hot, cold))
 

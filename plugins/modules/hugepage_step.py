@@ -53,9 +53,10 @@ options:
   state:
     description:
       - V(present) configures and observes the applications.
+      - V(observed) only observes the applications this loop already manages (O(apps) is ignored), for reports.
       - V(absent) removes every kdamond this loop created (and re-enables exclusive DAMON modules it stopped).
     type: str
-    choices: [present, absent]
+    choices: [present, observed, absent]
     default: present
   path:
     description:
@@ -184,6 +185,7 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._damon_features imp
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_kdamond import KdamondError
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_layout import SpecError
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import Ownership
+from ansible_collections.linux_mm.damon.plugins.module_utils._damon_spec import pid_alive
 from ansible_collections.linux_mm.damon.plugins.module_utils._hugepage import PATHS, Step, choose_path, wait
 from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import SysfsError
 
@@ -191,7 +193,7 @@ ARGUMENT_SPEC = dict(
     apps=dict(type="list", elements="dict", default=[], options=dict(
         name=dict(type="str", required=True), pid=dict(type="int", required=True),
         threshold=dict(type="int"), budget_bytes=dict(type="int", default=0))),
-    state=dict(type="str", choices=["present", "absent"], default="present"),
+    state=dict(type="str", choices=["present", "observed", "absent"], default="present"),
     path=dict(type="str", choices=list(PATHS), default="auto"),
     initial_threshold=dict(type="int"),
     interval_s=dict(type="float", default=5.0),
@@ -230,13 +232,18 @@ def main():
         own = Ownership.load(p["ownership_file"])
         step = Step(p["sysfs_root"], features, own, path, attrs, p["quota_bytes"], p["exclusive_modules"],
                     p["pool_size"], module.check_mode)
-        apps = [] if p["state"] == "absent" else p["apps"]
-        initial = max_nr if p["initial_threshold"] is None else p["initial_threshold"]
-        entries, result["dropped"] = step.configure(apps, initial, prune=p["prune"] or p["state"] == "absent")
+        if p["state"] == "observed":
+            apps = step.watched()
+            names = [a["name"] for a in apps]
+            entries = dict((a["name"], dict(a, exited=not pid_alive(a["pid"]))) for a in apps)
+        else:
+            apps = [] if p["state"] == "absent" else p["apps"]
+            initial = max_nr if p["initial_threshold"] is None else p["initial_threshold"]
+            entries, result["dropped"] = step.configure(apps, initial, prune=p["prune"] or p["state"] == "absent")
         if apps:
             if not module.check_mode:
                 wait(p["interval_s"], started)
-            step.observe(entries, apps)
+            step.observe(entries, apps, collapse=p["state"] == "present")
     except (SpecError, KdamondError, ValueError, CollapseError) as e:
         module.fail_json(msg=str(e), **result)
     except SysfsError as e:

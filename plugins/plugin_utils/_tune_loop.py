@@ -36,13 +36,14 @@ class _AppState(object):
         self.decision = None
 
 
-def _observe(app, state):
-    stats = app.get("scheme_stats")
-    collapsed = app.get("collapsed") or {}
-    if stats is not None:
-        nr, sz = stats.get("nr_applied", 0), stats.get("sz_applied", 0)
-    else:
+def _observe(app, state, path):
+    if path == "user_collapse":  # we collapse, so we count
+        collapsed = app.get("collapsed") or {}
         nr, sz = state.nr_applied + collapsed.get("chunks", 0), state.sz_applied + collapsed.get("bytes", 0)
+        state.nr_applied, state.sz_applied = nr, sz
+    else:  # the kernel counts, cumulatively
+        stats = app.get("scheme_stats") or {}
+        nr, sz = stats.get("nr_applied", 0), stats.get("sz_applied", 0)
     prev = state.history[-1] if state.history else None
     return Observation(
         threshold=app["threshold"], max_nr_accesses=app["max_nr_accesses"],
@@ -87,7 +88,7 @@ def run_loop(call_step, apps, policy, step_args, max_iterations, timeout_s, host
                 del states[app["name"]]
                 entry["apps"][app["name"]] = {"exited": True}
                 continue
-            obs = _observe(app, state)
+            obs = _observe(app, state, result.get("path"))
             state.decision = decide(policy, obs, state.history)
             state.history.append(obs)
             state.threshold = state.decision.threshold

@@ -66,9 +66,15 @@ def test_user_space_path_collapses_real_memory_on_6_12(run_playbook, tmp_path):
         run = run_playbook(step(emu, own, "6.12.117", [{"name": "hotcold", "pid": w.pid, "threshold": 10}]))
         assert run.rc == 0, run.explain()
         app = run[0]["apps"][0]
-        assert run[0]["path"] == "user_collapse" and app["scheme_stats"] is None
+        assert run[0]["path"] == "user_collapse" and app["scheme_stats"]["nr_applied"] == 0  # a stat scheme
+        assert app["scheme_stats"]["sz_tried"] >= 32 * MIB  # what is at or above the threshold
         assert app["collapsed"]["bytes"] == 32 * MIB, app
         assert app["huge_bytes_cold"] == 0 and app["huge_bytes"] >= 32 * MIB
+        observed = run_playbook(step(emu, own, "6.12.117", [], state="observed"))
+        assert observed.rc == 0 and not observed[0]["changed"], observed.explain()
+        seen = observed[0]["apps"][0]
+        assert (seen["name"], seen["pid"], seen["threshold"]) == ("hotcold", w.pid, 10)
+        assert seen["huge_bytes_hot"] == 32 * MIB and seen["collapsed"] is None
 
 
 def test_exited_application_is_dropped_and_collapse_on_6_12_is_refused(run_playbook, tmp_path):
