@@ -74,6 +74,8 @@ class ActionModule(ActionBase):
         try:
             loop = run_loop(call_step, args["apps"], args["policy"], step_args, args["max_iterations"],
                             args["timeout_s"], args["host_budget_bytes"], check_mode=self._task.check_mode)
+        except ValueError as e:  # a host budget that cannot be split
+            raise AnsibleActionFail("host_budget_bytes: %s" % e)
         except StepFailed as e:
             result.update(failed=True, msg="hugepage step failed: %s" % e, step_result=e.result)
             return result

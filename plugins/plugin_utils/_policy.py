@@ -140,8 +140,9 @@ def choose_threshold(lv, current):
     hot class; the largest-gap rule instead would split at any empty level
     inside a noisy mode. Among the equally good thresholds (the empty gap
     between the classes) take the middle, which leaves a margin for the +-1-2
-    jitter of ``nr_accesses`` on both sides; keep ``current`` if it is still in
-    that range (hysteresis). Without contrast (one mode) everything is one
+    jitter of ``nr_accesses`` on both sides; keep ``current`` while it stays near
+    that middle (hysteresis: within a quarter of the gap, at least 1), so a hot
+    set that moves and widens the gap re-centres the threshold. Without contrast (one mode) everything is one
     class: hot if its mean reaches :func:`hot_floor`, else cold. Never below the
     hot floor; ``max + 1`` (collapse nothing) when no byte would be selected.
     Returns ``(threshold, reason)``.
@@ -157,9 +158,9 @@ def choose_threshold(lv, current):
     else:
         what = "hot/cold split between %d and %d" % (split[0] - 1, split[1])
     lo, hi = max(split[0], floor), split[1]
-    if lo <= current <= hi:
-        return current, what + ": current threshold still separates"
     t = max((lo + hi) // 2, floor)
+    if lo <= current <= hi and abs(current - t) <= max(1, (hi - lo) // 4):
+        return current, what + ": current threshold still separates"
     if not any(lv[t:]):
         return top + 1, "nothing at or above the hot floor %d: collapse nothing" % floor
     return t, what

@@ -88,6 +88,9 @@ def run_loop(call_step, apps, policy, step_args, max_iterations, timeout_s, host
                 del states[app["name"]]
                 entry["apps"][app["name"]] = {"exited": True}
                 continue
+            if "max_nr_accesses" not in app:  # check mode before its kdamond exists: nothing observed yet
+                entry["apps"][app["name"]] = {"threshold": app.get("threshold"), "observed": False}
+                continue
             obs = _observe(app, state, result.get("path"))
             state.decision = decide(policy, obs, state.history)
             state.history.append(obs)
@@ -101,8 +104,10 @@ def run_loop(call_step, apps, policy, step_args, max_iterations, timeout_s, host
                 "reason": state.decision.reason,
             }
         out["trace"].append(entry)
+        # on the user-space path we do the collapsing: not done while it still collapses
         pending = [n for n, s in states.items() if s.decision is None or not s.decision.converged
-                   or s.decision.threshold != s.history[-1].threshold]
+                   or s.decision.threshold != s.history[-1].threshold
+                   or (result.get("path") == "user_collapse" and s.history[-1].sz_applied_delta > 0)]
         if check_mode:
             out["stopped"] = "check_mode"
             out["changed"] = out["changed"] or bool(pending)

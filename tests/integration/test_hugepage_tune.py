@@ -102,8 +102,7 @@ def test_bad_arguments_are_refused(run_playbook, tmp_path):
     with HotCold() as w, EmulatedSysfs(kernel="6.12") as emu:
         apps = [{"name": "x", "pid": w.pid}]
         plays = [tune(emu, tmp_path / "o.json", apps, kernel="6.12.117", **bad) for bad in (
-            {"policy": "greedy"}, {"path": "damos_collapse"}, {"max_iterations": 0},
-            {"apps": [{"name": "x", "pid": 4194305}]})]
+            {"policy": "greedy"}, {"path": "damos_collapse"}, {"max_iterations": 0}, {})]
         tasks = [dict(play[0]["tasks"][0], ignore_errors=True) for play in plays]
         tasks[3]["linux_mm.damon.hugepage_tune"]["apps"] = [{"name": "x", "pid": 4194305}]
         run = run_playbook([dict(plays[0][0], tasks=tasks)])
