@@ -1,0 +1,59 @@
+# Copyright: (c) 2026, linux_mm.damon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""playbooks/hugepage.yml, report.yml and stop.yml with the hugepage role, on the emulator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests.emulator import EmulatedSysfs
+from tests.workloads import HotCold
+
+pytestmark = [pytest.mark.emulator, pytest.mark.timeout(600)]
+
+REPO = Path(__file__).resolve().parents[2]
+MIB = 1 << 20
+
+
+def test_apply_report_rerun_and_stop(run_playbook, tmp_path):
+    with HotCold() as w, EmulatedSysfs(kernel="6.12", scenario={"speed": 20, "targets": [{"pid": w.pid, "regions": [
+            {"start": w.hot[0], "end": w.hot[1], "rate": 0.5},
+            {"start": w.cold[0], "end": w.cold[1], "rate": 0.0}]}]}) as emu:
+        extra = dict(hugepage_sysfs_root=emu.root, hugepage_kernel_release="6.12.117",
+                     hugepage_ownership_file=str(tmp_path / "own.json"), hugepage_interval_s=0.5,
+                     hugepage_apps=[{"name": "hotcold", "pid": w.pid}], report_dir=str(tmp_path), report_interval_s=0.2,
+                     ansible_become=False)
+        applied = run_playbook(REPO / "playbooks" / "hugepage.yml", extra_vars=extra)
+        assert applied.rc == 0, applied.explain()
+        tuned = applied["linux_mm.damon.hugepage : Tune the hotness threshold of each application"]
+        assert tuned["converged"] and tuned["changed"] and tuned["stopped"] == "converged"
+
+        report = json.loads((tmp_path / "hugepage-report.json").read_text())
+        schema = json.loads((REPO / "docs" / "schemas" / "hugepage-report.schema.json").read_text())
+        jsonschema.validate(report, schema)
+        row = report["rows"][0]
+        assert (row["host"], row["app"], row["path"]) == ("localhost", "hotcold", "user_collapse")
+        assert row["hot_coverage"] == 1.0 and row["huge_bytes_cold"] == 0  # real pages of the workload
+        assert "hotcold" in applied.stdout and "100%" in applied.stdout  # the table
+
+        again = run_playbook(REPO / "playbooks" / "hugepage.yml", extra_vars=extra)
+        assert again.rc == 0 and again.stats["localhost"]["changed"] == 0, again.explain()
+
+        stopped = run_playbook(REPO / "playbooks" / "stop.yml", extra_vars=extra)
+        assert stopped.rc == 0, stopped.explain()
+        assert emu.status()["kdamonds"] == [] or all(k["state"] == "off" for k in emu.status()["kdamonds"])
+
+
+def test_a_kernel_without_damon_fails_clearly(run_playbook, tmp_path):
+    with EmulatedSysfs(kernel="6.1") as emu:
+        run = run_playbook(REPO / "playbooks" / "hugepage.yml", extra_vars=dict(
+            hugepage_sysfs_root=emu.root, hugepage_kernel_release="6.1.0", hugepage_apps=[{"name": "x", "pid": 1}],
+            hugepage_ownership_file=str(tmp_path / "own.json"), report_dir=str(tmp_path), ansible_become=False))
+        assert run.rc != 0
+        assert "no DAMON sysfs interface" in run["linux_mm.damon.hugepage : Stop when the kernel has no DAMON"]["msg"]
+        assert "Traceback" not in run.stdout
