@@ -30,6 +30,10 @@ def main(argv: list[str]) -> int:
     env.pop("PYTHONPATH", None)
     env.pop("VIRTUAL_ENV", None)
     env["NO_COLOR"] = "1"
+    # resolve linux_mm.damon.* in playbooks and roles to this checkout
+    sys.path.insert(0, str(REPO_ROOT))
+    from tests.tooling import collection_tree  # pylint: disable=import-outside-toplevel
+    env["ANSIBLE_COLLECTIONS_PATH"] = str(collection_tree.build().parents[2])
     cmd = [str(exe), "--offline", "--profile", "production"] + argv
     print("lint: %s" % " ".join(cmd), flush=True)
     start = time.monotonic()
