@@ -5,6 +5,10 @@ DAMON and module files).  Standard library only, Python 3.9+.  Usage from the ho
 
     ssh root@guest python3 - < tests/vm/probe_sysfs.py > fixture.json
     # or: Guest.python(Path("tests/vm/probe_sysfs.py").read_text())
+    python3 tests/vm/probe_sysfs.py /path/to/emulator/mount   # another sysfs root
+
+The only argument is the sysfs root (default ``/sys``): the same sequence runs on an
+emulator mount (tests/emulator) for the conformance test (tests/conformance/).
 
 What it does (every write and its result is recorded):
   1. dumps /sys/kernel/mm/damon/admin as found;
@@ -13,7 +17,8 @@ What it does (every write and its result is recorded):
      filters/core_filters/ops_filters, nr_dests, nr_probes, ...) is set to 1 until no
      new one appears, and dumps every file with mode, value or read errno;
   3. tries every known keyword for operations, action, filter type, goal metric,
-     watermark metric and goal tuner, a set of bad writes, and ``nr_*`` rewrites;
+     watermark metric and goal tuner, numbers and strings in every other writable file
+     (``value_writes``: result and read-back), a set of bad writes, and ``nr_*`` rewrites;
   4. tries every known ``state`` word on the idle kdamond, turns it on (recording each
      failure and the fix applied: valid target, no regions/filters, DAMON_STAT off),
      tries every word while it runs, dumps the running tree, turns it off;
@@ -29,10 +34,22 @@ import platform
 import sys
 import time
 
-PROBE_VERSION = 1
-DAMON = "/sys/kernel/mm/damon"
+PROBE_VERSION = 2
+SYS = "/sys"
+DAMON = SYS + "/kernel/mm/damon"
 ADMIN = DAMON + "/admin"
-THP = "/sys/kernel/mm/transparent_hugepage"
+THP = SYS + "/kernel/mm/transparent_hugepage"
+MODULES = SYS + "/module"
+
+
+def set_root(root):
+    """Point the probe at another sysfs root (an emulator mount)."""
+    global SYS, DAMON, ADMIN, THP, MODULES  # pylint: disable=global-statement
+    SYS = root.rstrip("/") or "/"
+    DAMON = SYS + "/kernel/mm/damon"
+    ADMIN = DAMON + "/admin"
+    THP = SYS + "/kernel/mm/transparent_hugepage"
+    MODULES = SYS + "/module"
 
 NR_FILES = ("nr_kdamonds", "nr_contexts", "nr_targets", "nr_regions", "nr_schemes",
             "nr_goals", "nr_filters", "nr_dests", "nr_probes")
@@ -52,6 +69,13 @@ GOAL_METRICS = ("user_input", "some_mem_psi_us", "node_mem_used_bp", "node_mem_f
 WMARK_METRICS = ("none", "free_mem_rate", "bogus_metric")
 GOAL_TUNERS = ("consist", "temporal", "bogus_tuner")
 BOOLS = ("Y", "N", "1", "0", "yes", "no", "true", "false", "on", "off", "maybe")
+# value_writes: what every other writable file takes (integer width, sign, base, junk).
+NUMBERS = ("0", "7", "-1", "2147483648", "4294967296", "18446744073709551615",
+           "18446744073709551616", "0x10", "010", "12abc", "5\n")
+STRINGS = ("/", "/probe/path", "x" * 300)
+KEYWORD_FILES = ("operations", "action", "type", "target_metric", "metric", "goal_tuner")
+BOOL_FILES = ("matching", "allow", "obsolete_target", "pause")
+STRING_FILES = ("memcg_path", "path")
 
 K0 = "kdamonds/0"
 C0 = K0 + "/contexts/0"
@@ -200,6 +224,27 @@ def try_words(rel, words):
     return {"original": orig, "words": res}
 
 
+def value_writes():
+    """Every writable file of the staged tree that is not a count, state, keyword or bool
+    file: write each of NUMBERS (STRINGS for path files), record result and read-back,
+    then restore the original value."""
+    out = {}
+    for rel, ent in dump(ADMIN).items():
+        name = rel.rsplit("/", 1)[-1]
+        if ent.get("type") != "file" or not int(ent.get("mode", "0"), 8) & 0o200:
+            continue
+        if name in NR_FILES or name == "state" or name in KEYWORD_FILES or name in BOOL_FILES:
+            continue
+        orig = val(rel)
+        res = {}
+        for w in (STRINGS if name in STRING_FILES else NUMBERS):
+            res[w] = [write(rel, w), val(rel)]
+        if orig is not None:
+            write(rel, orig)
+        out[rel] = res
+    return out
+
+
 def filter_dirs():
     out = []
     for d in ("filters", "core_filters", "ops_filters"):
@@ -210,7 +255,7 @@ def filter_dirs():
 
 def module_params():
     out = {}
-    base = "/sys/module"
+    base = MODULES
     for m in sorted(os.listdir(base)):
         if not m.startswith("damon"):
             continue
@@ -219,7 +264,7 @@ def module_params():
 
 
 def find_module_param(name):
-    p = "/sys/module/%s/parameters/enabled" % name
+    p = MODULES + "/%s/parameters/enabled" % name
     return p if os.path.exists(p) else None
 
 
@@ -297,10 +342,10 @@ def main():
     result["kernel"] = kernel_info()
     result["damon_dir_present"] = os.path.isdir(DAMON)
     result["damon_admin_present"] = os.path.isdir(ADMIN)
-    result["sys_kernel_mm"] = sorted(os.listdir("/sys/kernel/mm"))
+    result["sys_kernel_mm"] = sorted(os.listdir(SYS + "/kernel/mm"))
     result["thp"] = dump(THP)
     result["module_params"] = module_params()
-    result["damon_modules"] = sorted(m for m in os.listdir("/sys/module") if m.startswith("damon"))
+    result["damon_modules"] = sorted(m for m in os.listdir(MODULES) if m.startswith("damon"))
     if not result["damon_admin_present"]:
         result["note"] = "no DAMON sysfs interface on this kernel"
         json.dump(result, sys.stdout, indent=1, sort_keys=True)
@@ -333,6 +378,7 @@ def main():
         if os.path.exists(a(rel)):
             bool_files[rel] = try_words(rel, BOOLS)
     result["bool_words"] = bool_files
+    result["value_writes"] = value_writes()
 
     # bad writes (each restored afterwards where it had a value)
     bad = []
@@ -457,4 +503,6 @@ def main():
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 1:
+        set_root(sys.argv[1])
     sys.exit(main())
