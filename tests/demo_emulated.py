@@ -1,7 +1,7 @@
 # Copyright: (c) 2026, linux_mm.damon contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""`make demo` — EMULATED main job (until the guest-based demo lands).
+"""`make demo-emulated` — the main job on an EMULATED kernel, in seconds, without a guest.
 
 Runs the collection end to end against an emulated Linux 7.3 DAMON sysfs (the
 FUSE emulator in tests/emulator), never the host's: a real hot/cold workload

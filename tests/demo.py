@@ -1,0 +1,110 @@
+# Copyright: (c) 2026, linux_mm.damon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""`make demo` — the main job on the embedded default: a real Linux 7.3 DAMON kernel in QEMU.
+
+Boots the damon-7.3 Debian guest (building its image from Debian packages the
+first time), starts a hot/cold workload inside it (private anonymous memory: a
+hot part written continuously, a larger cold part touched once), measures how
+much of each part is backed by huge pages (pagemap + kpageflags, per 4 KiB
+page), runs playbooks/hugepage.yml against the guest, measures again, prints
+the before/after table, and runs playbooks/stop.yml.
+
+Options: ``--kernel damon-6.12`` (user-space collapse path), ``--policy stepdown``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.tooling import collection_tree  # noqa: E402  pylint: disable=wrong-import-position
+from tests.vm import images  # noqa: E402  pylint: disable=wrong-import-position
+from tests.vm.guest import Guest  # noqa: E402  pylint: disable=wrong-import-position
+
+MIB = 1 << 20
+PROCFS = REPO / "plugins" / "module_utils" / "_procfs.py"
+# Runs in the guest: huge-page bytes of the workload's exact hot and cold ranges.
+MEASURE = """
+import json, sys
+sys.path.insert(0, "/root")
+import _procfs
+w = json.load(open("/run/hotcold.json"))
+print(json.dumps(dict((part, _procfs.range_huge_bytes(w["pid"], w[part]["start"], w[part]["end"]))
+                      for part in ("hot", "cold"))))
+"""
+
+
+def measure(guest):
+    return json.loads(guest.python(MEASURE, check=True).stdout)
+
+
+def playbook(guest, name, inventory, extra, log):
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collection_tree.build().parents[2]), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_HOST_KEY_CHECKING="False")
+    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), "-e", json.dumps(extra),
+           str(REPO / "playbooks" / name)]
+    print("$ ansible-playbook playbooks/%s   (output in %s)" % (name, log), flush=True)
+    with open(log, "a") as out:
+        done = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=1200, check=False)
+    if done.returncode:
+        sys.exit("ansible-playbook %s failed (rc %d); see %s" % (name, done.returncode, log))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kernel", default="damon-7.3", choices=["damon-7.3", "damon-6.12"])
+    parser.add_argument("--policy", default="adaptive", choices=["adaptive", "stepdown"])
+    parser.add_argument("--hot-mb", type=int, default=64)
+    parser.add_argument("--cold-mb", type=int, default=256)
+    args = parser.parse_args(argv)
+    out_dir = REPO / "build" / "demo"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = out_dir / "ansible.log"
+    log.write_text("")
+
+    print("Preparing the %s guest image (built from Debian packages the first time, then cached)..." % args.kernel,
+          flush=True)
+    images.ensure(args.kernel)
+    with Guest(args.kernel) as guest, tempfile.TemporaryDirectory() as tmp:
+        print("Guest up: Linux %s (booted in %.0f s)" % (guest.uname().strip(), guest.boot_seconds), flush=True)
+        guest.put(PROCFS.read_bytes(), "/root/_procfs.py")
+        guest.ssh("hotcold --hot-mb %d --cold-mb %d --daemonize --out /run/hotcold.json" % (args.hot_mb, args.cold_mb),
+                  check=True)
+        workload = json.loads(guest.read("/run/hotcold.json"))
+        print("Workload pid %d: hot %d MiB written continuously, cold %d MiB touched once" % (
+            workload["pid"], workload["hot"]["bytes"] // MIB, workload["cold"]["bytes"] // MIB), flush=True)
+        before = measure(guest)
+
+        inventory = Path(tmp) / "inventory.yml"
+        guest.write_inventory(inventory)
+        extra = dict(hugepage_apps=[{"name": "hotcold", "pid": workload["pid"]}], hugepage_policy=args.policy,
+                     hugepage_exclusive_modules="stop", hugepage_interval_s=3.0, hugepage_max_iterations=12,
+                     report_dir=str(out_dir))
+        playbook(guest, "hugepage.yml", inventory, extra, log)
+        after = measure(guest)
+        report = json.loads((out_dir / "hugepage-report.json").read_text())["rows"][0]
+        playbook(guest, "stop.yml", inventory, extra, log)
+        damon_stat = guest.ssh("cat /sys/module/damon_stat/parameters/enabled 2>/dev/null || echo -").stdout.strip()
+
+    hot, cold = workload["hot"]["bytes"], workload["cold"]["bytes"]
+    print("\nHuge-page coverage of the workload (%s, policy %s, path %s, threshold %s of %d):" % (
+        args.kernel, args.policy, report["path"], report["threshold"], 20))
+    print("  %-26s %14s %14s" % ("", "before", "after"))
+    print("  %-26s %13.0f%% %13.0f%%" % ("hot part in huge pages", 100.0 * before["hot"] / hot, 100.0 * after["hot"] / hot))
+    print("  %-26s %10.0f MiB %10.0f MiB" % ("cold part in huge pages", before["cold"] / MIB, after["cold"] / MIB))
+    print("  (%d MiB hot, %d MiB cold; cold huge pages are bloat)" % (hot // MIB, cold // MIB))
+    print("After playbooks/stop.yml: our kdamonds removed, DAMON_STAT enabled = %s" % damon_stat)
+    print("Fleet report: %s; playbook output: %s" % (out_dir / "hugepage-report.json", log))
+
+
+if __name__ == "__main__":
+    main()
