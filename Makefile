@@ -1,8 +1,11 @@
 # linux_mm.damon — the single entry point.
 #
 #   make venv       .venv (requirements/test.txt) and .venv-lint (requirements/lint.txt), all pinned
-#   make test       THE test command: pytest (all suites) + ansible-test sanity + ansible-lint + galaxy build
+#   make test       THE test command: fast pytest + ansible-test sanity + ansible-lint + galaxy build + guest tests
 #   make test-fast  pytest only, without guest (QEMU) tests
+#   make test-guests  guest tests (QEMU TCG): image build/check, tests/vm smoke, emulator conformance, molecule
+#   make images     build (or reuse) the Debian guest images damon-6.12, damon-7.3, no-damon (cached, keyed)
+#   make molecule   the molecule scenarios only (SCENARIOS="damon-6.12 damon-7.3 no-damon" by default)
 #   make sanity     ansible-test sanity --venv --python 3.11 (no ignore files allowed)
 #   make lint       ansible-lint --offline --profile production (from .venv-lint)
 #   make build      ansible-galaxy collection build into build/ + install check
@@ -21,11 +24,14 @@ PY := $(VENV)/bin/python
 PIP_INSTALL := -m pip install --disable-pip-version-check --no-input
 PYTEST_ARGS ?=
 # Parts of `make test`, run in this order; each one runs even if an earlier one failed.
-TEST_PARTS ?= pytest sanity lint build
+TEST_PARTS ?= test-fast sanity lint build test-guests
+# Guest (QEMU) tests: two boot attempts by default; SCENARIOS narrows `make molecule` (default: all).
+GUEST_ENV := LINUX_MM_DAMON_GUEST_TESTS=1 LINUX_MM_DAMON_BOOT_ATTEMPTS=$${LINUX_MM_DAMON_BOOT_ATTEMPTS:-2}
+SCENARIOS ?=
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv test test-fast pytest sanity lint build demo demo-emulated clean distclean
+.PHONY: help venv test test-fast test-guests images molecule pytest sanity lint build demo demo-emulated clean distclean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -57,12 +63,27 @@ test: venv
 	if (( $${#failed[@]} )); then echo "=== make test: FAILED: $${failed[*]}"; exit 1; fi; \
 	echo "=== make test: all passed ($(TEST_PARTS))"
 
-# All pytest suites. Exit code 5 (nothing collected) is a failure like any other non-zero code.
+# All pytest suites (guest tests only with LINUX_MM_DAMON_GUEST_TESTS=1). Exit code 5
+# (nothing collected) is a failure like any other non-zero code.
 pytest: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.installed
-	$(PY) -m pytest -m "not vm" $(PYTEST_ARGS)
+	LINUX_MM_DAMON_GUEST_TESTS= $(PY) -m pytest -m "not vm" $(PYTEST_ARGS)
+
+# --- guest tests (QEMU TCG; never the host kernel) -------------------------------
+
+# Resolves package versions against the mirror and builds what changed (first run ≈ 3 min);
+# later steps then use the cached images without asking the mirror again.
+images: $(VENV)/.installed
+	$(PY) -m tests.vm.images build all --prune
+
+test-guests: images
+	$(GUEST_ENV) LINUX_MM_DAMON_IMAGES_OFFLINE=1 $(PY) -m pytest -m vm --durations=0 $(PYTEST_ARGS)
+
+molecule: $(VENV)/.installed
+	PATH="$(VENV)/bin:$$PATH" LINUX_MM_DAMON_BOOT_ATTEMPTS=$${LINUX_MM_DAMON_BOOT_ATTEMPTS:-2} \
+	  $(PY) -m tests.vm.run_molecule $(SCENARIOS)
 
 sanity: $(VENV)/.installed
 	$(PY) -m tests.tooling.sanity
