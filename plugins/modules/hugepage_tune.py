@@ -30,10 +30,13 @@ extends_documentation_fragment:
 attributes:
   action:
     support: full
+    description: The loop runs on the controller; each iteration executes M(linux_mm.damon.hugepage_step) on the host.
   async:
     support: none
+    description: The loop itself cannot run asynchronously; bound it with O(max_iterations) and O(timeout_s).
   bypass_host_loop:
     support: none
+    description: It runs once per host; each host has its own loop.
   check_mode:
     support: full
     details: Runs one iteration that changes nothing on the host and predicts the next thresholds.

@@ -206,11 +206,13 @@ def test_idle_slots_we_own_are_reused_while_a_foreign_kdamond_runs(run_playbook,
                 f.write(value)
         foreign_pid = read(emu.root, "0/pid")
 
+        running = dict(spec)
+        running["state"] = "running"
         run = run_playbook(play(
             {"linux_mm.damon.kdamond": dict(name="a", state="absent", sysfs_root=emu.root, kernel_release="6.12.0",
                                             ownership_file=str(own))},
             kdamond_task(emu, own, name="b", state="absent"),
-            kdamond_task(emu, own, name="c", **dict(spec, state="running")),
+            kdamond_task(emu, own, name="c", **running),
             ignore_errors=True))
         assert run[0]["_status"] == "failed" and "changed or restarted by someone else" in run[0]["msg"]
         assert run[1]["_status"] == "ok" and run[1]["changed"]
