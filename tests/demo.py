@@ -18,9 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,16 +49,61 @@ def measure(guest):
     return json.loads(guest.python(MEASURE, check=True).stdout)
 
 
-def playbook(guest, name, inventory, extra, log):
+def playbook(name, inventory, extra, log):
+    """Run playbooks/NAME against the guest; returns the guest host's PLAY RECAP counters."""
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collection_tree.build().parents[2]), ANSIBLE_NOCOLOR="1",
                ANSIBLE_HOST_KEY_CHECKING="False")
     cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), "-e", json.dumps(extra),
            str(REPO / "playbooks" / name)]
     print("$ ansible-playbook playbooks/%s   (output in %s)" % (name, log), flush=True)
+    done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=1200,
+                          check=False)
     with open(log, "a") as out:
-        done = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=1200, check=False)
+        out.write(done.stdout)
     if done.returncode:
-        sys.exit("ansible-playbook %s failed (rc %d); see %s" % (name, done.returncode, log))
+        raise RuntimeError("ansible-playbook %s failed (rc %d); see %s" % (name, done.returncode, log))
+    recap = re.findall(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)", done.stdout, re.M)
+    return dict((host, {"ok": int(ok), "changed": int(changed)}) for host, ok, changed in recap)
+
+
+def run(kernel="damon-7.3", policy="adaptive", hot_mb=64, cold_mb=256, rerun=False, out_dir=REPO / "build" / "demo"):
+    """Boot the guest, run the workload and the playbooks; return what was measured."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = out_dir / "ansible.log"
+    log.write_text("")
+    print("Preparing the %s guest image (built from Debian packages the first time, then cached)..." % kernel,
+          flush=True)
+    images.ensure(kernel)
+    with Guest(kernel) as guest, tempfile.TemporaryDirectory() as tmp:
+        print("Guest up: Linux %s (booted in %.0f s)" % (guest.uname(), guest.boot_seconds), flush=True)
+        guest.put(PROCFS.read_bytes(), "/root/_procfs.py")
+        guest.ssh("hotcold --hot-mb %d --cold-mb %d --daemonize --out /run/hotcold.json" % (hot_mb, cold_mb),
+                  check=True)
+        workload = json.loads(guest.read("/run/hotcold.json"))
+        print("Workload pid %d: hot %d MiB written continuously, cold %d MiB touched once" % (
+            workload["pid"], workload["hot"]["bytes"] // MIB, workload["cold"]["bytes"] // MIB), flush=True)
+        modules = "cat /sys/module/damon_*/parameters/enabled 2>/dev/null | tr -d '\\n'"
+        prior = {"modules": guest.ssh(modules).stdout, "thp": guest.read("/sys/kernel/mm/transparent_hugepage/enabled")}
+        out = {"kernel": kernel, "policy": policy, "workload": workload, "before": measure(guest)}
+
+        inventory = Path(tmp) / "inventory.yml"
+        guest.write_inventory(inventory)
+        extra = dict(hugepage_apps=[{"name": "hotcold", "pid": workload["pid"]}], hugepage_policy=policy,
+                     hugepage_exclusive_modules="stop", hugepage_interval_s=3.0, hugepage_max_iterations=12,
+                     report_dir=str(out_dir))
+        started = time.monotonic()
+        out["apply_recap"] = playbook("hugepage.yml", inventory, extra, log)
+        out["apply_seconds"] = time.monotonic() - started
+        out["after"] = measure(guest)
+        out["report"] = json.loads((out_dir / "hugepage-report.json").read_text())["rows"][0]
+        if rerun:
+            out["rerun_recap"] = playbook("hugepage.yml", inventory, extra, log)
+        playbook("stop.yml", inventory, extra, log)
+        out["restored"] = {"modules": guest.ssh(modules).stdout,
+                           "thp": guest.read("/sys/kernel/mm/transparent_hugepage/enabled"),
+                           "kdamonds": guest.read("/sys/kernel/mm/damon/admin/kdamonds/nr_kdamonds").strip()}
+        out["prior"] = prior
+    return out
 
 
 def main(argv=None):
@@ -66,44 +113,21 @@ def main(argv=None):
     parser.add_argument("--hot-mb", type=int, default=64)
     parser.add_argument("--cold-mb", type=int, default=256)
     args = parser.parse_args(argv)
-    out_dir = REPO / "build" / "demo"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    log = out_dir / "ansible.log"
-    log.write_text("")
-
-    print("Preparing the %s guest image (built from Debian packages the first time, then cached)..." % args.kernel,
-          flush=True)
-    images.ensure(args.kernel)
-    with Guest(args.kernel) as guest, tempfile.TemporaryDirectory() as tmp:
-        print("Guest up: Linux %s (booted in %.0f s)" % (guest.uname().strip(), guest.boot_seconds), flush=True)
-        guest.put(PROCFS.read_bytes(), "/root/_procfs.py")
-        guest.ssh("hotcold --hot-mb %d --cold-mb %d --daemonize --out /run/hotcold.json" % (args.hot_mb, args.cold_mb),
-                  check=True)
-        workload = json.loads(guest.read("/run/hotcold.json"))
-        print("Workload pid %d: hot %d MiB written continuously, cold %d MiB touched once" % (
-            workload["pid"], workload["hot"]["bytes"] // MIB, workload["cold"]["bytes"] // MIB), flush=True)
-        before = measure(guest)
-
-        inventory = Path(tmp) / "inventory.yml"
-        guest.write_inventory(inventory)
-        extra = dict(hugepage_apps=[{"name": "hotcold", "pid": workload["pid"]}], hugepage_policy=args.policy,
-                     hugepage_exclusive_modules="stop", hugepage_interval_s=3.0, hugepage_max_iterations=12,
-                     report_dir=str(out_dir))
-        playbook(guest, "hugepage.yml", inventory, extra, log)
-        after = measure(guest)
-        report = json.loads((out_dir / "hugepage-report.json").read_text())["rows"][0]
-        playbook(guest, "stop.yml", inventory, extra, log)
-        damon_stat = guest.ssh("cat /sys/module/damon_stat/parameters/enabled 2>/dev/null || echo -").stdout.strip()
-
-    hot, cold = workload["hot"]["bytes"], workload["cold"]["bytes"]
-    print("\nHuge-page coverage of the workload (%s, policy %s, path %s, threshold %s of %d):" % (
-        args.kernel, args.policy, report["path"], report["threshold"], 20))
+    try:
+        out = run(args.kernel, args.policy, args.hot_mb, args.cold_mb)
+    except RuntimeError as e:
+        sys.exit(str(e))
+    hot, cold = out["workload"]["hot"]["bytes"], out["workload"]["cold"]["bytes"]
+    before, after, report = out["before"], out["after"], out["report"]
+    print("\nHuge-page coverage of the workload (%s, policy %s, path %s, threshold %s of 20, %.0f s):" % (
+        args.kernel, args.policy, report["path"], report["threshold"], out["apply_seconds"]))
     print("  %-26s %14s %14s" % ("", "before", "after"))
     print("  %-26s %13.0f%% %13.0f%%" % ("hot part in huge pages", 100.0 * before["hot"] / hot, 100.0 * after["hot"] / hot))
     print("  %-26s %10.0f MiB %10.0f MiB" % ("cold part in huge pages", before["cold"] / MIB, after["cold"] / MIB))
     print("  (%d MiB hot, %d MiB cold; cold huge pages are bloat)" % (hot // MIB, cold // MIB))
-    print("After playbooks/stop.yml: our kdamonds removed, DAMON_STAT enabled = %s" % damon_stat)
-    print("Fleet report: %s; playbook output: %s" % (out_dir / "hugepage-report.json", log))
+    print("After playbooks/stop.yml: nr_kdamonds %s, DAMON module switches %s (before: %s)" % (
+        out["restored"]["kdamonds"], out["restored"]["modules"] or "-", out["prior"]["modules"] or "-"))
+    print("Fleet report: %s" % (REPO / "build" / "demo" / "hugepage-report.json"))
 
 
 if __name__ == "__main__":
