@@ -89,3 +89,21 @@ def test_exited_application_is_dropped_and_collapse_on_6_12_is_refused(run_playb
         refused = run_playbook(step(emu, own, "6.12.117", [], path="damos_collapse"))
         assert refused[0]["_status"] == "failed"
         assert "damos_collapse needs the DAMOS collapse action of Linux 7.2" in refused[0]["msg"]
+
+
+def test_changing_the_set_of_apps_keeps_the_monitoring_of_those_that_stay(run_playbook, tmp_path):
+    own = tmp_path / "own.json"
+    with HotCold() as a, HotCold() as b, EmulatedSysfs(kernel="6.12", scenario={
+            "speed": 20, "targets": scenario(a)["targets"] + scenario(b)["targets"]}) as emu:
+        both = run_playbook(step(emu, own, "6.12.117", [{"name": "a", "pid": a.pid, "threshold": 10},
+                                                       {"name": "b", "pid": b.pid, "threshold": 10}]))
+        assert both.rc == 0, both.explain()
+        index_a = both[0]["apps"][0]["kdamond"]
+        kdamond_pid = emu.status()["kdamonds"][index_a]["pid"]
+
+        only_a = run_playbook(step(emu, own, "6.12.117", [{"name": "a", "pid": a.pid, "threshold": 10}]))
+        assert only_a.rc == 0 and only_a[0]["dropped"] == ["b"], only_a.explain()
+        # a's kdamond was neither restarted nor committed: same slot, same kdamond, no write under it
+        assert only_a[0]["apps"][0]["kdamond"] == index_a
+        assert emu.status()["kdamonds"][index_a]["pid"] == kdamond_pid
+        assert not [w for w in only_a[0]["writes"] if "/kdamonds/%d/" % index_a in w["path"]]
