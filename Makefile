@@ -11,6 +11,7 @@
 #   make build      ansible-galaxy collection build into build/ + install check
 #   make demo       the main job: hot/cold workload in a real Linux 7.3 DAMON guest, tuned by playbooks/hugepage.yml
 #   make demo-emulated  the same on the emulated kernel (seconds, no guest)
+#   make bench      benchmarks vs the published anchors (guests, host speed-up, fleet); results in bench/results/ (BENCH_ARGS: --quick, --only SECTION)
 #   make clean      remove build output, tests/output, caches, temporary collection trees
 
 SHELL := bash
@@ -101,6 +102,11 @@ demo: $(VENV)/.installed
 # The same on an emulated kernel, in seconds.
 demo-emulated: $(VENV)/.installed
 	$(PY) -m tests.demo_emulated
+
+# Benchmarks (bench/README.md): matplotlib from bench/requirements.txt into .venv, then all sections.
+bench: $(VENV)/.installed
+	$(PY) $(PIP_INSTALL) -q -r bench/requirements.txt
+	$(PY) -m bench $(BENCH_ARGS)
 
 # --- housekeeping ---------------------------------------------------------------
 

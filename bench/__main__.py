@@ -1,0 +1,70 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""`make bench` / `python -m bench`: effectiveness in guests, host speed-up, control-plane cost, report.
+
+python -m bench                          all sections, then the report
+python -m bench --only speedup           one section (repeatable: --only control --only report)
+python -m bench --quick                  fewer repetitions and shorter phases (a smoke run)
+Sections: effectiveness (both guest kernels, or --kernel), speedup, control, report.
+Raw per-section data go to bench/results/raw/; the report assembles latest.json/latest.md/*.png
+from whatever raw files exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from bench import control_plane, effectiveness, report, speedup
+from bench.common import RESULTS, log, save_raw
+
+SECTIONS = ("effectiveness", "speedup", "control", "report")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    ap.add_argument("--only", action="append", choices=SECTIONS, help="run only these sections")
+    ap.add_argument("--quick", action="store_true", help="short phases, fewer runs, smaller fleets")
+    ap.add_argument("--kernel", action="append", choices=effectiveness.KERNELS, help="guest kernels (default both)")
+    ap.add_argument("--configs", help="comma-separated effectiveness configurations (default all seven)")
+    ap.add_argument("--phase-s", type=float, help="seconds per workload phase (default 60, quick 40)")
+    ap.add_argument("--runs", type=int, help="speed-up repetitions (default 7, quick 3)")
+    ap.add_argument("--hot-mb", type=int, default=1024, help="speed-up hot set (default 1024 MiB)")
+    ap.add_argument("--fleet", help="comma-separated fleet sizes (default 50,100,200)")
+    ap.add_argument("--forks", type=int, default=25)
+    args = ap.parse_args(argv)
+    sections = args.only or list(SECTIONS)
+    phase = args.phase_s or (40 if args.quick else 60)
+    runs = args.runs or (3 if args.quick else 7)
+    fleet = tuple(int(x) for x in args.fleet.split(",")) if args.fleet else (50, 100, 200)
+    started = time.monotonic()
+    timings = {}
+    for section in SECTIONS:
+        if section not in sections:
+            continue
+        t = time.monotonic()
+        log("=== section %s" % section)
+        if section == "effectiveness":
+            configs = tuple(args.configs.split(",")) if args.configs else effectiveness.CONFIGS
+            for kernel in args.kernel or effectiveness.KERNELS:
+                effectiveness.run_kernel(kernel, configs=configs, phase1_s=phase, phase2_s=phase)
+        elif section == "speedup":
+            speedup.run(runs=runs, hot_mb=args.hot_mb)
+        elif section == "control":
+            control_plane.run(sizes=fleet, forks=args.forks)
+        elif section == "report":
+            report.build()
+        timings[section] = round(time.monotonic() - t, 1)
+        log("=== section %s done in %.0f s" % (section, timings[section]))
+    timings["total"] = round(time.monotonic() - started, 1)
+    if "report" not in sections:
+        return 0
+    save_raw("timings-last", {"sections": sections, "timings_s": timings, "quick": args.quick, "phase_s": phase,
+                              "runs": runs, "fleet": fleet, "forks": args.forks})
+    log("total %.0f s; results in %s" % (timings["total"], RESULTS))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,334 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Assemble bench/results/latest.json (the issue's schema), latest.md (tables) and the PNG plots
+from the raw section files in bench/results/raw/."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from bench.common import MIB, RESULTS, load_raw, machine, med
+
+HZ = 100
+CONFIGS = ("thp-never", "thp-always", "khugepaged-only", "ethp", "rfc-stepdown", "ours", "oracle")
+KERNELS = ("damon-7.3", "damon-6.12")
+
+
+def _shift_time(r):
+    for line in r["chase_log"].splitlines():
+        if line.startswith("# shift"):
+            return float(line.split()[2])
+    return r["workload"]["t0"] + r["phase1_s"]
+
+
+def series(r):
+    """[(t - t0, coverage of the hot range current at t)]"""
+    w, t0, ts = r["workload"], r["workload"]["t0"], _shift_time(r)
+    out = []
+    for s in r["samples"]:
+        part = "hot" if s["t"] < ts else "hot2"
+        out.append((s["t"] - t0, s[part] / w[part]["bytes"]))
+    return out
+
+
+def _first_at(samples, key, total, t_from, t_to, frac=0.9):
+    inside = [s for s in samples if t_from <= s["t"] <= t_to]
+    for i, s in enumerate(inside):
+        if s[key] >= frac * total:
+            return 0.0 if i == 0 else round(s["t"] - t_from, 1)
+    return None
+
+
+def config_metrics(r):
+    w, t0, ts = r["workload"], r["workload"]["t0"], _shift_time(r)
+    samples = r["samples"]
+    p1 = [s for s in samples if s["t"] <= ts]
+    last1 = p1[-1]
+    end = t0 + r["phase1_s"] + r["phase2_s"]
+    window = [s for s in samples if s["t"] <= end]
+    a, b = window[0], window[-1]
+    dt = b["t"] - a["t"]
+    other = (b["busy_ticks"] - a["busy_ticks"]) - (b["wl_ticks"] - a["wl_ticks"]) - (b["self_ticks"] - a["self_ticks"])
+    kthreads = (b["kdamond"] - a["kdamond"]) + (b["khugepaged"] - a["khugepaged"])
+    runs = r.get("controller_runs") or []
+    m = dict(kernel=r["kernel"], config=r["config"], release=r.get("release"),
+             hot_coverage=last1["hot"] / w["hot"]["bytes"],
+             hot_coverage_after_shift=b["hot2"] / w["hot2"]["bytes"],
+             cold_huge_bytes=last1["cold"], rss_p1=last1["rss"], rss_end=b["rss"],
+             seconds_to_90pct=_first_at(p1, "hot", w["hot"]["bytes"], t0, ts),
+             seconds_to_90pct_after_shift=_first_at(samples, "hot2", w["hot2"]["bytes"], ts, end + 5),
+             iterations=(runs[0].get("iterations") or 0) if runs else 0,
+             iterations_total=sum(x.get("iterations") or 0 for x in runs),
+             controller_runs=len(runs), module_calls=sum(x.get("module_calls") or 0 for x in runs),
+             other_cpu_pct=100.0 * other / HZ / dt if dt else None,
+             kthread_cpu_pct=100.0 * kthreads / HZ / dt if dt else None,
+             controller_cpu_s=sum(x.get("controller_cpu_s") or 0 for x in runs),
+             exact_end=r.get("exact_end"), first_run=runs[0] if runs else None,
+             thresholds=[x.get("thresholds") for x in runs],
+             hops_p1=med([float(x.split()[1]) for x in r["chase_log"].splitlines()
+                          if x and not x.startswith("#") and float(x.split()[0]) <= ts]))
+    return m
+
+
+def effectiveness_rows():
+    rows, details = [], []
+    for kernel in KERNELS:
+        raw = load_raw("effectiveness-" + kernel)
+        if not raw:
+            continue
+        ms = {r["config"]: config_metrics(r) for r in raw["results"]}
+        never, always = ms.get("thp-never"), ms.get("thp-always")
+        for config in CONFIGS:
+            m = ms.get(config)
+            if not m:
+                continue
+            m["bloat_bytes"] = m["rss_p1"] - never["rss_p1"] if never else None
+            bloat_always = always["rss_p1"] - never["rss_p1"] if (never and always) else None
+            m["f_bloat"] = (1 - m["bloat_bytes"] / bloat_always) if bloat_always else None
+            base = never["other_cpu_pct"] if never else 0.0
+            m["cpu_pct"] = max(0.0, m["other_cpu_pct"] - base) if m["other_cpu_pct"] is not None else None
+            details.append(m)
+            rows.append({"kernel": kernel.split("-")[1], "config": config,
+                         "hot_coverage": round(m["hot_coverage"], 4), "cold_huge_bytes": m["cold_huge_bytes"],
+                         "f_bloat": round(m["f_bloat"], 4) if m["f_bloat"] is not None else None,
+                         "seconds_to_90pct": m["seconds_to_90pct"],
+                         "seconds_to_90pct_after_shift": m["seconds_to_90pct_after_shift"],
+                         "iterations": m["iterations"],
+                         "cpu_pct": round(m["cpu_pct"], 2) if m["cpu_pct"] is not None else None})
+    return rows, details
+
+
+def control_summary(eff_details):
+    raw = load_raw("control") or {"fleet": []}
+    fleet = raw["fleet"]
+    calls = sum(f["module_calls"] for f in fleet)
+    iters = sum(f["iterations"] for f in fleet)
+    cpu = sum(f["controller_cpu_s"] for f in fleet)
+    g_calls = sum(d["module_calls"] for d in eff_details if d["config"] in ("ours", "rfc-stepdown"))
+    g_iters = sum(d["iterations_total"] for d in eff_details if d["config"] in ("ours", "rfc-stepdown"))
+    out = {"module_calls_per_iteration": round((calls + g_calls) / (iters + g_iters), 4) if iters + g_iters else None,
+           "controller_cpu_ms_per_host_iteration": round(1000 * cpu / iters, 2) if iters else None,
+           "fleet": [{"hosts": f["hosts"], "forks": f["forks"], "wall_s": round(f["wall_s"], 2),
+                      "cpu_s_per_host": round(f["cpu_s_per_host"], 4)} for f in fleet]}
+    guest = {"module_calls": g_calls, "iterations": g_iters,
+             "controller_cpu_s": sum(d["controller_cpu_s"] for d in eff_details if d["config"] in ("ours", "rfc-stepdown"))}
+    return out, {"fleet": fleet, "guest_runs": guest}
+
+
+def speedup_summary():
+    raw = load_raw("speedup")
+    if not raw:
+        return None, None
+    s = raw["summary"]
+    return ({"chase_4k": round(s["chase_4k"]["median"]), "chase_collapsed": round(s["chase_collapsed"]["median"]),
+             "chase_fault_thp": round(s["chase_fault_thp"]["median"]), "f_perf": round(s["f_perf"]["median"], 4),
+             "runs": raw["runs"]}, raw)
+
+
+def _fmt(v, nd=2, none="—"):
+    if v is None:
+        return none
+    if isinstance(v, float):
+        return ("%%.%df" % nd) % v
+    return str(v)
+
+
+def targets(rows, details, speed, control, ctl_details):
+    """[(target, measured, verdict)] — no tuning, just the comparison."""
+    out = []
+    by = {(d["kernel"], d["config"]): d for d in details}
+    for kernel in KERNELS:
+        o = by.get((kernel, "ours"))
+        if not o:
+            continue
+        ok = o["hot_coverage"] >= 0.95
+        out.append(("%s ours hot coverage ≥ 0.95" % kernel, "%.3f" % o["hot_coverage"],
+                    "met" if ok else "missed by %.3f" % (0.95 - o["hot_coverage"])))
+        fb = o["f_bloat"]
+        out.append(("%s ours F_bloat ≥ 0.90" % kernel, _fmt(fb, 3),
+                    "met" if fb is not None and fb >= 0.9 else "missed by %s" % _fmt(0.9 - fb if fb is not None else None, 3)))
+        s = by.get((kernel, "rfc-stepdown"))
+        if s:
+            oi, si = o["iterations"], s["iterations"]
+            ok = oi * 3 <= si
+            out.append(("%s ours iterations ≤ ⅓ of rfc-stepdown" % kernel, "%d vs %d" % (oi, si),
+                        "met" if ok else "missed: %d > %.1f" % (oi, si / 3.0)))
+        k = by.get((kernel, "khugepaged-only"))
+        if k:
+            ot, kt = o["seconds_to_90pct"], k["seconds_to_90pct"]
+            window = k["release"] and (k.get("phase1_s") or None)
+            if ot is None:
+                verdict = "missed: ours never reached 90 %"
+            elif kt is None:
+                verdict = "khugepaged-only never reached 90 %% in the phase: ≥ %.0f× (lower bound)" % (
+                    _phase1(kernel) / max(ot, 1.0))
+                verdict = ("met (" + verdict + ")") if _phase1(kernel) / max(ot, 1.0) >= 10 else ("not shown: " + verdict)
+            else:
+                ratio = kt / max(ot, 1.0)
+                verdict = "met (%.1f×)" % ratio if ratio >= 10 else "missed: %.1f× < 10×" % ratio
+            del window
+            out.append(("%s ours t90 ≥ 10× sooner than khugepaged-only" % kernel,
+                        "%s s vs %s s" % (_fmt(ot, 1, "never"), _fmt(kt, 1, "never")), verdict))
+    if speed:
+        fp = speed["f_perf"]
+        out.append(("host F_perf ≥ 0.90", "%.3f (median of %d)" % (fp, speed["runs"]),
+                    "met" if fp >= 0.9 else "missed by %.3f" % (0.9 - fp)))
+    if control.get("module_calls_per_iteration") is not None:
+        c = control["module_calls_per_iteration"]
+        out.append(("exactly 1 remote module call per iteration", "%.3f" % c, "met" if c == 1 else "missed"))
+    fl = ctl_details["fleet"]
+    if len(fl) >= 2:
+        a, b = fl[0], fl[-1]
+        g = b["cpu_s_per_host"] / a["cpu_s_per_host"] - 1
+        out.append(("per-host controller cost +≤20 %% from %d to %d hosts" % (a["hosts"], b["hosts"]),
+                    "%+.1f %%" % (100 * g), "met" if g <= 0.2 else "missed by %.1f points" % (100 * g - 20)))
+    return out
+
+
+_PHASE1 = {}
+
+
+def _phase1(kernel):
+    return _PHASE1.get(kernel, 0)
+
+
+def markdown(result, rows, details, speed_raw, ctl_details, tgt):
+    L = []
+    mach = result["machine"]
+    L.append("# linux_mm.damon benchmark results\n")
+    L.append("Generated %s by `make bench`. Machine: Linux %s, %s CPUs (%s), %.1f GiB RAM, host THP `%s` "
+             "(read only). Guests: %s under QEMU TCG (2 vCPUs, 2 GiB)." % (
+                 time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), mach["host_kernel"], mach["cpus"],
+                 mach.get("cpu_model", "?"), mach.get("mem_total_kib", 0) / 1048576.0, mach.get("host_thp_enabled"),
+                 ", ".join(mach["guest_kernels"]) or "none"))
+    L.append("\n## Effectiveness (guests; hot 64 MiB chased, then hot2 64 MiB; cold 256 MiB sparse)\n")
+    L.append("| kernel | config | hot coverage | cold huge MiB | bloat MiB | F_bloat | t90 s | t90 after shift s | "
+             "iterations | CPU % | hot2 coverage at end |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    for d in details:
+        L.append("| %s | %s | %.3f | %.0f | %s | %s | %s | %s | %s | %s | %.3f |" % (
+            d["kernel"].split("-")[1], d["config"], d["hot_coverage"], d["cold_huge_bytes"] / MIB,
+            _fmt(d["bloat_bytes"] / MIB if d["bloat_bytes"] is not None else None, 0), _fmt(d["f_bloat"], 3),
+            _fmt(d["seconds_to_90pct"], 1, "never"), _fmt(d["seconds_to_90pct_after_shift"], 1, "never"),
+            d["iterations"] if d["config"] in ("ours", "rfc-stepdown") else "—", _fmt(d["cpu_pct"], 1),
+            d["hot_coverage_after_shift"]))
+    if speed_raw:
+        s = speed_raw["summary"]
+        L.append("\n## Speed-up on the host MMU (pointer chase over %d MiB, %d runs, %g s windows; hops/s)\n" % (
+            speed_raw["hot_mb"], speed_raw["runs"], speed_raw["window_s"]))
+        L.append("| | median | min | max |")
+        L.append("|---|---|---|---|")
+        for k, name in (("chase_4k", "4 KiB pages"), ("chase_collapsed", "after collapse (process_madvise)"),
+                        ("chase_fault_thp", "huge pages at fault"), ("f_perf", "F_perf per run")):
+            nd = 3 if k == "f_perf" else 0
+            L.append("| %s | %s | %s | %s |" % (name, _fmt(s[k]["median"], nd), _fmt(s[k]["min"], nd),
+                                                _fmt(s[k]["max"], nd)))
+        L.append("\nF_perf of the medians: %s." % _fmt(s.get("f_perf_of_medians"), 3))
+    c = result["control_plane"]
+    L.append("\n## Control plane\n")
+    L.append("Remote module calls per feedback iteration: **%s**; controller CPU per host-iteration: **%s ms** "
+             "(fleet runs, emulated hosts, local connection)." % (c["module_calls_per_iteration"],
+                                                                 c["controller_cpu_ms_per_host_iteration"]))
+    g = ctl_details["guest_runs"]
+    if g["iterations"]:
+        L.append("Guest runs (ssh, TCG): %d module calls in %d iterations, %.2f s controller CPU (%.0f ms per iteration)."
+                 % (g["module_calls"], g["iterations"], g["controller_cpu_s"], 1000 * g["controller_cpu_s"] / g["iterations"]))
+    L.append("\n| hosts | forks | wall s | wall s per host | iterations | module calls | controller CPU s per host | "
+             "ms per host-iteration | converged |")
+    L.append("|---|---|---|---|---|---|---|---|---|")
+    for f in ctl_details["fleet"]:
+        L.append("| %d | %d | %.1f | %.3f | %d | %d | %.3f | %.1f | %d/%d |" % (
+            f["hosts"], f["forks"], f["wall_s"], f["wall_s_per_host"], f["iterations"], f["module_calls"],
+            f["cpu_s_per_host"], f["controller_cpu_ms_per_host_iteration"] or 0, f["hosts_converged"], f["hosts"]))
+    L.append("\n## Targets\n")
+    L.append("| target | measured | verdict |")
+    L.append("|---|---|---|")
+    for t in tgt:
+        L.append("| %s | %s | %s |" % t)
+    L.append("\nPlots: `coverage.png` (hot coverage over time), `thresholds.png` (threshold trajectory).")
+    return "\n".join(L) + "\n"
+
+
+def plots(details_raw):
+    import matplotlib  # noqa: PLC0415
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    kernels = [k for k in KERNELS if k in details_raw]
+    if not kernels:
+        return
+    fig, axes = plt.subplots(1, len(kernels), figsize=(7 * len(kernels), 4.5), squeeze=False)
+    for ax, kernel in zip(axes[0], kernels):
+        shift = None
+        for r in details_raw[kernel]:
+            pts = series(r)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], label=r["config"], lw=1.6)
+            shift = _shift_time(r) - r["workload"]["t0"]
+        if shift:
+            ax.axvline(shift, color="grey", ls=":", lw=1)
+            ax.text(shift, 1.02, " hot set moves", fontsize=8, color="grey")
+        ax.set_title("%s: huge-page coverage of the current hot range" % kernel)
+        ax.set_xlabel("seconds since the workload started")
+        ax.set_ylabel("hot coverage")
+        ax.set_ylim(-0.03, 1.08)
+        ax.legend(fontsize=8, loc="center right")
+    fig.tight_layout()
+    fig.savefig(RESULTS / "coverage.png", dpi=110)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, len(kernels), figsize=(7 * len(kernels), 4.5), squeeze=False)
+    for ax, kernel in zip(axes[0], kernels):
+        for r in details_raw[kernel]:
+            if r["config"] not in ("ours", "rfc-stepdown"):
+                continue
+            t0 = r["workload"]["t0"]
+            xs, ys = [], []
+            for run in r["controller_runs"]:
+                for e in run.get("trace") or []:
+                    a = (e.get("apps") or {}).get("chase") or {}
+                    if a.get("threshold") is None:
+                        continue
+                    xs.append(run["start"] + e["elapsed_s"] - t0)
+                    ys.append(a["threshold"])
+            ax.step(xs, ys, where="post", marker="o", ms=3,
+                    label="%s (%s)" % (r["config"], "stepdown" if r["config"] == "rfc-stepdown" else "adaptive"))
+            ax.axvline(_shift_time(r) - t0, color="grey", ls=":", lw=1)
+        ax.set_title("%s: hotness threshold (min nr_accesses of 20) per iteration" % kernel)
+        ax.set_xlabel("seconds since the workload started")
+        ax.set_ylabel("threshold")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "thresholds.png", dpi=110)
+    plt.close(fig)
+
+
+def build():
+    rows, details = effectiveness_rows()
+    details_raw = {}
+    for kernel in KERNELS:
+        raw = load_raw("effectiveness-" + kernel)
+        if raw:
+            details_raw[kernel] = raw["results"]
+            _PHASE1[kernel] = raw["results"][0]["phase1_s"]
+    mach = machine()
+    guest_kernels = sorted({d["release"] for d in details if d.get("release")})
+    speed, speed_raw = speedup_summary()
+    control, ctl_details = control_summary(details)
+    result = {"machine": {"host_kernel": mach["host_kernel"], "cpus": mach["cpus"], "guest_kernels": guest_kernels},
+              "effectiveness": rows, "speedup": speed, "control_plane": control}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(result, indent=1) + "\n")
+    tgt = targets(rows, details, speed, control, ctl_details)
+    result_for_md = dict(result, machine=dict(mach, guest_kernels=guest_kernels))
+    md = markdown(result_for_md, rows, details, speed_raw, ctl_details, tgt)
+    (RESULTS / "latest.md").write_text(md)
+    slim = [dict((k, v) for k, v in d.items() if k != "first_run") for d in details]
+    (RESULTS / "latest-details.json").write_text(json.dumps(
+        {"machine": mach, "effectiveness": slim, "targets": tgt,
+         "speedup": speed_raw and speed_raw["summary"], "control": ctl_details}, indent=1, default=str) + "\n")
+    try:
+        plots(details_raw)
+    except ImportError as e:
+        print("plots skipped: %s" % e)
+    print(md)
+    return result
