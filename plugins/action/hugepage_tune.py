@@ -10,15 +10,13 @@ from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
+from ansible_collections.linux_mm.damon.plugins.module_utils._hugepage import LOOP_ARGUMENT_SPEC
 from ansible_collections.linux_mm.damon.plugins.plugin_utils._policy import POLICIES
 from ansible_collections.linux_mm.damon.plugins.plugin_utils._tune_loop import StepFailed, run_loop
 
 display = Display()
 
 STEP_MODULE = "linux_mm.damon.hugepage_step"
-# Options passed through to every hugepage_step call unchanged.
-STEP_OPTIONS = ("path", "interval_s", "monitoring_attrs", "quota_bytes", "pool_size", "exclusive_modules",
-                "ownership_file", "sysfs_root", "kernel_release")
 
 ARGUMENT_SPEC = dict(
     apps=dict(type="list", elements="dict", required=True, options=dict(
@@ -28,17 +26,7 @@ ARGUMENT_SPEC = dict(
     max_iterations=dict(type="int", default=10),
     timeout_s=dict(type="float", default=600.0),
     host_budget_bytes=dict(type="int", default=0),
-    path=dict(type="str", choices=["auto", "damos_collapse", "user_collapse", "khugepaged"], default="auto"),
-    interval_s=dict(type="float", default=5.0),
-    monitoring_attrs=dict(type="dict", default={}, options=dict(
-        sample_us=dict(type="int", default=5000), aggr_us=dict(type="int", default=100000),
-        min_nr_regions=dict(type="int", default=10), max_nr_regions=dict(type="int", default=1000))),
-    quota_bytes=dict(type="int", default=134217728),
-    pool_size=dict(type="int", default=4),
-    exclusive_modules=dict(type="str", choices=["fail", "stop"], default="fail"),
-    ownership_file=dict(type="path", default="/run/linux_mm_damon/ownership.json"),
-    sysfs_root=dict(type="path", default="/sys"),
-    kernel_release=dict(type="str"),
+    **LOOP_ARGUMENT_SPEC
 )
 
 
@@ -58,7 +46,7 @@ class ActionModule(ActionBase):
             if args[name] < 0:
                 raise AnsibleActionFail("%s must not be negative, got %s" % (name, args[name]))
         host = task_vars.get("inventory_hostname")
-        step_args = dict((k, args[k]) for k in STEP_OPTIONS if args.get(k) is not None)
+        step_args = dict((k, args[k]) for k in LOOP_ARGUMENT_SPEC if args.get(k) is not None)
         facts = {}
 
         def call_step(module_args):

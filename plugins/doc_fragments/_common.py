@@ -30,6 +30,65 @@ options:
     type: str
 """
 
+    # Modules that read or write the ownership record.
+    OWNERSHIP = r"""
+options:
+  ownership_file:
+    description: JSON file on the host that records which kdamonds this collection owns.
+    type: path
+    default: /run/linux_mm_damon/ownership.json
+"""
+
+    # Options shared by hugepage_step and the hugepage_tune action, which passes them on.
+    HUGEPAGE_LOOP = r"""
+options:
+  path:
+    description:
+      - How hot regions become huge pages. V(auto) picks V(damos_collapse) on Linux 7.2+, V(user_collapse) on
+        6.2+, and V(khugepaged) (the C(hugepage) action, slow) otherwise.
+    type: str
+    choices: [auto, damos_collapse, user_collapse, khugepaged]
+    default: auto
+  interval_s:
+    description: Seconds to observe DAMON after configuring, before the statistics are read.
+    type: float
+    default: 5.0
+  monitoring_attrs:
+    description: Monitoring attributes of every application's kdamond.
+    type: dict
+    default: {}
+    suboptions:
+      sample_us:
+        description: Sampling interval in microseconds.
+        type: int
+        default: 5000
+      aggr_us:
+        description: Aggregation interval in microseconds. The largest possible C(nr_accesses) is C(aggr_us / sample_us).
+        type: int
+        default: 100000
+      min_nr_regions:
+        description: Minimum number of regions.
+        type: int
+        default: 10
+      max_nr_regions:
+        description: Maximum number of regions.
+        type: int
+        default: 1000
+  quota_bytes:
+    description: Most bytes collapsed per second per application (DAMOS size quota, or per step on the user-space path); V(0) unlimited.
+    type: int
+    default: 134217728
+  pool_size:
+    description: Number of kdamond slots to create at once when more are needed (see M(linux_mm.damon.kdamond)).
+    type: int
+    default: 4
+  exclusive_modules:
+    description: What to do when an exclusive DAMON module runs (see M(linux_mm.damon.kdamond)).
+    type: str
+    choices: [fail, stop]
+    default: fail
+"""
+
     # Modules that change the host.
     ATTRIBUTES = r"""
 attributes:

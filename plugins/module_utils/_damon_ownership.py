@@ -18,6 +18,7 @@ import os
 import tempfile
 
 DEFAULT_PATH = "/run/linux_mm_damon/ownership.json"
+ARGUMENT_SPEC = dict(ownership_file=dict(type="path", default=DEFAULT_PATH))
 
 
 class Ownership(object):

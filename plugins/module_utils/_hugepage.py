@@ -28,6 +28,7 @@ import time
 from ansible_collections.linux_mm.damon.plugins.module_utils import _collapse, _procfs
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_kdamond import apply_plan, plan_kdamond
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_layout import SpecError
+from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import DEFAULT_PATH
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_spec import COLLAPSE_FALLBACK, pid_alive
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_sysfs import (
     command, read_kdamonds, read_stats, read_tried_regions,
@@ -35,6 +36,20 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._damon_sysfs import
 from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import SysfsError
 
 PATHS = ("auto", "damos_collapse", "user_collapse", "khugepaged")
+# Options of hugepage_step that the hugepage_tune action passes through unchanged.
+LOOP_ARGUMENT_SPEC = dict(
+    path=dict(type="str", choices=list(PATHS), default="auto"),
+    interval_s=dict(type="float", default=5.0),
+    monitoring_attrs=dict(type="dict", default={}, options=dict(
+        sample_us=dict(type="int", default=5000), aggr_us=dict(type="int", default=100000),
+        min_nr_regions=dict(type="int", default=10), max_nr_regions=dict(type="int", default=1000))),
+    quota_bytes=dict(type="int", default=134217728),
+    pool_size=dict(type="int", default=4),
+    exclusive_modules=dict(type="str", choices=["fail", "stop"], default="fail"),
+    ownership_file=dict(type="path", default=DEFAULT_PATH),
+    sysfs_root=dict(type="path", default="/sys"),
+    kernel_release=dict(type="str"),
+)
 NAME_PREFIX = "hugepage:"
 HUGE = 2 * 1024 * 1024
 ACTION_OF_PATH = {"damos_collapse": "collapse", "user_collapse": "stat", "khugepaged": "hugepage"}

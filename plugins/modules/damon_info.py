@@ -22,11 +22,7 @@ extends_documentation_fragment:
   - linux_mm.damon._common
   - linux_mm.damon._common.info_module
   - linux_mm.damon._common.kernel_release
-options:
-  ownership_file:
-    description: JSON file on the host that records which kdamonds this collection owns.
-    type: path
-    default: /run/linux_mm_damon/ownership.json
+  - linux_mm.damon._common.ownership
 seealso:
   - module: linux_mm.damon.kdamond
   - module: linux_mm.damon.thp
@@ -93,7 +89,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_features import (
     OPERATIONS_SINCE, detect, exclusive_modules, parse_release,
 )
-from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import Ownership
+from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import ARGUMENT_SPEC as OWNERSHIP_SPEC, Ownership
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_sysfs import digest, read_kdamonds
 from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import SysfsError
 from ansible_collections.linux_mm.damon.plugins.module_utils._thp import ThpError, read_state
@@ -138,7 +134,7 @@ def main():
         argument_spec=dict(
             sysfs_root=dict(type="path", default="/sys"),
             kernel_release=dict(type="str"),
-            ownership_file=dict(type="path", default="/run/linux_mm_damon/ownership.json"),
+            **OWNERSHIP_SPEC
         ),
         supports_check_mode=True,
     )

@@ -26,6 +26,8 @@ extends_documentation_fragment:
   - linux_mm.damon._common
   - linux_mm.damon._common.attributes
   - linux_mm.damon._common.kernel_release
+  - linux_mm.damon._common.ownership
+  - linux_mm.damon._common.hugepage_loop
 options:
   apps:
     description: The applications to manage.
@@ -58,62 +60,13 @@ options:
     type: str
     choices: [present, observed, absent]
     default: present
-  path:
-    description:
-      - How hot regions become huge pages. V(auto) picks V(damos_collapse) on Linux 7.2+, V(user_collapse) on
-        6.2+, and V(khugepaged) (the C(hugepage) action, slow) otherwise.
-    type: str
-    choices: [auto, damos_collapse, user_collapse, khugepaged]
-    default: auto
   initial_threshold:
     description: Threshold of applications that have no kdamond yet and no O(apps[].threshold). Defaults to the largest possible C(nr_accesses).
     type: int
-  interval_s:
-    description: Seconds to observe after configuring, before the statistics are read.
-    type: float
-    default: 5.0
-  monitoring_attrs:
-    description: Monitoring attributes of every application's kdamond.
-    type: dict
-    default: {}
-    suboptions:
-      sample_us:
-        description: Sampling interval in microseconds.
-        type: int
-        default: 5000
-      aggr_us:
-        description: Aggregation interval in microseconds.
-        type: int
-        default: 100000
-      min_nr_regions:
-        description: Minimum number of regions.
-        type: int
-        default: 10
-      max_nr_regions:
-        description: Maximum number of regions.
-        type: int
-        default: 1000
-  quota_bytes:
-    description: Most bytes collapsed per second per application (DAMOS size quota, or per step on the user-space path); V(0) unlimited.
-    type: int
-    default: 134217728
   prune:
     description: Remove the kdamonds of applications this loop manages that are not in O(apps).
     type: bool
     default: true
-  pool_size:
-    description: Number of kdamond slots to create at once when more are needed (see M(linux_mm.damon.kdamond)).
-    type: int
-    default: 4
-  exclusive_modules:
-    description: What to do when an exclusive DAMON module runs (see M(linux_mm.damon.kdamond)).
-    type: str
-    choices: [fail, stop]
-    default: fail
-  ownership_file:
-    description: JSON file on the host that records which kdamonds this collection owns.
-    type: path
-    default: /run/linux_mm_damon/ownership.json
 seealso:
   - module: linux_mm.damon.hugepage_tune
   - module: linux_mm.damon.kdamond
@@ -186,7 +139,7 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._damon_kdamond impo
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_layout import SpecError
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import Ownership
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_spec import pid_alive
-from ansible_collections.linux_mm.damon.plugins.module_utils._hugepage import PATHS, Step, choose_path, wait
+from ansible_collections.linux_mm.damon.plugins.module_utils._hugepage import LOOP_ARGUMENT_SPEC, Step, choose_path, wait
 from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import SysfsError
 
 ARGUMENT_SPEC = dict(
@@ -194,19 +147,9 @@ ARGUMENT_SPEC = dict(
         name=dict(type="str", required=True), pid=dict(type="int", required=True),
         threshold=dict(type="int"), budget_bytes=dict(type="int", default=0))),
     state=dict(type="str", choices=["present", "observed", "absent"], default="present"),
-    path=dict(type="str", choices=list(PATHS), default="auto"),
     initial_threshold=dict(type="int"),
-    interval_s=dict(type="float", default=5.0),
-    monitoring_attrs=dict(type="dict", default={}, options=dict(
-        sample_us=dict(type="int", default=5000), aggr_us=dict(type="int", default=100000),
-        min_nr_regions=dict(type="int", default=10), max_nr_regions=dict(type="int", default=1000))),
-    quota_bytes=dict(type="int", default=134217728),
     prune=dict(type="bool", default=True),
-    pool_size=dict(type="int", default=4),
-    exclusive_modules=dict(type="str", choices=["fail", "stop"], default="fail"),
-    ownership_file=dict(type="path", default="/run/linux_mm_damon/ownership.json"),
-    sysfs_root=dict(type="path", default="/sys"),
-    kernel_release=dict(type="str"),
+    **LOOP_ARGUMENT_SPEC
 )
 
 

@@ -27,6 +27,8 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - linux_mm.damon._common
   - linux_mm.damon._common.kernel_release
+  - linux_mm.damon._common.ownership
+  - linux_mm.damon._common.hugepage_loop
 attributes:
   action:
     support: full
@@ -80,53 +82,6 @@ options:
     description: Huge-page byte budget of the whole host, split among the applications (V(0) unlimited).
     type: int
     default: 0
-  path:
-    description: Collapse path (see M(linux_mm.damon.hugepage_step)).
-    type: str
-    choices: [auto, damos_collapse, user_collapse, khugepaged]
-    default: auto
-  interval_s:
-    description: Seconds each iteration observes DAMON before reading its statistics.
-    type: float
-    default: 5.0
-  monitoring_attrs:
-    description: Monitoring attributes of every application's kdamond.
-    type: dict
-    default: {}
-    suboptions:
-      sample_us:
-        description: Sampling interval in microseconds.
-        type: int
-        default: 5000
-      aggr_us:
-        description: Aggregation interval in microseconds.
-        type: int
-        default: 100000
-      min_nr_regions:
-        description: Minimum number of regions.
-        type: int
-        default: 10
-      max_nr_regions:
-        description: Maximum number of regions.
-        type: int
-        default: 1000
-  quota_bytes:
-    description: Most bytes collapsed per second per application.
-    type: int
-    default: 134217728
-  pool_size:
-    description: Number of kdamond slots to create at once.
-    type: int
-    default: 4
-  exclusive_modules:
-    description: What to do when an exclusive DAMON module runs (see M(linux_mm.damon.kdamond)).
-    type: str
-    choices: [fail, stop]
-    default: fail
-  ownership_file:
-    description: JSON file on the host that records which kdamonds this collection owns.
-    type: path
-    default: /run/linux_mm_damon/ownership.json
 notes:
   - The loop occupies one fork per host while it runs; size C(forks) or use C(throttle) for large fleets.
 seealso:

@@ -25,6 +25,7 @@ extends_documentation_fragment:
   - linux_mm.damon._common
   - linux_mm.damon._common.attributes
   - linux_mm.damon._common.kernel_release
+  - linux_mm.damon._common.ownership
 options:
   name:
     description:
@@ -324,10 +325,6 @@ options:
         create the slots for kdamonds that will start later together with the first one.
     type: int
     default: 1
-  ownership_file:
-    description: JSON file on the host that records which kdamonds this collection owns.
-    type: path
-    default: /run/linux_mm_damon/ownership.json
 notes:
   - Requires root on the managed host.
 seealso:
@@ -404,7 +401,7 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._damon_kdamond impo
     KdamondError, apply_plan, current, plan_kdamond,
 )
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_layout import SpecError
-from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import Ownership
+from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import ARGUMENT_SPEC as OWNERSHIP_SPEC, Ownership
 from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import SysfsError
 
 
@@ -455,9 +452,9 @@ ARGUMENT_SPEC = dict(
     )),
     exclusive_modules=dict(type="str", choices=["fail", "stop"], default="fail"),
     pool_size=_int(1),
-    ownership_file=dict(type="path", default="/run/linux_mm_damon/ownership.json"),
     sysfs_root=dict(type="path", default="/sys"),
     kernel_release=dict(type="str"),
+    **OWNERSHIP_SPEC
 )
 
 

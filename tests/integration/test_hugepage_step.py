@@ -95,8 +95,8 @@ def test_changing_the_set_of_apps_keeps_the_monitoring_of_those_that_stay(run_pl
     own = tmp_path / "own.json"
     with HotCold() as a, HotCold() as b, EmulatedSysfs(kernel="6.12", scenario={
             "speed": 20, "targets": scenario(a)["targets"] + scenario(b)["targets"]}) as emu:
-        both = run_playbook(step(emu, own, "6.12.117", [{"name": "a", "pid": a.pid, "threshold": 10},
-                                                       {"name": "b", "pid": b.pid, "threshold": 10}]))
+        apps = [{"name": "a", "pid": a.pid, "threshold": 10}, {"name": "b", "pid": b.pid, "threshold": 10}]
+        both = run_playbook(step(emu, own, "6.12.117", apps))
         assert both.rc == 0, both.explain()
         index_a = both[0]["apps"][0]["kdamond"]
         kdamond_pid = emu.status()["kdamonds"][index_a]["pid"]

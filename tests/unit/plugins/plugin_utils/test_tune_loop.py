@@ -104,5 +104,9 @@ def test_failed_step_and_bad_arguments():
     plugin._execute_module = lambda **kw: {"failed": True, "msg": "kdamond 0 was created ... changed"}
     result = plugin.run(task_vars={"inventory_hostname": "h"})
     assert result["failed"] and "hugepage step failed: kdamond 0" in result["msg"]
+
+    def failing_step(args):
+        raise StepFailed("x", args)
+
     with pytest.raises(StepFailed):
-        run_loop(lambda a: (_ for _ in ()).throw(StepFailed("x", {})), APPS, "adaptive", {}, 3, 60)
+        run_loop(failing_step, APPS, "adaptive", {}, 3, 60)
