@@ -140,9 +140,11 @@ def choose_threshold(lv, current):
     hot class; the largest-gap rule instead would split at any empty level
     inside a noisy mode. Among the equally good thresholds (the empty gap
     between the classes) take the middle, which leaves a margin for the +-1-2
-    jitter of ``nr_accesses`` on both sides; keep ``current`` while it stays near
-    that middle (hysteresis: within a quarter of the gap, at least 1), so a hot
-    set that moves and widens the gap re-centres the threshold. Without contrast (one mode) everything is one
+    jitter of ``nr_accesses`` on both sides; keep ``current`` while it still lies
+    in the gap (hysteresis: a re-run or a collapse that changes the hot set's
+    nr_accesses must not move a threshold that still separates). When the hot
+    set moves so that ``current`` would select what is now the colder class,
+    the threshold is re-centred. Without contrast (one mode) everything is one
     class: hot if its mean reaches :func:`hot_floor`, else cold. Never below the
     hot floor; ``max + 1`` (collapse nothing) when no byte would be selected.
     Returns ``(threshold, reason)``.
@@ -158,9 +160,9 @@ def choose_threshold(lv, current):
     else:
         what = "hot/cold split between %d and %d" % (split[0] - 1, split[1])
     lo, hi = max(split[0], floor), split[1]
-    t = max((lo + hi) // 2, floor)
-    if lo <= current <= hi and abs(current - t) <= max(1, (hi - lo) // 4):
+    if lo <= current <= hi:
         return current, what + ": current threshold still separates"
+    t = max((lo + hi) // 2, floor)
     if not any(lv[t:]):
         return top + 1, "nothing at or above the hot floor %d: collapse nothing" % floor
     return t, what

@@ -68,8 +68,9 @@ def test_policy_converges_and_a_second_run_changes_nothing(run_playbook, tmp_pat
 
 def test_threshold_rises_when_the_hot_set_moves(run_playbook, tmp_path):
     own = tmp_path / "own.json"
-    # first 600 s: the first range is warm (7 of 20); then it cools to 4 and the other becomes very hot (18)
-    phases = ([{"start": 0, "end": 600, "rate": 0.35}, {"start": 600, "rate": 0.2}],
+    # first 600 s: the first range is warm (7 of 20); then the other becomes very hot (18) and the first,
+    # at 6, is now the colder class: the old threshold (below 6) would keep collapsing it
+    phases = ([{"start": 0, "end": 600, "rate": 0.35}, {"start": 600, "rate": 0.3}],
               [{"start": 0, "end": 600, "rate": 0.0}, {"start": 600, "rate": 0.9}])
     with HotCold() as w, EmulatedSysfs(kernel="7.3", scenario={"speed": 20, "targets": [model(w, phases=phases)]}) as emu:
         apps = [{"name": "hotcold", "pid": w.pid}]
