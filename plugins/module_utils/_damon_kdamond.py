@@ -88,8 +88,9 @@ def plan_kdamond(sysfs_root, features, own, name, state, context, refresh_ms=0, 
 
     validate_context(context, features, p.warnings)
     desired = to_tree(KDAMOND, {"refresh_ms": refresh_ms, "contexts": [context]}, features)
-    p.after = {"state": "on" if state == "running" else "off", "refresh_ms": from_tree(KDAMOND, desired).get("refresh_ms"),
-               "context": from_tree(KDAMOND, desired)["contexts"][0]}
+    spec = from_tree(KDAMOND, desired)
+    p.after = {"state": "on" if state == "running" else "off", "refresh_ms": spec.get("refresh_ms"),
+               "context": spec["contexts"][0]}
     if kd is None:
         free = sorted(i for i in ours if own.slots[i].get("name") is None and not kds[i].running)
         if free:
