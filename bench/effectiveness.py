@@ -38,12 +38,13 @@ exec /usr/bin/python3 "$@"
 RESET = r"""
 set +e
 [ -f /run/bench/w.json ] && kill $(python3 -c 'import json;print(json.load(open("/run/bench/w.json"))["pid"])') 2>/dev/null
-pkill -x chase; pkill -f guest_sampler.py; sleep 0.5
+[ -f /run/bench/sampler.pid ] && kill $(cat /run/bench/sampler.pid) 2>/dev/null
+pkill -x chase; sleep 0.5
 A=/sys/kernel/mm/damon/admin
 for s in $A/kdamonds/*/state; do [ -e "$s" ] && echo off > $s 2>/dev/null; done
 echo 0 > $A/kdamonds/nr_kdamonds 2>/dev/null
 [ -e /sys/module/damon_stat/parameters/enabled ] && echo N > /sys/module/damon_stat/parameters/enabled
-rm -f /run/linux_mm_damon/ownership.json /run/bench/w.json /run/bench/samples.jsonl /run/bench/chase.log
+rm -f /run/linux_mm_damon/ownership.json /run/bench/w.json /run/bench/samples.jsonl /run/bench/chase.log /run/bench/sampler.pid
 echo %(thp)s > /sys/kernel/mm/transparent_hugepage/enabled
 sync; echo 3 > /proc/sys/vm/drop_caches; echo 1 > /proc/sys/vm/compact_memory
 cat /sys/kernel/mm/transparent_hugepage/enabled
@@ -109,7 +110,7 @@ def run_config(guest, kernel, config, inventory, workdir, phase1_s, phase2_s, wr
               check=True, timeout=300)
     w = json.loads(guest.read("/run/bench/w.json"))
     guest.ssh("nohup python3 /root/guest_sampler.py /run/bench/w.json /run/bench/samples.jsonl 1 "
-              ">/run/bench/sampler.log 2>&1 &", check=True)
+              ">/run/bench/sampler.log 2>&1 & echo $! > /run/bench/sampler.pid", check=True)
     start_mono = time.monotonic()
     end_mono = start_mono + total - (time.time() - w["t0"])  # the workload's clock started at t0 (guest clock)
     ctl, extra_info = None, {}
