@@ -104,6 +104,7 @@ demo-emulated: $(VENV)/.installed
 	$(PY) -m tests.demo_emulated
 
 # Benchmarks (bench/README.md): matplotlib from bench/requirements.txt into .venv, then all sections.
+.PHONY: bench
 bench: $(VENV)/.installed
 	$(PY) $(PIP_INSTALL) -q -r bench/requirements.txt
 	$(PY) -m bench $(BENCH_ARGS)
