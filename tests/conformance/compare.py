@@ -151,7 +151,7 @@ def fixture(kernel: str) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tests.conformance.compare", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m tests.conformance.compare", description=__doc__.split("\n\n", maxsplit=1)[0])
     ap.add_argument("--kernel", action="append", choices=KERNELS, help="default: all")
     ap.add_argument("--against", choices=("fixture", "guest"), default="fixture")
     ap.add_argument("--save", metavar="DIR", help="also write the raw JSON records here")

@@ -51,6 +51,7 @@ def set_root(root):
     THP = SYS + "/kernel/mm/transparent_hugepage"
     MODULES = SYS + "/module"
 
+
 NR_FILES = ("nr_kdamonds", "nr_contexts", "nr_targets", "nr_regions", "nr_schemes",
             "nr_goals", "nr_filters", "nr_dests", "nr_probes")
 # "" is an empty write(2): the kernel never calls the store method, so it "succeeds".

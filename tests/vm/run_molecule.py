@@ -35,6 +35,14 @@ GUARD_DIR = REPO_ROOT / "tests" / "guard"
 DEFAULT_TIMEOUT = float(os.environ.get("LINUX_MM_DAMON_MOLECULE_TIMEOUT", "1200"))
 
 
+def molecule_exe() -> str:
+    """The molecule executable of this venv (``LINUX_MM_DAMON_MOLECULE`` overrides it)."""
+    exe = os.environ.get("LINUX_MM_DAMON_MOLECULE") or str(Path(sys.executable).parent / "molecule")
+    if not os.access(exe, os.X_OK):
+        raise FileNotFoundError("molecule not found at %s: run `make venv` (requirements/test.txt pins it)" % exe)
+    return exe
+
+
 def scenarios() -> list:
     """Scenario names (directories of molecule/ with a molecule.yml), in run order."""
     return sorted(p.parent.name for p in MOLECULE_DIR.glob("*/molecule.yml"))
@@ -115,55 +123,61 @@ def run_scenario(name: str, timeout: float = DEFAULT_TIMEOUT, extra: tuple = (),
         raise ValueError("unknown molecule scenario %r; known: %s" % (name, ", ".join(scenarios())))
     run_dir = Path(tempfile.mkdtemp(prefix="linux-mm-damon-molecule-"))
     log = _log_path(name)
-    cmd = [str(Path(sys.executable).parent / "molecule"), "test", "-s", name] + list(extra)
+    cmd = [molecule_exe(), "test", "-s", name] + list(extra)
     start = time.monotonic()
     lines = []
     steps = []
     step_start = {}
     proc = None
-    timed_out = threading.Event()
-    try:
-        with open(log, "w", encoding="utf-8") as logf:
-            logf.write("$ %s\n" % " ".join(cmd))
+    rc = None
+    with open(log, "w", encoding="utf-8") as logf:
+
+        def pump(stream):
+            # A thread, so that a process left holding the pipe (a leaked guest) cannot
+            # block the wrapper after molecule itself exited.
+            for line in stream:
+                now = time.monotonic()
+                lines.append(line)
+                logf.write("[%6.1fs] %s" % (now - start, line))
+                logf.flush()
+                mark = STEP_MARK.search(line)
+                if mark and mark.group(2) == "Executing":
+                    step_start[mark.group(1)] = now
+                elif mark and mark.group(1) in step_start:
+                    steps.append((mark.group(1), round(now - step_start.pop(mark.group(1)), 1)))
+                if echo:
+                    sys.stdout.write(line)
+                    sys.stdout.flush()
+
+        logf.write("$ %s\n" % " ".join(cmd))
+        reader = None
+        try:
             proc = subprocess.Popen(cmd, cwd=str(REPO_ROOT), env=molecule_env(run_dir), stdin=subprocess.DEVNULL,
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                     start_new_session=True)
-
-            def expire():
-                timed_out.set()
-                _kill_group(proc)
-
-            watchdog = threading.Timer(timeout, expire)
-            watchdog.daemon = True
-            watchdog.start()
+            reader = threading.Thread(target=pump, args=(proc.stdout,), daemon=True)
+            reader.start()
             try:
-                for line in proc.stdout:
-                    now = time.monotonic()
-                    lines.append(line)
-                    logf.write("[%6.1fs] %s" % (now - start, line))
-                    mark = STEP_MARK.search(line)
-                    if mark and mark.group(2) == "Executing":
-                        step_start[mark.group(1)] = now
-                    elif mark and mark.group(1) in step_start:
-                        steps.append((mark.group(1), round(now - step_start.pop(mark.group(1)), 1)))
-                    if echo:
-                        sys.stdout.write(line)
-                        sys.stdout.flush()
-                rc = proc.wait()
-            finally:
-                watchdog.cancel()
-            if timed_out.is_set():
+                rc = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc)
                 rc = 124
                 lines.append("[molecule] scenario %s exceeded %.0fs and was stopped "
                              "(LINUX_MM_DAMON_MOLECULE_TIMEOUT)\n" % (name, timeout))
-                logf.write(lines[-1])
-    finally:
-        if proc is not None and proc.poll() is None:  # interrupted
-            _kill_group(proc)
-        leaked = stop_guests(run_dir)
-        if leaked:
-            lines.append("[molecule] stopped guest(s) left running by scenario %s: %s\n" % (name, ", ".join(leaked)))
-        shutil.rmtree(run_dir, ignore_errors=True)
+            reader.join(timeout=10)
+        finally:
+            if proc is not None and proc.poll() is None:  # interrupted (Ctrl-C, SIGTERM)
+                _kill_group(proc)
+            leaked = stop_guests(run_dir)  # also closes a pipe a leaked guest held open
+            if leaked:
+                lines.append("[molecule] stopped guest(s) left running by scenario %s: %s\n"
+                             % (name, ", ".join(leaked)))
+            if reader is not None:
+                reader.join(timeout=10)
+            shutil.rmtree(run_dir, ignore_errors=True)
+            for line in lines[-2:]:
+                if line.startswith("[molecule]"):
+                    logf.write(line)
     return ScenarioRun(name, rc, round(time.monotonic() - start, 1), "".join(lines), log, steps)
 
 
@@ -190,7 +204,7 @@ def main(argv=None) -> int:
     if "--" in argv:
         extra = argv[argv.index("--") + 1:]
         argv = argv[:argv.index("--")]
-    ap = argparse.ArgumentParser(prog="python -m tests.vm.run_molecule", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m tests.vm.run_molecule", description=__doc__.split("\n\n", maxsplit=1)[0])
     ap.add_argument("scenario", nargs="*", help="default: all of %s" % ", ".join(scenarios()))
     ap.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="per scenario, seconds")
     args = ap.parse_args(argv)
@@ -206,8 +220,8 @@ def main(argv=None) -> int:
         results.append(run)
         print("=== molecule %s: %s in %.0fs (%s; log %s)" % (
             name, "ok" if run.ok else "FAILED rc=%d" % run.rc, run.seconds, run.step_summary(), run.log), flush=True)
-    print("=== molecule summary: " + ", ".join("%s %s %.0fs" % (r.name, "ok" if r.ok else "FAILED", r.seconds)
-                                              for r in results), flush=True)
+    summary = ", ".join("%s %s %.0fs" % (r.name, "ok" if r.ok else "FAILED", r.seconds) for r in results)
+    print("=== molecule summary: " + summary, flush=True)
     return 0 if all(r.ok for r in results) else 1
 
 

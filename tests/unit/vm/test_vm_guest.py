@@ -262,3 +262,40 @@ def test_qemu_command_line(stubs):
     assert "-daemonize" not in cmd
     g.detach = True
     assert "-daemonize" in g._qemu_cmd("qemu-system-x86_64", 2222)
+
+
+def test_boot_is_retried_then_fails_with_the_attempt_count(stubs, monkeypatch, capsys):
+    monkeypatch.setenv("STUB_QEMU_MODE", "hang")
+    g = _guest(stubs, boot_timeout=2, boot_attempts=2)
+    with pytest.raises(BootError, match="boot attempt 2 of 2") as exc:
+        g.start()
+    assert "did not finish booting within 2s" in str(exc.value)
+    assert "boot attempt 1 of 2 failed, retrying on a fresh overlay" in capsys.readouterr().err
+    assert _leftovers(stubs["run"]) == []  # both attempts cleaned up
+    assert not guest_mod._pid_alive(g.pid)
+
+
+def test_boot_retry_succeeds_on_a_fresh_overlay(stubs, monkeypatch, tmp_path):
+    # The first qemu "panics" at once, the second one boots: the guest comes up.
+    flag = tmp_path / "first-done"
+    real_launch = guest_mod.Guest._launch
+
+    def launch(self, qemu):
+        os.environ["STUB_QEMU_MODE"] = "hang" if flag.exists() else "panic"
+        flag.touch()
+        return real_launch(self, qemu)
+
+    monkeypatch.setenv("STUB_QEMU_MODE", "panic")
+    monkeypatch.setenv("STUB_SSH_MODE", "ok")
+    monkeypatch.setattr(guest_mod.Guest, "_launch", launch)
+    with _guest(stubs, boot_timeout=10, boot_attempts=2) as g:
+        assert guest_mod._pid_alive(g.pid) and g.ssh("true").ok
+        assert _leftovers(stubs["run"]) == [g.workdir.name]  # the failed attempt left nothing
+    assert _leftovers(stubs["run"]) == []
+
+
+def test_boot_attempts_from_the_environment(monkeypatch, stubs):
+    monkeypatch.setenv("LINUX_MM_DAMON_BOOT_ATTEMPTS", "3")
+    assert _guest(stubs).boot_attempts == 3
+    monkeypatch.delenv("LINUX_MM_DAMON_BOOT_ATTEMPTS")
+    assert _guest(stubs).boot_attempts == 1
