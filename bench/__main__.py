@@ -12,7 +12,6 @@ from whatever raw files exist.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 

@@ -54,7 +54,7 @@ def config_metrics(r):
     m = dict(kernel=r["kernel"], config=r["config"], release=r.get("release"),
              hot_coverage=last1["hot"] / w["hot"]["bytes"],
              hot_coverage_after_shift=b["hot2"] / w["hot2"]["bytes"],
-             cold_huge_bytes=last1["cold"], rss_p1=last1["rss"], rss_end=b["rss"],
+             cold_huge_bytes=b["cold"], cold_huge_bytes_p1=last1["cold"], rss_p1=last1["rss"], rss_end=b["rss"],
              seconds_to_90pct=_first_at(p1, "hot", w["hot"]["bytes"], t0, ts),
              seconds_to_90pct_after_shift=_first_at(samples, "hot2", w["hot2"]["bytes"], ts, end + 5),
              iterations=(runs[0].get("iterations") or 0) if runs else 0,
@@ -82,8 +82,9 @@ def effectiveness_rows():
             m = ms.get(config)
             if not m:
                 continue
-            m["bloat_bytes"] = m["rss_p1"] - never["rss_p1"] if never else None
-            bloat_always = always["rss_p1"] - never["rss_p1"] if (never and always) else None
+            # memory at the end of the run (after both phases): bloat that grows late (khugepaged) counts
+            m["bloat_bytes"] = m["rss_end"] - never["rss_end"] if never else None
+            bloat_always = always["rss_end"] - never["rss_end"] if (never and always) else None
             m["f_bloat"] = (1 - m["bloat_bytes"] / bloat_always) if bloat_always else None
             base = never["other_cpu_pct"] if never else 0.0
             m["cpu_pct"] = max(0.0, m["other_cpu_pct"] - base) if m["other_cpu_pct"] is not None else None
@@ -227,8 +228,8 @@ def markdown(result, rows, details, speed_raw, ctl_details, tgt):
     c = result["control_plane"]
     L.append("\n## Control plane\n")
     L.append("Remote module calls per feedback iteration: **%s**; controller CPU per host-iteration: **%s ms** "
-             "(fleet runs, emulated hosts, local connection)." % (c["module_calls_per_iteration"],
-                                                                 c["controller_cpu_ms_per_host_iteration"]))
+             "(fleet runs, emulated hosts, local connection)." % (
+                 c["module_calls_per_iteration"], c["controller_cpu_ms_per_host_iteration"]))
     g = ctl_details["guest_runs"]
     if g["iterations"]:
         L.append("Guest runs (ssh, TCG): %d module calls in %d iterations, %.2f s controller CPU (%.0f ms per iteration)."

@@ -66,7 +66,7 @@ class Chase:
         for line in self.logp.read_text().splitlines():
             if line.startswith("#"):
                 continue
-            ts, rate, _ = line.split()
+            ts, rate, unused = line.split()
             if float(ts) > t:
                 out.append(float(rate))
         return out

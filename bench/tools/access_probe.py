@@ -5,7 +5,10 @@ python3 access_probe.py PID START END [SECONDS]  -> JSON {"hot_max": .., "hot_me
 
 Uses kdamond 0 of the guest directly (stat scheme, tried regions); DAMON_STAT is turned off first.
 """
-import json, os, sys, time
+import json
+import os
+import sys
+import time
 
 A = "/sys/kernel/mm/damon/admin"
 
