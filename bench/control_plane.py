@@ -20,7 +20,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from bench.common import BENCH, BUILD, MIB, log, run_playbook, save_raw
 
@@ -50,20 +49,6 @@ def _model(pid, start):
                                      {"start": start + 32 * MIB, "size": 64 * MIB, "rate": 0.0}]}]
 
 
-def _reset(emu):
-    """Fresh state on an emulated host (its own FUSE files, not the host's /sys)."""
-    admin = Path(emu.root) / "kernel/mm/damon/admin/kdamonds"
-    for state in admin.glob("*/state"):
-        try:
-            state.write_text("off")
-        except OSError:
-            pass
-    (admin / "nr_kdamonds").write_text("0")
-    stat = Path(emu.root) / "module/damon_stat/parameters/enabled"
-    if stat.exists():
-        stat.write_text("Y")
-
-
 def run(sizes=(50, 100, 200), forks=25, interval_s=0.3, speed=20.0, max_iterations=20):
     from tests.emulator import EmulatedSysfs  # noqa: PLC0415
 
@@ -74,70 +59,64 @@ def run(sizes=(50, 100, 200), forks=25, interval_s=0.3, speed=20.0, max_iteratio
     wrapper = work / "bench-python"
     wrapper.write_text(WRAPPER % {"log": calls_log, "python": sys.executable})
     wrapper.chmod(0o755)
-    n = max(sizes)
-    emus = []
     fleet = []
-    t = time.monotonic()
-    try:
-        for i in range(n):
-            emu = EmulatedSysfs(kernel="7.3", scenario={"speed": 0}, start_timeout=120)
-            emu.start()
-            emus.append(emu)
-        log("control: %d emulator mounts up in %.0f s" % (n, time.monotonic() - t))
-        for hosts in sizes:
-            sleeper, start = _sleeper()
-            try:
-                inv = {"all": {"hosts": {}}}
-                for i in range(hosts):
-                    emu = emus[i]
-                    _reset(emu)
-                    emu.set_model(_model(sleeper.pid, start))
-                    own = work / ("own-%d.json" % i)
-                    if own.exists():
-                        own.unlink()
-                    inv["all"]["hosts"]["h%03d" % i] = {
-                        "ansible_connection": "local", "ansible_python_interpreter": str(wrapper),
-                        "sysfs_root": emu.root, "kernel_release": "7.3.4", "ownership_file": str(own)}
-                inventory = work / ("inventory-%d.json" % hosts)
-                inventory.write_text(json.dumps(inv))
-                for i in range(hosts):
-                    emus[i].set_speed(speed)
-                calls_log.write_text("")
-                extra = dict(bench_apps=[{"name": "app", "pid": sleeper.pid}], bench_policy="adaptive",
-                             bench_interval_s=interval_s, bench_max_iterations=max_iterations, bench_timeout_s=600)
-                res = run_playbook(BENCH / "playbooks" / "tune.yml", inventory, extra, work / "ansible.log",
-                                   work / ("record-%d.jsonl" % hosts), forks=forks, timeout=3600)
-                for i in range(hosts):
-                    emus[i].set_speed(0)
-            finally:
-                os.kill(sleeper.pid, signal.SIGTERM)
-                sleeper.wait()
-            lines = [ln.split() for ln in calls_log.read_text().splitlines() if ln.strip()]
-            module_cpu = sum(float(a) + float(b) for a, b in (x[-2:] for x in lines))
-            tunes = [r for r in res["records"] if r["task"] == "Tune"]
-            iterations = sum(r["result"].get("iterations", 0) for r in tunes)
-            ok = sum(1 for r in tunes if r["status"] == "ok")
-            converged = sum(1 for r in tunes if r["result"].get("converged"))
-            controller_cpu = res["cpu_s"] - module_cpu
-            row = dict(hosts=hosts, forks=forks, wall_s=res["wall_s"], rc=res["rc"], hosts_ok=ok,
-                       hosts_converged=converged, iterations=iterations, module_calls=len(lines),
-                       module_calls_per_iteration=len(lines) / iterations if iterations else None,
-                       ansible_cpu_s=res["cpu_s"], module_cpu_s=module_cpu, controller_cpu_s=controller_cpu,
-                       cpu_s_per_host=controller_cpu / hosts,
-                       controller_cpu_ms_per_host_iteration=1000 * controller_cpu / iterations if iterations else None,
-                       wall_s_per_host=res["wall_s"] / hosts, interval_s=interval_s, emulator_speed=speed,
-                       failures=[r["result"].get("msg") for r in tunes if r["status"] != "ok"][:3])
-            fleet.append(row)
-            log("control: %d hosts, forks %d: %.0f s wall, %d/%d ok, %d converged, %d iterations, %d module calls, "
-                "controller %.1f s CPU (%.3f s/host, %.1f ms per host-iteration), modules %.1f s CPU" % (
-                    hosts, forks, res["wall_s"], ok, hosts, converged, iterations, len(lines), controller_cpu,
-                    row["cpu_s_per_host"], row["controller_cpu_ms_per_host_iteration"] or 0, module_cpu))
-    finally:
-        for emu in emus:
-            try:
-                emu.stop()
-            except Exception:  # noqa: BLE001 - teardown of many mounts: keep going
-                pass
+    for hosts in sizes:
+        # fresh emulators per fleet size, running at `speed` from the mount on: no state carried
+        # over and no speed writes afterwards (a write to .emulator/speed once hung; see README)
+        emus = []
+        t = time.monotonic()
+        sleeper, start = _sleeper()
+        try:
+            for i in range(hosts):
+                emu = EmulatedSysfs(kernel="7.3", scenario={"speed": speed, "targets": _model(sleeper.pid, start)},
+                                    start_timeout=120)
+                emu.start()
+                emus.append(emu)
+            log("control: %d emulator mounts up in %.0f s" % (hosts, time.monotonic() - t))
+            inv = {"all": {"hosts": {}}}
+            for i in range(hosts):
+                own = work / ("own-%d.json" % i)
+                if own.exists():
+                    own.unlink()
+                inv["all"]["hosts"]["h%03d" % i] = {
+                    "ansible_connection": "local", "ansible_python_interpreter": str(wrapper),
+                    "sysfs_root": emus[i].root, "kernel_release": "7.3.4", "ownership_file": str(own)}
+            inventory = work / ("inventory-%d.json" % hosts)
+            inventory.write_text(json.dumps(inv))
+            calls_log.write_text("")
+            extra = dict(bench_apps=[{"name": "app", "pid": sleeper.pid}], bench_policy="adaptive",
+                         bench_interval_s=interval_s, bench_max_iterations=max_iterations, bench_timeout_s=600)
+            res = run_playbook(BENCH / "playbooks" / "tune.yml", inventory, extra, work / "ansible.log",
+                               work / ("record-%d.jsonl" % hosts), forks=forks, timeout=3600)
+        finally:
+            os.kill(sleeper.pid, signal.SIGTERM)
+            sleeper.wait()
+            for emu in emus:
+                try:
+                    emu.stop()
+                except Exception:  # noqa: BLE001 - teardown of many mounts: keep going
+                    pass
+        lines = [ln.split() for ln in calls_log.read_text().splitlines() if ln.strip()]
+        module_cpu = sum(float(a) + float(b) for a, b in (x[-2:] for x in lines))
+        tunes = [r for r in res["records"] if r["task"] == "Tune"]
+        iterations = sum(r["result"].get("iterations", 0) for r in tunes)
+        ok = sum(1 for r in tunes if r["status"] == "ok")
+        converged = sum(1 for r in tunes if r["result"].get("converged"))
+        controller_cpu = res["cpu_s"] - module_cpu
+        row = dict(hosts=hosts, forks=forks, wall_s=res["wall_s"], rc=res["rc"], hosts_ok=ok,
+                   hosts_converged=converged, iterations=iterations, module_calls=len(lines),
+                   module_calls_per_iteration=len(lines) / iterations if iterations else None,
+                   ansible_cpu_s=res["cpu_s"], module_cpu_s=module_cpu, controller_cpu_s=controller_cpu,
+                   cpu_s_per_host=controller_cpu / hosts,
+                   controller_cpu_ms_per_host_iteration=1000 * controller_cpu / iterations if iterations else None,
+                   wall_s_per_host=res["wall_s"] / hosts, interval_s=interval_s, emulator_speed=speed,
+                   failures=[r["result"].get("msg") for r in tunes if r["status"] != "ok"][:3])
+        fleet.append(row)
+        save_raw("control", {"fleet": fleet})
+        log("control: %d hosts, forks %d: %.0f s wall, %d/%d ok, %d converged, %d iterations, %d module calls, "
+            "controller %.1f s CPU (%.3f s/host, %.1f ms per host-iteration), modules %.1f s CPU" % (
+                hosts, forks, res["wall_s"], ok, hosts, converged, iterations, len(lines), controller_cpu,
+                row["cpu_s_per_host"], row["controller_cpu_ms_per_host_iteration"] or 0, module_cpu))
     out = {"fleet": fleet}
     save_raw("control", out)
     return out
