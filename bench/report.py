@@ -209,7 +209,7 @@ def markdown(result, rows, details, speed_raw, ctl_details, tgt):
     for d in details:
         L.append("| %s | %s | %.3f | %.0f | %s | %s | %s | %s | %s | %s | %.3f |" % (
             d["kernel"].split("-")[1], d["config"], d["hot_coverage"], d["cold_huge_bytes"] / MIB,
-            _fmt(d["bloat_bytes"] / MIB if d["bloat_bytes"] is not None else None, 0), _fmt(d["f_bloat"], 3),
+            _fmt(d["bloat_bytes"] / MIB if d["bloat_bytes"] is not None else None, 1), _fmt(d["f_bloat"], 3),
             _fmt(d["seconds_to_90pct"], 1, "never"), _fmt(d["seconds_to_90pct_after_shift"], 1, "never"),
             d["iterations"] if d["config"] in ("ours", "rfc-stepdown") else "—", _fmt(d["cpu_pct"], 1),
             d["hot_coverage_after_shift"]))
