@@ -130,7 +130,8 @@ def _fmt(v, nd=2, none="—"):
     if v is None:
         return none
     if isinstance(v, float):
-        return ("%%.%df" % nd) % v
+        text = ("%%.%df" % nd) % v
+        return text[1:] if text.startswith("-") and float(text) == 0 else text
     return str(v)
 
 
