@@ -36,6 +36,10 @@ RFC_STEPS = ((50, 10), (15, 5), (2, 1))  # (lower only while above, by)
 # are never "hot" for adaptive: 3 of 20 with 5 ms / 100 ms. DAMON's sampling
 # noise and one-off touches sit at 1-2.
 HOT_FLOOR_PERCENT = 15
+# adaptive keeps a threshold whose hot regions are at least this much huge pages
+# while no cold memory became huge: on real kernels the histogram drifts once hot
+# memory is PMD-mapped, and a good outcome must not be re-tuned (idempotence).
+SETTLED_COVERAGE = 0.9
 
 
 @dataclass
@@ -52,6 +56,8 @@ class Observation:
     huge_bytes: int = 0
     huge_bytes_cold: int = 0
     budget_bytes: int = 0
+    hot_bytes: int = 0  # bytes of the 2 MiB+ regions at or above the threshold
+    huge_bytes_hot: int = 0  # huge-page bytes inside those regions
 
     @classmethod
     def from_dict(cls, data):
@@ -192,10 +198,15 @@ def _adaptive(obs, history):
     cur, lv = obs.threshold, levels(obs.histogram, top)
     if not sum(lv):
         return Decision(cur, False, "no access histogram: keep %d" % cur)
+    prev = history[-1] if history else None
+    cold_grew = prev is not None and obs.huge_bytes_cold > prev.huge_bytes_cold
+    if (obs.hot_bytes and obs.huge_bytes_hot >= SETTLED_COVERAGE * obs.hot_bytes and not cold_grew
+            and not (obs.budget_bytes and obs.huge_bytes_hot > obs.budget_bytes)):
+        return Decision(cur, True, "settled: %d of %d hot bytes at %d are huge pages, cold ones are not growing"
+                        % (obs.huge_bytes_hot, obs.hot_bytes, cur))
     t, why = choose_threshold(lv, cur)
     if 0 <= cur <= top and t > cur and any(lv[cur:t]):
         why += "; %d B below the hot class were selected at %d: raise" % (sum(lv[cur:t]), cur)
-    prev = history[-1] if history else None
     grew = obs.huge_bytes_cold - prev.huge_bytes_cold if prev else 0
     if grew > 0 and obs.sz_applied_delta > 0 and cur <= prev.threshold and t == cur <= top:
         t, why = cur + 1, "cold huge-page bytes grew by %d at %d: raise one step" % (grew, cur)

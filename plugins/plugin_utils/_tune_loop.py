@@ -51,6 +51,7 @@ def _observe(app, state, path):
         nr_applied=nr, sz_applied=sz,
         nr_applied_delta=nr - (prev.nr_applied if prev else 0), sz_applied_delta=sz - (prev.sz_applied if prev else 0),
         huge_bytes=app.get("huge_bytes") or 0, huge_bytes_cold=app.get("huge_bytes_cold") or 0,
+        hot_bytes=app.get("hot_bytes") or 0, huge_bytes_hot=app.get("huge_bytes_hot") or 0,
         budget_bytes=state.budget)
 
 

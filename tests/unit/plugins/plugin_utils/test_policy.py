@@ -298,3 +298,16 @@ def test_split_host_budget_rule():
     assert split_host_budget(100, {"a": 10, "b": 0, "c": 0}) == {"a": 10, "b": 45, "c": 45}  # water-filling
     with pytest.raises(ValueError, match=">= 0"):
         split_host_budget(-1, {"a": 1})
+
+
+def test_adaptive_keeps_a_settled_threshold_when_the_histogram_drifts():
+    """Seen in a 7.3 guest: once the hot set is PMD-mapped its nr_accesses shift, and
+    re-centring the threshold made a second run report a change."""
+    mib = 1 << 20
+    drifted = [(0, 256 * mib), (19, 64 * mib)]  # Otsu's middle would now be 10, not 6
+    obs = Observation(threshold=6, max_nr_accesses=20, histogram=drifted, hot_bytes=64 * mib,
+                      huge_bytes_hot=62 * mib, huge_bytes=62 * mib, huge_bytes_cold=0, sz_applied_delta=2 * mib)
+    decision = decide("adaptive", obs, [])
+    assert (decision.threshold, decision.converged) == (6, True) and decision.reason.startswith("settled")
+    grown = Observation(**dict(obs.__dict__, huge_bytes_cold=4 * mib))
+    assert not decide("adaptive", grown, [obs]).reason.startswith("settled")  # cold bloat: re-tune
