@@ -309,5 +309,6 @@ def test_adaptive_keeps_a_settled_threshold_when_the_histogram_drifts():
                       huge_bytes_hot=62 * mib, huge_bytes=62 * mib, huge_bytes_cold=0, sz_applied_delta=2 * mib)
     decision = decide("adaptive", obs, [])
     assert (decision.threshold, decision.converged) == (6, True) and decision.reason.startswith("settled")
-    grown = Observation(**dict(obs.__dict__, huge_bytes_cold=4 * mib))
+    grown = Observation.from_dict(obs.__dict__)
+    grown.huge_bytes_cold = 4 * mib
     assert not decide("adaptive", grown, [obs]).reason.startswith("settled")  # cold bloat: re-tune
