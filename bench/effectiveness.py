@@ -40,12 +40,12 @@ set +e
 [ -f /run/bench/w.json ] && kill $(python3 -c 'import json;print(json.load(open("/run/bench/w.json"))["pid"])') 2>/dev/null
 [ -f /run/bench/sampler.pid ] && kill $(cat /run/bench/sampler.pid) 2>/dev/null
 pkill -x chase; sleep 0.5
-A=/sys/kernel/mm/damon/admin
+A=/sys/kernel/mm/damon/admin  # inside the QEMU guest: this script only ever runs through guest.ssh()
 for s in $A/kdamonds/*/state; do [ -e "$s" ] && echo off > $s 2>/dev/null; done
 echo 0 > $A/kdamonds/nr_kdamonds 2>/dev/null
-[ -e /sys/module/damon_stat/parameters/enabled ] && echo N > /sys/module/damon_stat/parameters/enabled
+[ -e /sys/module/damon_stat/parameters/enabled ] && echo N > /sys/module/damon_stat/parameters/enabled  # guest
 rm -f /run/linux_mm_damon/ownership.json /run/bench/w.json /run/bench/samples.jsonl /run/bench/chase.log /run/bench/sampler.pid
-echo %(thp)s > /sys/kernel/mm/transparent_hugepage/enabled
+echo %(thp)s > /sys/kernel/mm/transparent_hugepage/enabled  # guest
 sync; echo 3 > /proc/sys/vm/drop_caches; echo 1 > /proc/sys/vm/compact_memory
 cat /sys/kernel/mm/transparent_hugepage/enabled
 """
