@@ -458,7 +458,24 @@ def _pread_entries(fd, index, count, path):
     return entries
 
 
-class Pagemap(object):
+class _FdFile(object):
+    """A /proc file kept open for pread(2); closes on exit of a with block."""
+
+    fd = None
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Pagemap(_FdFile):
     """/proc/PID/pagemap opened once; ``entries(start, end)`` per virtual page."""
 
     def __init__(self, pid, proc_root=PROC, page=None):
@@ -478,19 +495,8 @@ class Pagemap(object):
             raise ProcessGone(self.path, errno_mod.ESRCH)
         return result
 
-    def close(self):
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-class KPageFlags(object):
+class KPageFlags(_FdFile):
     """/proc/kpageflags when readable (root), else ``available`` is False."""
 
     def __init__(self, path=os.path.join(PROC, "kpageflags")):
@@ -512,17 +518,6 @@ class KPageFlags(object):
             return _pread_entries(self.fd, pfn, count, self.path)
         except ProcError:
             return None
-
-    def close(self):
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def count_populated(entries):
