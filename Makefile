@@ -1,5 +1,6 @@
 # linux_mm.damon — the single entry point.
 #
+#   make deps       the Debian/Ubuntu packages of every target (.ci/bootstrap-host all; root or passwordless sudo)
 #   make venv       .venv (requirements/test.txt) and .venv-lint (requirements/lint.txt), all pinned
 #   make test       THE test command: fast pytest + ansible-test sanity + ansible-lint + galaxy build + guest tests
 #   make test-fast  pytest only, without guest (QEMU) tests
@@ -13,6 +14,10 @@
 #   make demo-emulated  the same on the emulated kernel (seconds, no guest)
 #   make bench      benchmarks vs the published anchors (guests, host speed-up, fleet); results in bench/results/ (BENCH_ARGS: --quick, --only SECTION)
 #   make clean      remove build output, tests/output, caches, temporary collection trees
+#
+# Every target first runs .ci/bootstrap-host with the package groups it needs (HOST_GROUPS):
+# nothing to do when they are installed; otherwise it installs them (root or passwordless
+# sudo) or stops before anything else and prints the one command to run.
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -32,28 +37,42 @@ SCENARIOS ?=
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv test test-fast test-guests images molecule pytest sanity lint build demo demo-emulated clean distclean
+.PHONY: help deps host-packages venv test test-fast test-guests images molecule pytest sanity lint build demo demo-emulated clean distclean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
 
-# --- environments -------------------------------------------------------------
+# --- system packages and environments ---------------------------------------------
 
-venv: $(VENV)/.installed $(LINT_VENV)/.installed
+# Package groups of .ci/bootstrap-host (which holds the package lists) per target. A target's
+# value also holds for its prerequisites, so host-packages runs once per make, first.
+HOST_GROUPS := base
+test test-guests pytest bench: HOST_GROUPS := all
+test-fast demo-emulated: HOST_GROUPS := base emulator workloads
+images molecule demo: HOST_GROUPS := base workloads guests
 
-$(VENV)/.installed: requirements/test.txt
+host-packages:
+	@$(CURDIR)/.ci/bootstrap-host $(HOST_GROUPS)
+
+deps:
+	@$(CURDIR)/.ci/bootstrap-host all
+
+venv: host-packages $(VENV)/.installed $(LINT_VENV)/.installed
+
+# Order-only: the packages come first but do not make the environment out of date.
+$(VENV)/.installed: requirements/test.txt | host-packages
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) $(PIP_INSTALL) -r requirements/test.txt
 	@touch $@
 
-$(LINT_VENV)/.installed: requirements/lint.txt
+$(LINT_VENV)/.installed: requirements/lint.txt | host-packages
 	@test -x $(LINT_VENV)/bin/python || $(PYTHON) -m venv $(LINT_VENV)
 	$(LINT_VENV)/bin/python $(PIP_INSTALL) -r requirements/lint.txt
 	@touch $@
 
 # --- tests ----------------------------------------------------------------------
 
-test: venv
+test: host-packages venv
 	@failed=(); \
 	for part in $(TEST_PARTS); do \
 	  start=$$SECONDS; \
@@ -66,23 +85,23 @@ test: venv
 
 # All pytest suites (guest tests only with LINUX_MM_DAMON_GUEST_TESTS=1). Exit code 5
 # (nothing collected) is a failure like any other non-zero code.
-pytest: $(VENV)/.installed
+pytest: host-packages $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: $(VENV)/.installed
+test-fast: host-packages $(VENV)/.installed
 	LINUX_MM_DAMON_GUEST_TESTS= $(PY) -m pytest -m "not vm" $(PYTEST_ARGS)
 
 # --- guest tests (QEMU TCG; never the host kernel) -------------------------------
 
 # Resolves package versions against the mirror and builds what changed (first run ≈ 3 min);
 # later steps then use the cached images without asking the mirror again.
-images: $(VENV)/.installed
+images: host-packages $(VENV)/.installed
 	$(PY) -m tests.vm.images build all --prune
 
-test-guests: images
+test-guests: host-packages images
 	$(GUEST_ENV) LINUX_MM_DAMON_IMAGES_OFFLINE=1 $(PY) -m pytest -m vm --durations=0 $(PYTEST_ARGS)
 
-molecule: $(VENV)/.installed
+molecule: host-packages $(VENV)/.installed
 	PATH="$(VENV)/bin:$$PATH" LINUX_MM_DAMON_BOOT_ATTEMPTS=$${LINUX_MM_DAMON_BOOT_ATTEMPTS:-2} \
 	  $(PY) -m tests.vm.run_molecule $(SCENARIOS)
 
@@ -96,16 +115,16 @@ build: $(VENV)/.installed
 	$(PY) -m tests.tooling.build --output build
 
 # The main job: a real Linux 7.3 DAMON guest under QEMU with a hot/cold workload (DEMO_ARGS: --kernel damon-6.12, --policy stepdown).
-demo: $(VENV)/.installed
+demo: host-packages $(VENV)/.installed
 	$(PY) -m tests.demo $(DEMO_ARGS)
 
 # The same on an emulated kernel, in seconds.
-demo-emulated: $(VENV)/.installed
+demo-emulated: host-packages $(VENV)/.installed
 	$(PY) -m tests.demo_emulated
 
 # Benchmarks (bench/README.md): matplotlib from bench/requirements.txt into .venv, then all sections.
 .PHONY: bench
-bench: $(VENV)/.installed
+bench: host-packages $(VENV)/.installed
 	$(PY) $(PIP_INSTALL) -q -r bench/requirements.txt
 	$(PY) -m bench $(BENCH_ARGS)
 

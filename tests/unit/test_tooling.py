@@ -149,7 +149,7 @@ def test_ci_run_is_strict_bash():
     text = (REPO_ROOT / ".ci" / "run").read_text()
     assert text.startswith("#!/usr/bin/env bash\n") and "set -euo pipefail" in text
     assert os.access(REPO_ROOT / ".ci" / "run", os.X_OK)
-    assert "apt-get update" in text and "make venv" in text and "make test" in text
+    assert ".ci/bootstrap-host all" in text and "make venv" in text and "make test" in text
     subprocess.run(["bash", "-n", str(REPO_ROOT / ".ci" / "run")], check=True)
 
 
