@@ -34,9 +34,27 @@ options:
     OWNERSHIP = r"""
 options:
   ownership_file:
-    description: JSON file on the host that records which kdamonds this collection owns.
+    description:
+      - Absolute path of the JSON file on the host that records which kdamonds this collection owns, which
+        exclusive DAMON modules it stopped and which THP settings it changed (structure:
+        C(docs/schemas/ownership-record.schema.json)).
+      - Its directory must belong to the user running the module and must not be writable by group or others.
+      - A lock file beside it (the same name plus C(.lock)) makes runs on one host take turns.
+      - The record carries the boot id; a record from an earlier boot keeps none of its kdamonds.
     type: path
     default: /run/linux_mm_damon/ownership.json
+"""
+
+    # Modules that change host state: they hold the host lock from loading the record to saving it.
+    HOST_LOCK = r"""
+options:
+  lock_timeout_s:
+    description:
+      - How long to wait for another linux_mm.damon run on the same host to release the host lock before
+        failing with a message that names the holder (pid, module, since when).
+      - A holder that dies (killed, OOM, lost connection) releases the lock at once.
+    type: float
+    default: 120.0
 """
 
     # Options shared by hugepage_step and the hugepage_tune action, which passes them on.

@@ -15,7 +15,7 @@ import os
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_features import (
     EXCLUSIVE_MODULES, exclusive_modules,
 )
-from ansible_collections.linux_mm.damon.plugins.module_utils._damon_layout import KDAMOND, from_tree, to_tree
+from ansible_collections.linux_mm.damon.plugins.module_utils._damon_layout import KDAMOND, SpecError, from_tree, to_tree
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_spec import validate_context
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_sysfs import (
     apply, digest, kdamonds_dir, plan, read_kdamond, read_kdamonds,
@@ -38,6 +38,10 @@ class KdamondPlan(object):
         self.stop_modules = []  # exclusive modules we disable before 'on'
         self.new_idle_slots = []  # extra slots created for later kdamonds (a pool)
         self.restore_modules = []  # exclusive modules we re-enable at the end
+        self.intent = None  # (state, spec) the planned slot is meant to reach
+        self.rewritten = {}  # index -> spec of owned slots rewritten because nr_kdamonds grows
+        self.repaired = []  # owned stopped slots rewritten from an interrupted run's intent
+        self.wipe_all = False  # nr_kdamonds goes to 0: every slot was an idle one of ours
 
 
 def _config(kd):
@@ -52,16 +56,45 @@ def _foreign_message(foreign):
             "our idle slots by stopping one of our kdamonds with state=absent)" % names)
 
 
+def _empty_spec():
+    return {"refresh_ms": 0, "contexts": []}
+
+
+def _intent_writes(kd, spec, features):
+    """Writes that turn live ``kd`` into an intent's spec; None when this kernel cannot express it."""
+    try:
+        return plan(kd.tree, to_tree(KDAMOND, spec, features), kd.path)
+    except SpecError:
+        return None
+
+
+def _claim(kds, own, features):
+    """The indices we own; slots whose intent the live tree fulfils are recorded as done."""
+    def matcher(kd):
+        return lambda spec: _intent_writes(kd, spec, features) == []
+    ours = set()
+    for i in list(own.slots):
+        kd = kds[i]
+        intent = own.slots[i].get("intent")
+        if not own.owns(kd, digest(kd.tree), matcher(kd)):
+            continue
+        ours.add(i)
+        if intent is not None and matcher(kd)(intent["spec"]) and kd.running == (intent["state"] == "on"):
+            own.adopt(kd, digest(kd.tree))  # e.g. a run killed after 'on', before its final save
+    return ours
+
+
 def plan_kdamond(sysfs_root, features, own, name, state, context, refresh_ms=0, exclusive="fail", pool_size=1):
     """Compute what to write; raises KdamondError/SpecError before any write.
 
     When a new slot is needed, nr_kdamonds grows to at least ``pool_size``: the
     kernel refuses to grow it while any kdamond runs, so slots for kdamonds
-    started later must be created now.
+    started later must be created now. Owned stopped slots that an interrupted
+    run left half-written are rewritten to what their intent says.
     """
     kds = read_kdamonds(sysfs_root, features)
     own.forget_missing(len(kds))
-    ours = set(i for i in own.slots if own.owns(kds[i], digest(kds[i].tree)))
+    ours = _claim(kds, own, features)
     index = own.index_of(name)
     if index is not None and index not in ours:
         raise KdamondError(
@@ -71,6 +104,7 @@ def plan_kdamond(sysfs_root, features, own, name, state, context, refresh_ms=0, 
     kd = kds[index] if index is not None else None
     p.before = _config(kd) if kd else None
     others_running = any(k.running for k in kds if k.index != index)
+    _plan_repairs(p, kds, own, ours, features, index)
 
     if state == "absent":
         if kd is None:
@@ -79,10 +113,13 @@ def plan_kdamond(sysfs_root, features, own, name, state, context, refresh_ms=0, 
             p.writes.append((kd.path + "/state", "off"))
         idle = [i for i in ours if i != index and own.slots[i].get("name") is None and not kds[i].running]
         if len(ours) == len(kds) and len(idle) == len(kds) - 1:
+            p.writes = [w for w in p.writes if w[0].startswith(kd.path + "/")]  # the wipe makes repairs moot
             p.writes.append((kdamonds_dir(sysfs_root) + "/nr_kdamonds", "0"))  # nothing but our idle slots left
+            p.wipe_all = True
         elif kd.tree.lists["contexts/nr_contexts"][1]:
             p.writes.append((kd.path + "/contexts/nr_contexts", "0"))
         p.release = True
+        p.intent = ("off", _empty_spec())
         _plan_restore(p, sysfs_root, own, others_running)
         return p
 
@@ -91,10 +128,13 @@ def plan_kdamond(sysfs_root, features, own, name, state, context, refresh_ms=0, 
     spec = from_tree(KDAMOND, desired)
     p.after = {"state": "on" if state == "running" else "off", "refresh_ms": spec.get("refresh_ms"),
                "context": spec["contexts"][0]}
+    p.intent = (p.after["state"], spec)
     if kd is None:
         free = sorted(i for i in ours if own.slots[i].get("name") is None and not kds[i].running)
         if free:
             kd = kds[free[0]]
+            p.writes = [w for w in p.writes if not w[0].startswith(kd.path + "/")]  # rewritten below anyway
+            p.repaired = [i for i in p.repaired if i != kd.index]
         else:
             foreign = [k for k in kds if k.index not in ours]
             if foreign:
@@ -105,9 +145,15 @@ def plan_kdamond(sysfs_root, features, own, name, state, context, refresh_ms=0, 
                     "a new kdamond needs nr_kdamonds to grow, which the kernel refuses (EBUSY) while any kdamond "
                     "runs: %s. Stop them first (state=stopped), or free a slot with state=absent" % running)
             count = max(len(kds) + 1, pool_size)
-            p.writes.append((kdamonds_dir(sysfs_root) + "/nr_kdamonds", str(count)))
+            # The kernel rebuilds every kdamond directory when nr_kdamonds changes:
+            # our stopped slots are rewritten from their recorded intent.
+            p.writes = [(kdamonds_dir(sysfs_root) + "/nr_kdamonds", str(count))]
+            p.repaired = []
             for k in kds:
-                p.writes.extend(plan(None, k.tree, k.path))
+                kspec = own.slots[k.index].get("intent") or {}
+                kspec = kspec.get("spec") or from_tree(KDAMOND, k.tree)
+                p.writes.extend(plan(None, to_tree(KDAMOND, kspec, features), k.path))
+                p.rewritten[k.index] = kspec
             p.new_idle_slots = list(range(len(kds) + 1, count))
         p.index = kd.index if kd else len(kds)
     base = os.path.join(kdamonds_dir(sysfs_root), str(p.index))
@@ -126,6 +172,18 @@ def plan_kdamond(sysfs_root, features, own, name, state, context, refresh_ms=0, 
     else:
         _plan_restore(p, sysfs_root, own, others_running)
     return p
+
+
+def _plan_repairs(p, kds, own, ours, features, index):
+    """Rewrite owned stopped slots (not the one planned) that a killed run left unlike their intent."""
+    for i in sorted(ours):
+        intent = own.slots[i].get("intent")
+        if i == index or intent is None or kds[i].running:
+            continue
+        writes = _intent_writes(kds[i], intent["spec"], features)
+        if writes:
+            p.writes.extend(writes)
+            p.repaired.append(i)
 
 
 def _plan_exclusive(p, sysfs_root, policy):
@@ -157,30 +215,26 @@ def _plan_restore(p, sysfs_root, own, others_running):
 
 
 def apply_plan(sysfs_root, features, own, p, applied):
-    """Write the plan, keeping the ownership record true at every step."""
+    """Write the plan; the record states every touched slot's intent before the first write."""
     if not p.writes:
         return
+    for index, spec in p.rewritten.items():
+        slot = own.slots[index]
+        own.intend(index, slot.get("name"), "off", spec)
+    for index in p.new_idle_slots:
+        own.intend(index, None, "off", _empty_spec())
     if p.index is not None:
-        # Mark the slot as being written (digest unknown) before the first
-        # write, so a failure half-way still leaves it ours and a re-run converges.
-        slot = own.slots.setdefault(p.index, {"name": p.name, "pid": None})
-        slot["digest"] = None
-        for index in p.new_idle_slots:
-            own.slots[index] = {"name": None, "pid": None, "digest": None}
-        own.stopped_modules = sorted(set(own.stopped_modules) | set(p.stop_modules))
-        own.save()
+        own.intend(p.index, None if p.release else p.name, p.intent[0], p.intent[1])
+    own.stopped_modules = sorted(set(own.stopped_modules) | set(p.stop_modules))
+    own.save()  # fails (RecordError) before any sysfs write when the record cannot be written
     apply(p.writes, applied)
     own.stopped_modules = [m for m in own.stopped_modules if m not in p.restore_modules]
-    if any(path.endswith("/nr_kdamonds") and value == "0" for path, value in p.writes):
+    if p.wipe_all:
         own.slots = {}
-    elif p.release:
-        kd = read_kdamond(sysfs_root, p.index, features)
-        own.slots[p.index] = {"name": None, "pid": None, "digest": digest(kd.tree)}
     else:
-        kd = read_kdamond(sysfs_root, p.index, features)
-        own.slots[p.index] = {"name": p.name, "pid": kd.pid, "digest": digest(kd.tree)}
-    for index in p.new_idle_slots:
-        own.slots[index] = {"name": None, "pid": None, "digest": digest(read_kdamond(sysfs_root, index, features).tree)}
+        for index in sorted(set(p.rewritten) | set(p.new_idle_slots) | set(p.repaired) | {p.index} - {None}):
+            kd = read_kdamond(sysfs_root, index, features)
+            own.adopt(kd, digest(kd.tree))
     own.save()
 
 

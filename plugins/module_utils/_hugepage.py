@@ -28,7 +28,7 @@ import time
 from ansible_collections.linux_mm.damon.plugins.module_utils import _collapse, _procfs
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_kdamond import apply_plan, plan_kdamond
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_layout import SpecError
-from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import DEFAULT_PATH
+from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import ARGUMENT_SPEC as OWNERSHIP_SPEC, LOCK_ARGUMENT_SPEC
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_spec import COLLAPSE_FALLBACK, pid_alive
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_sysfs import (
     command, read_kdamonds, read_stats, read_tried_regions,
@@ -46,7 +46,8 @@ LOOP_ARGUMENT_SPEC = dict(
     quota_bytes=dict(type="int", default=134217728),
     pool_size=dict(type="int", default=4),
     exclusive_modules=dict(type="str", choices=["fail", "stop"], default="fail"),
-    ownership_file=dict(type="path", default=DEFAULT_PATH),
+    ownership_file=OWNERSHIP_SPEC["ownership_file"],
+    lock_timeout_s=LOCK_ARGUMENT_SPEC["lock_timeout_s"],
     sysfs_root=dict(type="path", default="/sys"),
     kernel_release=dict(type="str"),
 )

@@ -27,6 +27,7 @@ extends_documentation_fragment:
   - linux_mm.damon._common.attributes
   - linux_mm.damon._common.kernel_release
   - linux_mm.damon._common.ownership
+  - linux_mm.damon._common.host_lock
   - linux_mm.damon._common.hugepage_loop
 options:
   apps:
@@ -137,7 +138,7 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._collapse import Co
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_features import detect
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_kdamond import KdamondError
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_layout import SpecError
-from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import Ownership
+from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import HOST_STATE_ERRORS, locked_record
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_spec import pid_alive
 from ansible_collections.linux_mm.damon.plugins.module_utils._hugepage import LOOP_ARGUMENT_SPEC, Step, choose_path, wait
 from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import SysfsError
@@ -172,22 +173,24 @@ def main():
     started = time.monotonic()
     try:
         path = result["path"] = choose_path(features, p["path"])
-        own = Ownership.load(p["ownership_file"])
-        step = Step(p["sysfs_root"], features, own, path, attrs, p["quota_bytes"], p["exclusive_modules"],
-                    p["pool_size"], module.check_mode)
-        if p["state"] == "observed":
-            apps = step.watched()
-            names = [a["name"] for a in apps]
-            entries = dict((a["name"], dict(a, exited=not pid_alive(a["pid"]))) for a in apps)
-        else:
-            apps = [] if p["state"] == "absent" else p["apps"]
-            initial = max_nr if p["initial_threshold"] is None else p["initial_threshold"]
-            entries, result["dropped"] = step.configure(apps, initial, prune=p["prune"] or p["state"] == "absent")
-        if apps:
-            if not module.check_mode:
-                wait(p["interval_s"], started)
-            step.observe(entries, apps, collapse=p["state"] == "present")
-    except (SpecError, KdamondError, ValueError, CollapseError) as e:
+        with locked_record(p["ownership_file"], "hugepage_step", p["lock_timeout_s"], module.check_mode) as own:
+            for note in own.notes:
+                module.warn(note)
+            step = Step(p["sysfs_root"], features, own, path, attrs, p["quota_bytes"], p["exclusive_modules"],
+                        p["pool_size"], module.check_mode)
+            if p["state"] == "observed":
+                apps = step.watched()
+                names = [a["name"] for a in apps]
+                entries = dict((a["name"], dict(a, exited=not pid_alive(a["pid"]))) for a in apps)
+            else:
+                apps = [] if p["state"] == "absent" else p["apps"]
+                initial = max_nr if p["initial_threshold"] is None else p["initial_threshold"]
+                entries, result["dropped"] = step.configure(apps, initial, prune=p["prune"] or p["state"] == "absent")
+            if apps:
+                if not module.check_mode:
+                    wait(p["interval_s"], started)
+                step.observe(entries, apps, collapse=p["state"] == "present")
+    except HOST_STATE_ERRORS + (SpecError, KdamondError, ValueError, CollapseError) as e:
         module.fail_json(msg=str(e), **result)
     except SysfsError as e:
         module.fail_json(msg="%s (%d writes applied before it; re-run to converge)" % (e, len(step.applied)),

@@ -28,6 +28,7 @@ extends_documentation_fragment:
   - linux_mm.damon._common
   - linux_mm.damon._common.kernel_release
   - linux_mm.damon._common.ownership
+  - linux_mm.damon._common.host_lock
   - linux_mm.damon._common.hugepage_loop
 attributes:
   action:

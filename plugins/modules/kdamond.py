@@ -26,6 +26,7 @@ extends_documentation_fragment:
   - linux_mm.damon._common.attributes
   - linux_mm.damon._common.kernel_release
   - linux_mm.damon._common.ownership
+  - linux_mm.damon._common.host_lock
 options:
   name:
     description:
@@ -401,7 +402,9 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._damon_kdamond impo
     KdamondError, apply_plan, current, plan_kdamond,
 )
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_layout import SpecError
-from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import ARGUMENT_SPEC as OWNERSHIP_SPEC, Ownership
+from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import (
+    ARGUMENT_SPEC as OWNERSHIP_SPEC, HOST_STATE_ERRORS, LOCK_ARGUMENT_SPEC, locked_record,
+)
 from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import SysfsError
 
 
@@ -454,7 +457,7 @@ ARGUMENT_SPEC = dict(
     pool_size=_int(1),
     sysfs_root=dict(type="path", default="/sys"),
     kernel_release=dict(type="str"),
-    **OWNERSHIP_SPEC
+    **dict(OWNERSHIP_SPEC, **LOCK_ARGUMENT_SPEC)
 )
 
 
@@ -470,14 +473,24 @@ def main():
     if not features.available:
         module.fail_json(msg=features.reason, **result)
     try:
-        own = Ownership.load(p["ownership_file"])
+        with locked_record(p["ownership_file"], "kdamond", p["lock_timeout_s"], module.check_mode) as own:
+            _run(module, features, own, result)
+    except HOST_STATE_ERRORS as e:
+        module.fail_json(msg=str(e), **result)
+    module.exit_json(**result)
+
+
+def _run(module, features, own, result):
+    """Plan and apply under the host lock; fails the module on any error."""
+    p = module.params
+    try:
         plan = plan_kdamond(p["sysfs_root"], features, own, p["name"], p["state"], _context(p),
                             refresh_ms=p["refresh_ms"], exclusive=p["exclusive_modules"], pool_size=p["pool_size"])
-    except (SpecError, KdamondError, ValueError) as e:
+    except (SpecError, KdamondError) as e:
         module.fail_json(msg=str(e), **result)
     except SysfsError as e:
         module.fail_json(msg=str(e), failed_write=None, **result)
-    for warning in plan.warnings:
+    for warning in own.notes + plan.warnings:
         module.warn(warning)
     result["writes"] = [dict(path=path, value=value) for path, value in plan.writes]
     result["changed"] = bool(plan.writes)
@@ -488,7 +501,7 @@ def main():
         result["kdamond"] = plan.after if p["state"] != "absent" else None
         if plan.before and p["state"] != "absent" and not plan.writes:
             result["kdamond"] = current(p["sysfs_root"], features, plan)
-        module.exit_json(**result)
+        return
     try:
         apply_plan(p["sysfs_root"], features, own, plan, result["applied"])
     except SysfsError as e:
@@ -496,7 +509,6 @@ def main():
             e, len(result["applied"]), len(plan.writes)), failed_write=e.as_dict(), **result)
     if p["state"] != "absent":
         result["kdamond"] = current(p["sysfs_root"], features, plan)
-    module.exit_json(**result)
 
 
 if __name__ == "__main__":
