@@ -202,10 +202,25 @@ def _is_default(member, value):
     return not value
 
 
+# With an intervals goal (aggrs > 0) the kernel rewrites these itself (kdamond_tune_intervals);
+# they reach sysfs on update_tuned_intervals (or refresh_ms), so they are volatile then.
+GOAL_AGGRS = "monitoring_attrs/intervals/intervals_goal/aggrs"
+TUNED_INTERVALS = ("monitoring_attrs/intervals/sample_us", "monitoring_attrs/intervals/aggr_us")
+
+
+def volatile_files(tree):
+    """Files of ``tree`` (a desired or a live one) that the kernel or a feedback loop updates at run time."""
+    names = set(rel for rel in tree.files if rel.rsplit("/", 1)[-1] == "current_value")
+    if tree.files.get(GOAL_AGGRS, "0") not in ("", "0"):
+        names.update(TUNED_INTERVALS)
+    return names
+
+
 def to_tree(members, spec, features, where=""):
     """Tree of file values for ``spec`` (a dict), defaults filled in."""
     tree = Tree()
     _fill(tree, members, spec or {}, features, where)
+    tree.volatile.update(volatile_files(tree))
     return tree
 
 

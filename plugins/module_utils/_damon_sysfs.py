@@ -22,7 +22,7 @@ import os
 
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_features import ADMIN
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_layout import (
-    KDAMOND, from_tree, read_tree,
+    KDAMOND, from_tree, read_tree, volatile_files,
 )
 from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import read_optional, read_text, write_text
 
@@ -114,7 +114,7 @@ def digest(tree):
     """Stable digest of a kdamond's configuration (volatile files left out)."""
     def canon(t):
         return {
-            "files": dict((k, v) for k, v in sorted(t.files.items()) if k.rsplit("/", 1)[-1] != "current_value"),
+            "files": dict((k, v) for k, v in sorted(t.files.items()) if k not in volatile_files(t)),
             "lists": dict((k, [canon(kid) for kid in kids]) for k, (unused, kids) in sorted(t.lists.items())),
         }
     return hashlib.sha256(json.dumps(canon(tree), sort_keys=True).encode()).hexdigest()[:16]

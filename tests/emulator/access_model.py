@@ -50,6 +50,7 @@ class ModelRange:
     start: int
     end: int
     phases: list
+    rate_sample_us: Optional[int] = None  # the sample interval rates refer to (see intervals_goal.py)
 
     def rate_at(self, t: float) -> float:
         for phase in self.phases:
@@ -73,11 +74,13 @@ class ModelRange:
                             _rate(p.get("rate", 0.0))) for p in spec["phases"]]
         else:
             phases = [Phase(0.0, None, _rate(spec.get("rate", 0.0)))]
-        return cls(start, end, phases)
+        base = spec.get("rate_sample_us")
+        return cls(start, end, phases, int(base) if base else None)
 
     def to_dict(self) -> dict:
         return {"start": self.start, "end": self.end,
-                "phases": [{"start": p.start, "end": p.end, "rate": p.rate} for p in self.phases]}
+                "phases": [{"start": p.start, "end": p.end, "rate": p.rate} for p in self.phases],
+                "rate_sample_us": self.rate_sample_us}
 
 
 def _rate(value) -> float:

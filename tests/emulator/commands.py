@@ -22,6 +22,7 @@ from . import kernel_input as ki
 from .access_model import PAGE_SIZE, pid_exists
 from .profiles import FILTER_TYPES
 from .engine import Goal, Quota, RuntimeCtx, RuntimeScheme, RuntimeTarget, align_down, align_up
+from .intervals_goal import goal_of
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 
@@ -156,7 +157,8 @@ class Commands:
         schemes = [self.build_scheme(s, ops) for s in context.schemes]
         return RuntimeCtx(ops=ops, sample_us=iv.sample_us, aggr_us=max(1, iv.aggr_us),
                           update_us=iv.update_us, min_nr_regions=rng.min, max_nr_regions=rng.max,
-                          targets=targets, schemes=schemes, nr_probes=nr_probes)
+                          targets=targets, schemes=schemes, nr_probes=nr_probes,
+                          intervals_goal=goal_of(iv), aggr_samples=max(1, iv.aggr_us) // max(1, iv.sample_us))
 
     def build_target(self, target, has_pid: bool) -> RuntimeTarget:
         if has_pid and not pid_exists(target.pid_target):

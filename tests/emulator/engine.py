@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from .access_model import HPAGE_SIZE, PAGE_SIZE, ModelTarget, pid_alive, three_regions
+from .intervals_goal import after_aggregation, effective_rate
 from .profiles import ACTION_OPS
 
 ULONG_MAX = 2**64 - 1
@@ -234,6 +235,9 @@ class RuntimeCtx:
     next_aggr_us: int = 0
     last_refresh_us: int = 0
     stopped_reason: str = ""
+    intervals_goal: Optional[object] = None  # intervals_goal.IntervalsGoal while auto-tuning
+    aggr_samples: int = 0  # aggr_us / sample_us as set at on/commit; tuning keeps it
+    aggrs_since_tune: int = 0
 
     # --- lifecycle --------------------------------------------------------
     @property
@@ -293,7 +297,7 @@ class RuntimeCtx:
         """damon_commit_ctx(): take new inputs, keep monitoring results and stats."""
         aggr_changed = new.aggr_us != self.aggr_us
         for name in ("ops", "sample_us", "aggr_us", "update_us", "min_nr_regions",
-                     "max_nr_regions", "nr_probes"):
+                     "max_nr_regions", "nr_probes", "intervals_goal", "aggr_samples"):
             setattr(self, name, getattr(new, name))
         kept = []
         old = self.targets
@@ -340,6 +344,7 @@ class RuntimeCtx:
                     s.next_apply_us = max(s.next_apply_us, self.next_aggr_us)
                 break
             self.aggregate(self.next_aggr_us, kernel)
+            after_aggregation(self, self.next_aggr_us)  # may change sample_us/aggr_us
             self.next_aggr_us += self.aggr_us
             ticks += 1
 
@@ -349,7 +354,8 @@ class RuntimeCtx:
         threshold = max(1, max_nr // 10)
         for target in self.targets:
             for seg in target.segments:
-                rate = 0.0 if seg.range_idx is None else target.model.ranges[seg.range_idx].rate_at(t_sec)
+                rate = 0.0 if seg.range_idx is None else effective_rate(
+                    target.model.ranges[seg.range_idx], t_sec, self.sample_us)
                 nr = min(max_nr, int(rate * max_nr + 0.5))
                 seg.age = 0 if abs(nr - seg.last_nr) > threshold else seg.age + 1
                 seg.nr = seg.last_nr = nr
