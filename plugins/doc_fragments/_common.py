@@ -143,3 +143,13 @@ attributes:
     platforms: posix
     description: Linux hosts only; the module works on the sysfs files under O(sysfs_root).
 """
+
+    # Members of the action group linux_mm.damon.damon (meta/runtime.yml): the modules that take O(sysfs_root).
+    ACTION_GROUP = r"""
+attributes:
+  action_group:
+    description: Use C(group/linux_mm.damon.damon) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - linux_mm.damon.damon
+"""

@@ -25,6 +25,7 @@ author: linux_mm.damon contributors (@linux-mm-damon)
 extends_documentation_fragment:
   - linux_mm.damon._common
   - linux_mm.damon._common.attributes
+  - linux_mm.damon._common.action_group
   - linux_mm.damon._common.kernel_release
   - linux_mm.damon._common.ownership
   - linux_mm.damon._common.host_lock

@@ -25,6 +25,7 @@ author:
 extends_documentation_fragment:
   - linux_mm.damon._common
   - linux_mm.damon._common.attributes
+  - linux_mm.damon._common.action_group
 options:
   enabled:
     description:

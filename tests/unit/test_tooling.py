@@ -16,7 +16,7 @@ import yaml
 from tests.tooling import build, collection_tree, sanity
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-ACTION_GROUP = ["kdamond", "damon_info", "thp", "hot_processes", "collapse", "hugepage_tune"]
+ACTION_GROUP = ["damon_info", "hugepage_step", "hugepage_tune", "kdamond", "thp"]
 
 
 def load_yaml(rel):
