@@ -122,6 +122,11 @@ class EmulatedSysfs:
                            % (self.root, self.start_timeout, self._log_tail()))
 
     def stop(self) -> None:
+        if self.root and _mounted(self.root) and self.proc is not None and self.proc.poll() is None:
+            try:  # release hung writes so their writers can exit and the mount can go
+                self.clear_faults()
+            except OSError:
+                pass
         if self.root and _mounted(self.root):
             for args in (["fusermount3", "-u", self.root], ["fusermount3", "-uz", self.root]):
                 try:
@@ -183,3 +188,76 @@ class EmulatedSysfs:
     def set_speed(self, speed: float) -> None:
         with open(self.path(".emulator", "speed"), "w") as f:
             f.write("%r\n" % float(speed))
+
+    # --- fault injection (faults.py; README "Fault injection") -------------------------
+    def fault(self, op: str, **args) -> None:
+        """Send one command to ``.emulator/faults`` (ValueError-free: OSError EINVAL if bad)."""
+        with open(self.path(".emulator", "faults"), "w") as f:
+            f.write(json.dumps(dict(args, op=op)))
+
+    def faults(self) -> dict:
+        """The fault state: rules, latency, read_only, fail_after, kill points, ``hung``."""
+        with open(self.path(".emulator", "faults")) as f:
+            return json.load(f)
+
+    def inject(self, path_glob: str, errno, count: Optional[int] = None, after: int = 0,
+               value: Optional[str] = None) -> None:
+        """Fail writes to files matching ``path_glob`` (relative to ``root``, fnmatch, ``*``
+        crosses ``/``) with ``errno`` (number or name: "EBUSY"). ``count``: only that many
+        times (None: always); ``after``: let that many matching writes through first;
+        ``value``: only writes of this text (surrounding whitespace ignored)."""
+        self.fault("inject", path=path_glob, errno=errno, count=count, after=after, value=value)
+
+    def set_write_latency(self, seconds: float, path_glob: Optional[str] = None) -> None:
+        """Sleep ``seconds`` (real time) before each write (matching ``path_glob``)."""
+        self.fault("latency", seconds=seconds, path=path_glob)
+
+    def fail_writes_after(self, n: int, errno="EIO") -> None:
+        """Let ``n`` more writes succeed, then fail every write with ``errno``."""
+        self.fault("fail_after", n=n, errno=errno)
+
+    def read_only(self, on: bool = True) -> None:
+        """Every write (and every open for writing) fails with EROFS."""
+        self.fault("read_only", on=on)
+
+    def kill_writer_at(self, n: int, sig: int = signal.SIGKILL, pid: Optional[int] = None,
+                       errno=None) -> None:
+        """The ``n``-th write from now (0 = the next one) never takes effect: its writer
+        (or ``pid``) gets ``sig`` and the write fails (EINTR, or ``errno``)."""
+        self.fault("kill_at", n=n, signal=int(sig), pid=pid, errno=errno)
+
+    def hang_writer_at(self, n: int) -> None:
+        """The ``n``-th write from now blocks before taking effect until :meth:`release`."""
+        self.fault("hang_at", n=n)
+
+    def wait_hung(self, timeout: float = 30.0) -> dict:
+        """Wait until a write hangs at a hang point: its ``{index, pid, path, value}``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            hung = self.faults()["hung"]
+            if hung:
+                return hung[0]
+            if time.monotonic() > deadline:
+                raise TimeoutError("no write reached a hang point within %.0fs" % timeout)
+            time.sleep(0.02)
+
+    def release(self, errno=None) -> None:
+        """Let hung writes go on (``errno``: fail them with it instead)."""
+        self.fault("release", errno=errno)
+
+    def clear_faults(self) -> None:
+        """Remove every fault (hung writes are released); counters and the log stay."""
+        self.fault("clear")
+
+    def reset_faults(self) -> None:
+        """:meth:`clear_faults` and also zero the write counter and the write log."""
+        self.fault("reset")
+
+    def write_count(self) -> int:
+        """Writes to emulated files since mount or :meth:`reset_faults` (failed ones too)."""
+        return int(self.faults()["write_count"])
+
+    def writes(self) -> list:
+        """The write log: ``{index, path, value, pid, result, fault}`` per write."""
+        with open(self.path(".emulator", "writes")) as f:
+            return json.load(f)

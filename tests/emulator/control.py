@@ -10,6 +10,9 @@ advance        rw    write N (seconds, float) to move the virtual clock forward;
 speed          rw    virtual seconds per real second (0 = frozen)
 model          rw    the access model's targets as JSON; write a JSON/YAML list (or
                      {"targets": [...]}) to replace them (huge-page state is kept per key)
+faults         rw    fault injection (faults.py): write one JSON command
+                     ({"op": "inject", ...}); read the state, write_count and hung writes
+writes         r     the write log: index, path, value, writer pid, result, fault
 =============  ====  =====================================================================
 """
 
@@ -44,6 +47,8 @@ class ControlDir(Node):
         self.attr("advance", lambda: "%.6f\n" % kernel.clock.now(), self._advance, RW_644)
         self.attr("speed", lambda: "%g\n" % kernel.clock.speed, self._speed, RW_644)
         self.attr("model", lambda: json.dumps(kernel.model.to_list()) + "\n", self._model, RW_644)
+        self.attr("faults", lambda: json.dumps(kernel.faults.status()) + "\n", self._faults, RW_644)
+        self.attr("writes", lambda: json.dumps(kernel.faults.writes()) + "\n", mode=RO_444)
 
     def _advance(self, text: str) -> None:
         seconds = _parse_float(text)
@@ -67,3 +72,10 @@ class ControlDir(Node):
         except (ValueError, TypeError, KeyError, yaml.YAMLError):
             ki.fail(errno.EINVAL)
         self.kernel.replace_model(model)
+
+    def _faults(self, text: str) -> None:
+        try:
+            cmd = json.loads(text)
+            self.kernel.faults.command(cmd)
+        except (ValueError, TypeError, KeyError):
+            ki.fail(errno.EINVAL)

@@ -16,6 +16,7 @@ from .commands import Commands
 from .control import ControlDir
 from .damon_tree import Admin
 from .engine import DEFAULT_ACTION_COST_US_PER_MIB, HugeState, Walk, action_supported, block_mapped, mapped_spans
+from .faults import Faults
 from .modules import Modules
 from .profiles import Profile
 from .thp import TransparentHugepage
@@ -36,6 +37,7 @@ class EmulatedKernel:
         self.huge_states: dict = {}
         self._next_pid = FIRST_KDAMOND_PID
         self.commands = Commands(self)
+        self.faults = Faults()
         self.root = Node()
         kernel_dir = self.root.add_dir("kernel", Node())
         mm = kernel_dir.add_dir("mm", Node())

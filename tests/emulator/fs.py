@@ -23,7 +23,15 @@ from .tree import Attr, Node
 log = logging.getLogger("tests.emulator")
 
 # Files whose writes are collected until close (a JSON document may span writes).
-BUFFERED_FILES = {"/.emulator/model"}
+BUFFERED_FILES = {"/.emulator/model", "/.emulator/faults"}
+CONTROL_PREFIX = "/.emulator/"
+
+
+def _caller_pid() -> int:
+    try:
+        return int(fuse.fuse_get_context()[2])
+    except Exception:  # pylint: disable=broad-except  # no FUSE context (direct calls in tests)
+        return 0
 
 
 class _Handle:
@@ -80,6 +88,10 @@ class SysfsOperations(fuse.Operations):
             if attr is None:
                 raise fuse.FuseOSError(errno.EISDIR)
             accmode = flags & os.O_ACCMODE
+            if accmode in (os.O_WRONLY, os.O_RDWR) and not path.startswith(CONTROL_PREFIX):
+                code = self.kernel.faults.check_open(path)
+                if code is not None:
+                    raise fuse.FuseOSError(code)
             if accmode in (os.O_WRONLY, os.O_RDWR) and not attr.writable:
                 raise fuse.FuseOSError(errno.EACCES)
             if accmode in (os.O_RDONLY, os.O_RDWR) and not attr.mode & 0o444:
@@ -110,9 +122,31 @@ class SysfsOperations(fuse.Operations):
             if handle.path in BUFFERED_FILES:
                 handle.buffer += bytes(data)
                 return len(data)
-            self.kernel.catch_up()
-            self._call(handle.attr.store, bytes(data).decode("latin-1"))
-            return len(data)
+            control = handle.path.startswith(CONTROL_PREFIX)
+            if control:
+                self.kernel.catch_up()
+                self._call(handle.attr.store, bytes(data).decode("latin-1"))
+                return len(data)
+        # Faults (kill points, latency) run without the kernel lock: other readers and
+        # writers go on while one write hangs or sleeps.
+        text = bytes(data).decode("latin-1")
+        pid = _caller_pid()
+        faults = self.kernel.faults
+        index, code = faults.before_write(handle.path, text, pid)
+        if code is not None:
+            raise fuse.FuseOSError(code)
+        code = None
+        try:
+            with self.kernel.lock:
+                handle = self._handle(fh)
+                self.kernel.catch_up()
+                self._call(handle.attr.store, text)
+        except fuse.FuseOSError as e:
+            code = e.errno
+            raise
+        finally:
+            faults.after_write(index, handle.path, text, pid, code)
+        return len(data)
 
     def flush(self, path, fh):
         with self.kernel.lock:
