@@ -10,6 +10,8 @@ from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
+from ansible_collections.linux_mm.damon.plugins.module_utils._damon_layout import SpecError
+from ansible_collections.linux_mm.damon.plugins.module_utils._damon_spec import validate_hugepage_args
 from ansible_collections.linux_mm.damon.plugins.module_utils._hugepage import LOOP_ARGUMENT_SPEC
 from ansible_collections.linux_mm.damon.plugins.plugin_utils._policy import POLICIES
 from ansible_collections.linux_mm.damon.plugins.plugin_utils._tune_loop import StepFailed, run_loop
@@ -39,12 +41,11 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         unused, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
-        for name in ("max_iterations", "timeout_s", "interval_s"):
-            if args[name] <= 0:
-                raise AnsibleActionFail("%s must be positive, got %s" % (name, args[name]))
-        for name in ("host_budget_bytes", "quota_bytes"):
-            if args[name] < 0:
-                raise AnsibleActionFail("%s must not be negative, got %s" % (name, args[name]))
+        try:  # before the first remote call: unique names, PIDs, kernel types, sample_us >= 1, finite floats
+            for warning in validate_hugepage_args(args, [], on_target=False):
+                display.warning(warning)
+        except SpecError as e:
+            raise AnsibleActionFail(str(e))
         host = task_vars.get("inventory_hostname")
         step_args = dict((k, args[k]) for k in LOOP_ARGUMENT_SPEC if args.get(k) is not None)
         facts = {}
@@ -62,8 +63,8 @@ class ActionModule(ActionBase):
         try:
             loop = run_loop(call_step, args["apps"], args["policy"], step_args, args["max_iterations"],
                             args["timeout_s"], args["host_budget_bytes"], check_mode=self._task.check_mode)
-        except ValueError as e:  # a host budget that cannot be split
-            raise AnsibleActionFail("host_budget_bytes: %s" % e)
+        except ValueError as e:  # a host budget that cannot be split; the message names the option
+            raise AnsibleActionFail(str(e))
         except StepFailed as e:
             result.update(failed=True, msg="hugepage step failed: %s" % e, step_result=e.result)
             return result

@@ -24,6 +24,13 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import re
 ULONG_MAX = 2 ** 64 - 1
 UINT_MAX = 2 ** 32 - 1
 
+# The C type each numeric sysfs file is parsed into (kstrtoul/kstrtouint/kstrtoint
+# in mm/damon/sysfs*.c), with its range on a 64-bit kernel. A value outside it
+# fails with ERANGE/EINVAL at the write, mid-plan; we refuse it before any write.
+ULONG = ("unsigned long", 0, ULONG_MAX)
+UINT = ("unsigned int", 0, UINT_MAX)
+INT = ("int", -2 ** 31, 2 ** 31 - 1)
+
 
 class SpecError(ValueError):
     """A user spec the kernel cannot take; the message names the option."""
@@ -44,10 +51,22 @@ class Tree(object):
         return "Tree(files=%r, lists=%r)" % (self.files, self.lists)
 
 
+def check_int(label, value, ctype):
+    """SpecError unless ``value`` is an integer the kernel's ``ctype`` (ULONG, UINT, INT) can hold."""
+    name, low, high = ctype
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError("%s: %r is not an integer (%s)" % (label, value, name))
+    if not low <= value <= high:
+        raise SpecError("%s: %d is out of range for %s (%d..%d)" % (label, value, name, low, high))
+
+
 class Field(object):
-    def __init__(self, key, path, kind=int, default=0, feature=None, choices=None, volatile=False):
+    def __init__(self, key, path, kind=int, default=0, feature=None, choices=None, volatile=False, ctype=None):
+        if kind is int and ctype is None:
+            raise ValueError("%s: an integer field needs the C type of its sysfs file" % path)
         self.key, self.path, self.kind, self.default = key, path, kind, default
         self.feature, self.choices, self.volatile = feature, choices, volatile
+        self.ctype = ctype
 
     def to_text(self, value):
         if self.kind is bool:
@@ -100,87 +119,90 @@ FILTER = [
     Field("matching", "matching", bool, False),
     Field("allow", "allow", bool, False, feature="filter_allow"),
     Field("memcg_path", "memcg_path", str, ""),
-    Field("addr_start", "addr_start", int, 0, feature="filter_addr_target"),
-    Field("addr_end", "addr_end", int, 0, feature="filter_addr_target"),
-    Field("target_idx", "damon_target_idx", int, 0, feature="filter_addr_target"),
-    Field("min", "min", int, 0, feature="filter_min_max"),
-    Field("max", "max", int, 0, feature="filter_min_max"),
+    Field("addr_start", "addr_start", int, 0, feature="filter_addr_target", ctype=ULONG),
+    Field("addr_end", "addr_end", int, 0, feature="filter_addr_target", ctype=ULONG),
+    Field("target_idx", "damon_target_idx", int, 0, feature="filter_addr_target", ctype=INT),
+    Field("min", "min", int, 0, feature="filter_min_max", ctype=ULONG),
+    Field("max", "max", int, 0, feature="filter_min_max", ctype=ULONG),
 ]
 
 GOAL = [
     Field("metric", "target_metric", str, "user_input", feature="goal_metric"),
-    Field("target_value", "target_value", int, 0),
+    Field("target_value", "target_value", int, 0, ctype=ULONG),
     # A feedback loop (ours or the user's) feeds current_value while DAMON runs.
-    Field("current_value", "current_value", int, 0, volatile=True),
-    Field("nid", "nid", int, 0, feature="goal_nid"),
+    Field("current_value", "current_value", int, 0, volatile=True, ctype=ULONG),
+    Field("nid", "nid", int, 0, feature="goal_nid", ctype=INT),
     Field("path", "path", str, "", feature="goal_path"),
 ]
 
 SCHEME = [
     Field("action", "action", str, "stat"),
+    # The sz/nr_accesses/age files take unsigned long (damon_sysfs_ul_range), but struct
+    # damos_access_pattern keeps nr_accesses and age as unsigned int: the kernel would
+    # truncate larger values silently, so their effective type is unsigned int.
     Group("access_pattern", [
-        Field("min_size", "access_pattern/sz/min", int, 0),
-        Field("max_size", "access_pattern/sz/max", int, ULONG_MAX),
-        Field("min_nr_accesses", "access_pattern/nr_accesses/min", int, 0),
-        Field("max_nr_accesses", "access_pattern/nr_accesses/max", int, UINT_MAX),
-        Field("min_age", "access_pattern/age/min", int, 0),
-        Field("max_age", "access_pattern/age/max", int, UINT_MAX),
+        Field("min_size", "access_pattern/sz/min", int, 0, ctype=ULONG),
+        Field("max_size", "access_pattern/sz/max", int, ULONG_MAX, ctype=ULONG),
+        Field("min_nr_accesses", "access_pattern/nr_accesses/min", int, 0, ctype=UINT),
+        Field("max_nr_accesses", "access_pattern/nr_accesses/max", int, UINT_MAX, ctype=UINT),
+        Field("min_age", "access_pattern/age/min", int, 0, ctype=UINT),
+        Field("max_age", "access_pattern/age/max", int, UINT_MAX, ctype=UINT),
     ]),
-    Field("apply_interval_us", "apply_interval_us", int, 0, feature="apply_interval"),
-    Field("target_nid", "target_nid", int, -1, feature="migrate_actions"),
+    Field("apply_interval_us", "apply_interval_us", int, 0, feature="apply_interval", ctype=ULONG),
+    Field("target_nid", "target_nid", int, -1, feature="migrate_actions", ctype=INT),
     Group("quotas", [
-        Field("ms", "quotas/ms", int, 0),
-        Field("bytes", "quotas/bytes", int, 0),
-        Field("reset_interval_ms", "quotas/reset_interval_ms", int, 0),
+        Field("ms", "quotas/ms", int, 0, ctype=ULONG),
+        Field("bytes", "quotas/bytes", int, 0, ctype=ULONG),
+        Field("reset_interval_ms", "quotas/reset_interval_ms", int, 0, ctype=ULONG),
         Field("goal_tuner", "quotas/goal_tuner", str, "consist", feature="goal_tuner"),
         Group("weights", [
-            Field("sz_permil", "quotas/weights/sz_permil", int, 0),
-            Field("nr_accesses_permil", "quotas/weights/nr_accesses_permil", int, 0),
-            Field("age_permil", "quotas/weights/age_permil", int, 0),
+            Field("sz_permil", "quotas/weights/sz_permil", int, 0, ctype=UINT),
+            Field("nr_accesses_permil", "quotas/weights/nr_accesses_permil", int, 0, ctype=UINT),
+            Field("age_permil", "quotas/weights/age_permil", int, 0, ctype=UINT),
         ]),
         Many("goals", "quotas/goals/nr_goals", "quotas/goals", GOAL, feature="quota_goals"),
     ]),
     Group("watermarks", [
         Field("metric", "watermarks/metric", str, "none", choices=["none", "free_mem_rate"]),
-        Field("interval_us", "watermarks/interval_us", int, 0),
-        Field("high", "watermarks/high", int, 0),
-        Field("mid", "watermarks/mid", int, 0),
-        Field("low", "watermarks/low", int, 0),
+        Field("interval_us", "watermarks/interval_us", int, 0, ctype=ULONG),
+        Field("high", "watermarks/high", int, 0, ctype=ULONG),
+        Field("mid", "watermarks/mid", int, 0, ctype=ULONG),
+        Field("low", "watermarks/low", int, 0, ctype=ULONG),
     ]),
     Filters(FILTER),
-    Field("max_nr_snapshots", "stats/max_nr_snapshots", int, 0, feature="nr_snapshots"),
+    Field("max_nr_snapshots", "stats/max_nr_snapshots", int, 0, feature="nr_snapshots", ctype=ULONG),
 ]
 
 TARGET = [
-    Field("pid", "pid_target", int, 0),
+    Field("pid", "pid_target", int, 0, ctype=INT),
     Many("regions", "regions/nr_regions", "regions", [
-        Field("start", "start", int, 0),
-        Field("end", "end", int, 0),
+        Field("start", "start", int, 0, ctype=ULONG),
+        Field("end", "end", int, 0, ctype=ULONG),
     ]),
 ]
 
 CONTEXT = [
     Field("operations", "operations", str, "vaddr"),
-    Field("addr_unit", "addr_unit", int, 1, feature="addr_unit"),
+    Field("addr_unit", "addr_unit", int, 1, feature="addr_unit", ctype=ULONG),
     Group("monitoring_attrs", [
-        Field("sample_us", "monitoring_attrs/intervals/sample_us", int, 5000),
-        Field("aggr_us", "monitoring_attrs/intervals/aggr_us", int, 100000),
-        Field("update_us", "monitoring_attrs/intervals/update_us", int, 1000000),
+        Field("sample_us", "monitoring_attrs/intervals/sample_us", int, 5000, ctype=ULONG),
+        Field("aggr_us", "monitoring_attrs/intervals/aggr_us", int, 100000, ctype=ULONG),
+        Field("update_us", "monitoring_attrs/intervals/update_us", int, 1000000, ctype=ULONG),
         Group("intervals_goal", [
-            Field("access_bp", "monitoring_attrs/intervals/intervals_goal/access_bp", int, 0),
-            Field("aggrs", "monitoring_attrs/intervals/intervals_goal/aggrs", int, 0),
-            Field("min_sample_us", "monitoring_attrs/intervals/intervals_goal/min_sample_us", int, 0),
-            Field("max_sample_us", "monitoring_attrs/intervals/intervals_goal/max_sample_us", int, 0),
+            Field("access_bp", "monitoring_attrs/intervals/intervals_goal/access_bp", int, 0, ctype=ULONG),
+            Field("aggrs", "monitoring_attrs/intervals/intervals_goal/aggrs", int, 0, ctype=ULONG),
+            Field("min_sample_us", "monitoring_attrs/intervals/intervals_goal/min_sample_us", int, 0, ctype=ULONG),
+            Field("max_sample_us", "monitoring_attrs/intervals/intervals_goal/max_sample_us", int, 0, ctype=ULONG),
         ], feature="intervals_goal"),
-        Field("min_nr_regions", "monitoring_attrs/nr_regions/min", int, 10),
-        Field("max_nr_regions", "monitoring_attrs/nr_regions/max", int, 1000),
+        Field("min_nr_regions", "monitoring_attrs/nr_regions/min", int, 10, ctype=ULONG),
+        Field("max_nr_regions", "monitoring_attrs/nr_regions/max", int, 1000, ctype=ULONG),
     ]),
     Many("targets", "targets/nr_targets", "targets", TARGET),
     Many("schemes", "schemes/nr_schemes", "schemes", SCHEME),
 ]
 
 KDAMOND = [
-    Field("refresh_ms", "refresh_ms", int, 0, feature="refresh_ms"),
+    Field("refresh_ms", "refresh_ms", int, 0, feature="refresh_ms", ctype=UINT),  # kstrtouint
     Many("contexts", "contexts/nr_contexts", "contexts", CONTEXT),
 ]
 
@@ -216,6 +238,33 @@ def volatile_files(tree):
     return names
 
 
+def check_ranges(members, spec, where=""):
+    """SpecError naming the option path of the first integer outside its kernel C type.
+
+    Walks ``spec`` (a dict) along ``members`` whatever the kernel's features: an
+    out-of-range value is wrong on every kernel.
+    """
+    for m in members:
+        value = (spec or {}).get(m.key)
+        if value is None:
+            continue
+        label = _join(where, m.key).replace("/", ".")
+        if isinstance(m, Field):
+            if m.ctype is not None:
+                check_int(label, value, m.ctype)
+        elif isinstance(m, Group):
+            if not isinstance(value, dict):
+                raise SpecError("%s: %r is not a dict" % (label, value))
+            check_ranges(m.members, value, label)
+        else:
+            if not isinstance(value, list):
+                raise SpecError("%s: %r is not a list" % (label, value))
+            for i, item in enumerate(value):
+                if not isinstance(item, dict):
+                    raise SpecError("%s[%d]: %r is not a dict" % (label, i, item))
+                check_ranges(m.members, item, "%s[%d]" % (label, i))
+
+
 def to_tree(members, spec, features, where=""):
     """Tree of file values for ``spec`` (a dict), defaults filled in."""
     tree = Tree()
@@ -233,6 +282,8 @@ def _fill(tree, members, spec, features, where):
                 raise _unsupported(label, m.feature, features)
             continue
         if isinstance(m, Field):
+            if value is not None and m.ctype is not None:
+                check_int(label, value, m.ctype)  # never write what the kernel would refuse mid-plan
             tree.files[m.path] = m.to_text(m.default if value is None else value)
             if m.volatile:
                 tree.volatile.add(m.path)

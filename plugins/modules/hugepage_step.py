@@ -140,7 +140,7 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._damon_features imp
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_kdamond import KdamondError
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_layout import SpecError
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import HOST_STATE_ERRORS, locked_record
-from ansible_collections.linux_mm.damon.plugins.module_utils._damon_spec import pid_alive
+from ansible_collections.linux_mm.damon.plugins.module_utils._damon_spec import pid_alive, validate_hugepage_args
 from ansible_collections.linux_mm.damon.plugins.module_utils._hugepage import LOOP_ARGUMENT_SPEC, Step, choose_path, wait
 from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import SysfsError
 
@@ -162,13 +162,13 @@ def main():
     features = detect(p["sysfs_root"], p["kernel_release"])
     if not features.available:
         module.fail_json(msg=features.reason, **result)
+    try:  # names, PIDs (no kernel threads), kernel integer types, sample_us >= 1, finite floats
+        warnings = validate_hugepage_args(p, [])
+    except SpecError as e:
+        module.fail_json(msg=str(e), **result)
+    for warning in warnings:
+        module.warn(warning)
     names = [a["name"] for a in p["apps"]]
-    if len(set(names)) != len(names):
-        module.fail_json(msg="apps: application names must be unique, got %s" % ", ".join(names), **result)
-    for app in p["apps"]:
-        if app["pid"] <= 0 or (app["threshold"] is not None and app["threshold"] < 0) or app["budget_bytes"] < 0:
-            module.fail_json(msg="apps[%s]: pid must be positive, threshold and budget_bytes not negative" % app["name"],
-                             **result)
     attrs = p["monitoring_attrs"]
     max_nr = attrs["aggr_us"] // max(attrs["sample_us"], 1)
     started = time.monotonic()

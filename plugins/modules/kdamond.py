@@ -406,6 +406,7 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._damon_layout impor
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import (
     ARGUMENT_SPEC as OWNERSHIP_SPEC, HOST_STATE_ERRORS, LOCK_ARGUMENT_SPEC, locked_record,
 )
+from ansible_collections.linux_mm.damon.plugins.module_utils._damon_spec import validate_kdamond
 from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import SysfsError
 
 
@@ -470,6 +471,10 @@ def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
     result = dict(changed=False, writes=[], applied=[])
+    try:  # options outside the context; the context is checked by plan_kdamond, also before any write
+        validate_kdamond(p["name"], p["refresh_ms"], p["pool_size"])
+    except SpecError as e:
+        module.fail_json(msg=str(e), **result)
     features = detect(p["sysfs_root"], p["kernel_release"])
     if not features.available:
         module.fail_json(msg=features.reason, **result)

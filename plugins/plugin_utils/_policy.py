@@ -248,13 +248,19 @@ def split_host_budget(host_budget_bytes, app_budgets, hot_bytes=None):
     smaller than the number of applications cannot be split: ValueError.
     """
     host = int(host_budget_bytes)
-    if host < 0 or any(int(b) < 0 for b in app_budgets.values()):
-        raise ValueError("budgets must be >= 0 bytes (0 = unlimited): host %d, apps %r" % (host, app_budgets))
+    # Each message names the option that is wrong: the user fixes that one.
+    if host < 0:
+        raise ValueError("host_budget_bytes: %d is negative; budgets are >= 0 bytes (0 = unlimited)" % host)
+    for app in sorted(app_budgets, key=str):
+        if int(app_budgets[app]) < 0:
+            raise ValueError("apps[%s].budget_bytes: %d is negative; budgets are >= 0 bytes (0 = unlimited)"
+                             % (app, int(app_budgets[app])))
     if host == 0 or not app_budgets:
         return {a: int(b) for a, b in app_budgets.items()}
     apps = sorted(app_budgets, key=str)
     if host < len(apps):
-        raise ValueError("host budget of %d bytes cannot be split among %d applications" % (host, len(apps)))
+        raise ValueError("host_budget_bytes: %d bytes cannot be split among %d applications (each needs at least "
+                         "1 byte)" % (host, len(apps)))
     known = hot_bytes is not None and all(a in hot_bytes for a in apps)
     weights = {a: max(0, int(hot_bytes[a])) if known else 1 for a in apps}
     result, left = {}, host

@@ -101,13 +101,13 @@ def test_feature_the_kernel_lacks_names_the_kernel_that_adds_it():
     ({"schemes": [{"action": "collapse"}]}, r"schemes\[0\]\.action: action 'collapse' needs Linux 7\.2.*linux_mm\.damon\.collapse"),
     ({"schemes": [{"action": "explode"}]}, r"'explode' is not a DAMON action"),
     ({"schemes": [{"action": "stat", "access_pattern": {"min_size": 5, "max_size": 1}}]}, r"min_size \(5\) is greater than max_size \(1\)"),
-    ({"schemes": [{"action": "stat", "access_pattern": {"min_age": -1}}]}, r"min_age: must not be negative"),
+    ({"schemes": [{"action": "stat", "access_pattern": {"min_age": -1}}]}, r"schemes\[0\]\.access_pattern\.min_age: -1 is out of range for unsigned int \(0\.\.4294967295\)"),
     ({"schemes": [{"action": "stat", "filters": [{"type": "young"}]}]}, None),
     ({"schemes": [{"action": "stat", "filters": [{"type": "unmapped"}]}]}, r"filter type 'unmapped' needs Linux 6\.15"),
-    ({"targets": [{"pid": 2 ** 22 + 1}]}, r"targets\[0\]\.pid: no process with PID"),
+    ({"targets": [{"pid": 2 ** 22 + 1}]}, r"targets\[0\]\.pid: 4194305 is not a valid PID \(1\.\.4194303"),
     ({"targets": [{"pid": ME, "regions": [{"start": 0, "end": 8192}, {"start": 4096, "end": 9000}]}]}, r"overlap"),
     ({"operations": "paddr", "targets": [{}]}, r"targets\[0\]\.regions: the paddr operations set needs at least one region"),
-    ({"monitoring_attrs": {"sample_us": 200000, "aggr_us": 100000}}, r"sample_us \(200000\) must be positive and not above aggr_us"),
+    ({"monitoring_attrs": {"sample_us": 200000, "aggr_us": 100000}}, r"sample_us \(200000\) must be at least 1 and not above aggr_us"),
     ({"monitoring_attrs": {"min_nr_regions": 2}}, r"at least 3"),
 ])
 def test_bad_specs_are_refused_with_the_option_and_reason(change, message):
