@@ -186,6 +186,40 @@ def pid_alive(pid: int) -> bool:
     return state not in (b"Z", b"X")
 
 
+def _proc_stat(pid: int):
+    """(state, starttime) from /proc/PID/stat, or None when there is no such process."""
+    if pid <= 0:
+        return None
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2:].split()
+    try:
+        return fields[0].decode(), int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def pid_starttime(pid: int) -> Optional[int]:
+    found = _proc_stat(pid)
+    return None if found is None else found[1]
+
+
+def proc_task_state(pid: int, starttime: Optional[int] = None) -> str:
+    """What DAMON's vaddr ops see of a target process.
+
+    "alive": it has memory; "zombie": exited but not reaped -- get_pid_task() still
+    finds the task, so the target stays valid (the kdamond keeps running) but has no mm;
+    "gone": reaped (or the pid now names another process: ``starttime`` differs).
+    """
+    found = _proc_stat(pid)
+    if found is None or found[0] == "X" or (starttime is not None and found[1] != starttime):
+        return "gone"
+    return "zombie" if found[0] == "Z" else "alive"
+
+
 def pid_exists(pid: int) -> bool:
     return pid > 0 and os.path.exists("/proc/%d" % pid)
 

@@ -19,7 +19,7 @@ import errno
 import os
 
 from . import kernel_input as ki
-from .access_model import PAGE_SIZE, pid_exists
+from .access_model import PAGE_SIZE, pid_exists, pid_starttime
 from .profiles import FILTER_TYPES
 from .engine import Goal, Quota, RuntimeCtx, RuntimeScheme, RuntimeTarget, align_down, align_up
 from .intervals_goal import goal_of
@@ -86,6 +86,9 @@ class Commands:
         ctx = self._running_ctx(kdamond)
         try:
             new = self.build_ctx(kdamond.contexts[0])
+            if any(t.obsolete for t in new.targets[len(ctx.targets):]):
+                # damon_commit_targets(): an obsolete target with no running match
+                fail(errno.EINVAL)
         except OSError:
             if self.p.damon_call_era:
                 raise
@@ -153,6 +156,11 @@ class Commands:
         has_pid = ops != "paddr"
         if not has_pid and len(context.targets) > 1:
             fail(errno.EINVAL)
+        if ops == "paddr" and self.p.has("context/addr_unit"):
+            # min_region_sz = max(DAMON_MIN_REGION_SZ / addr_unit, 1) must be a power of two
+            min_region_sz = max(PAGE_SIZE // max(1, context.addr_unit), 1)
+            if min_region_sz & (min_region_sz - 1):
+                fail(errno.EINVAL)
         targets = [self.build_target(t, has_pid) for t in context.targets]
         schemes = [self.build_scheme(s, ops) for s in context.schemes]
         return RuntimeCtx(ops=ops, sample_us=iv.sample_us, aggr_us=max(1, iv.aggr_us),
@@ -175,7 +183,8 @@ class Commands:
                 fail(errno.EINVAL)
             ranges.append((start, end))
         return RuntimeTarget(pid=target.pid_target if has_pid else 0, init_ranges=ranges,
-                             obsolete=getattr(target, "obsolete_target", False))
+                             obsolete=getattr(target, "obsolete_target", False),
+                             starttime=pid_starttime(target.pid_target) if has_pid else None)
 
     def build_scheme(self, scheme, ops: str) -> RuntimeScheme:
         ap = scheme.access_pattern

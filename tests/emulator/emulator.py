@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 
-from .access_model import HPAGE_SIZE, AccessModel, pid_alive
+from .access_model import HPAGE_SIZE, AccessModel
 from .clock import VirtualClock
 from .commands import Commands
 from .control import ControlDir
@@ -99,8 +99,9 @@ class EmulatedKernel:
             if ctx is None or not ctx.running:
                 continue
             ctx.advance_to(now, self, MAX_TICKS_PER_CATCH_UP)
-            if ctx.has_pid and not any(pid_alive(t.pid) for t in ctx.targets):
-                ctx.stop("all target processes exited")  # kdamond_need_stop()
+            if ctx.has_pid and not any(ctx.target_valid(t) for t in ctx.targets):
+                # kdamond_need_stop(): every target's task is gone (reaped; zombies still count)
+                ctx.stop("all target processes exited")
                 continue
             if kdamond.refresh_ms and now - ctx.last_refresh_us >= kdamond.refresh_ms * 1000:
                 ctx.last_refresh_us = now
@@ -165,6 +166,8 @@ class EmulatedKernel:
         """Returns (sz_applied, sz_filter_passed) like ops.apply_scheme()."""
         if not action_supported(ctx.ops, s.action):
             return 0, 0
+        if ctx.has_pid and ctx.target_state(target) != "alive":
+            return 0, 0  # a zombie has no mm: damon_get_mm() fails, nothing is applied
         sz = r.size
         if s.action == "stat":
             # damos_va_stat()/damon_pa_stat(): never "applied"; only bytes passing ops

@@ -23,7 +23,7 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .access_model import HPAGE_SIZE, PAGE_SIZE, ModelTarget, pid_alive, three_regions
+from .access_model import HPAGE_SIZE, PAGE_SIZE, ModelTarget, proc_task_state, three_regions
 from .intervals_goal import after_aggregation, effective_rate
 from .profiles import ACTION_OPS
 
@@ -125,6 +125,7 @@ class RuntimeTarget:
     pid: int
     init_ranges: list           # (start, end) from targets/<T>/regions, maybe empty
     obsolete: bool = False
+    starttime: Optional[int] = None  # of the process (pid reuse must not revive a target)
     model: Optional[ModelTarget] = None
     huge: Optional[HugeState] = None
     segments: list = field(default_factory=list)
@@ -235,6 +236,7 @@ class RuntimeCtx:
     next_aggr_us: int = 0
     last_refresh_us: int = 0
     stopped_reason: str = ""
+    views: Optional[dict] = None  # per target: the regions schemes see this aggregation
     intervals_goal: Optional[object] = None  # intervals_goal.IntervalsGoal while auto-tuning
     aggr_samples: int = 0  # aggr_us / sample_us as set at on/commit; tuning keeps it
     aggrs_since_tune: int = 0
@@ -251,12 +253,18 @@ class RuntimeCtx:
     def apply_interval(self, s: RuntimeScheme) -> int:
         return s.apply_interval_us or self.aggr_us
 
+    def apply_period(self, s: RuntimeScheme) -> int:
+        """The apply interval in whole samples (next_apply_sis), at least one sample."""
+        if not s.apply_interval_us:
+            return self.aggr_us
+        return max(1, s.apply_interval_us // max(1, self.sample_us)) * max(1, self.sample_us)
+
     def start(self, now_us: int, pid: int, kernel) -> None:
         self.running, self.pid = True, pid
         self.next_aggr_us = now_us + self.aggr_us
         self.last_refresh_us = now_us
         for s in self.schemes:
-            s.next_apply_us = now_us + self.apply_interval(s)
+            s.next_apply_us = now_us + self.apply_period(s)
         for ti, t in enumerate(self.targets):
             self.attach_model(ti, t, kernel)
 
@@ -264,6 +272,7 @@ class RuntimeCtx:
         t.model = kernel.model.find(self.ops, t.pid, ti)
         t.huge = kernel.huge_state(t.model.key)
         t.segments = self.initial_segments(t)
+        self.views = None
 
     def initial_segments(self, t: RuntimeTarget) -> list:
         if t.init_ranges:
@@ -315,37 +324,56 @@ class RuntimeCtx:
         for i, src in enumerate(new.schemes):
             if i < len(self.schemes):
                 dst = self.schemes[i]
-                old_interval = self.apply_interval(dst)
+                old_interval = self.apply_period(dst)
                 for name in ("action", "min_sz", "max_sz", "min_nr", "max_nr", "min_age", "max_age",
                              "apply_interval_us", "target_nid", "nr_dests", "max_nr_snapshots"):
                     setattr(dst, name, getattr(src, name))
                 dst.quota.set_config(src.quota)
-                if aggr_changed or old_interval != self.apply_interval(dst):
-                    dst.next_apply_us = now + self.apply_interval(dst)
+                if aggr_changed or old_interval != self.apply_period(dst):
+                    dst.next_apply_us = now + self.apply_period(dst)
             else:
-                src.next_apply_us = now + self.apply_interval(src)
+                src.next_apply_us = now + self.apply_period(src)
                 self.schemes.append(src)
         del self.schemes[len(new.schemes):]
         if aggr_changed:
             self.next_aggr_us = now + self.aggr_us
+        self.views = None
 
     # --- time ---------------------------------------------------------------
     def advance_to(self, now_us: int, kernel, max_ticks: int) -> None:
+        """Run every aggregation and scheme apply pass due up to ``now_us``.
+
+        Like kdamond_fn(): schemes are applied on any sample at their own apply interval
+        (``apply_interval_us``, rounded down to whole samples; 0 = the aggregation
+        interval), not only at aggregation boundaries. On a sample that ends an
+        aggregation, regions are aggregated first, then due schemes are applied.
+        """
+        self._proc = {}  # target process states, read once per catch-up
         ticks = 0
-        while self.running and self.next_aggr_us <= now_us:
+        while self.running:
+            t_next = self.next_aggr_us
+            for s in self.schemes:
+                t_next = min(t_next, s.next_apply_us)
+            if t_next > now_us:
+                break
             if ticks >= max_ticks:
                 # Too far behind: skip ahead (ages still grow), see README "approximations".
-                skipped = (now_us - self.next_aggr_us) // self.aggr_us + 1
+                skipped = max(0, (now_us - self.next_aggr_us) // self.aggr_us + 1)
                 for t in self.targets:
                     for seg in t.segments:
                         seg.age += skipped
                 self.next_aggr_us += skipped * self.aggr_us
                 for s in self.schemes:
                     s.next_apply_us = max(s.next_apply_us, self.next_aggr_us)
+                self.views = None
                 break
-            self.aggregate(self.next_aggr_us, kernel)
-            after_aggregation(self, self.next_aggr_us)  # may change sample_us/aggr_us
-            self.next_aggr_us += self.aggr_us
+            if t_next == self.next_aggr_us:
+                self.aggregate(t_next, kernel)
+                self.apply_schemes(t_next, kernel)
+                after_aggregation(self, t_next)  # may change sample_us/aggr_us
+                self.next_aggr_us = t_next + self.aggr_us
+            else:
+                self.apply_schemes(t_next, kernel)
             ticks += 1
 
     def aggregate(self, t_us: int, kernel) -> None:
@@ -353,14 +381,29 @@ class RuntimeCtx:
         max_nr = self.max_nr_accesses
         threshold = max(1, max_nr // 10)
         for target in self.targets:
+            no_mm = self.has_pid and self.target_state(target) != "alive"  # zombie: nothing accessed
             for seg in target.segments:
-                rate = 0.0 if seg.range_idx is None else effective_rate(
+                rate = 0.0 if seg.range_idx is None or no_mm else effective_rate(
                     target.model.ranges[seg.range_idx], t_sec, self.sample_us)
                 nr = min(max_nr, int(rate * max_nr + 0.5))
                 seg.age = 0 if abs(nr - seg.last_nr) > threshold else seg.age + 1
                 seg.nr = seg.last_nr = nr
             target.segments = merge_segments(target.segments)
-        self.apply_schemes(t_us, kernel)
+        self.views = None  # the regions schemes see until the next aggregation
+
+    # --- target processes -------------------------------------------------------------
+    def target_state(self, target: RuntimeTarget) -> str:
+        """"alive", "zombie" (has no mm, still a valid target) or "gone" (reaped)."""
+        cache = getattr(self, "_proc", None)
+        if cache is None:
+            cache = self._proc = {}
+        if target.pid not in cache:
+            cache[target.pid] = proc_task_state(target.pid, target.starttime)
+        return cache[target.pid]
+
+    def target_valid(self, target: RuntimeTarget) -> bool:
+        """ops.target_valid(): for vaddr, get_pid_task() finds the task (a zombie too)."""
+        return not self.has_pid or self.target_state(target) != "gone"
 
     # --- regions as schemes see them ----------------------------------------------
     def regions_of(self, target: RuntimeTarget) -> list:
@@ -381,11 +424,13 @@ class RuntimeCtx:
         due = [s for s in self.schemes if t_us >= s.next_apply_us]
         if not due:
             return
-        views = {ti: self.regions_of(t) for ti, t in enumerate(self.targets)}
+        if self.views is None:
+            self.views = {ti: self.regions_of(t) for ti, t in enumerate(self.targets)}
+        views = self.views
         for s in due:
             self.adjust_quota(s, t_us, views, kernel)
         for ti, target in enumerate(self.targets):
-            if self.has_pid and not pid_alive(target.pid):
+            if not self.target_valid(target):
                 continue  # ops.target_valid() fails: skipped, like the kernel
             regions = views[ti]
             i = 0
@@ -418,7 +463,7 @@ class RuntimeCtx:
         for s in due:
             if s.walk is not None:
                 s.walk.done = True
-            s.next_apply_us = t_us + self.apply_interval(s)
+            s.next_apply_us = t_us + self.apply_period(s)
 
     def apply_one(self, ti, target, regions, i, s: RuntimeScheme, kernel) -> None:
         q = s.quota

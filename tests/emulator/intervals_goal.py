@@ -83,7 +83,7 @@ def after_aggregation(ctx, t_us: int) -> bool:
         return False
     ctx.sample_us, ctx.aggr_us = sample, max(1, sample * ctx.aggr_samples)
     for s in ctx.schemes:
-        s.next_apply_us = t_us + ctx.apply_interval(s)
+        s.next_apply_us = t_us + ctx.apply_period(s)
     return True
 
 
