@@ -29,9 +29,11 @@ to account every chunk exactly.
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import ctypes.util
 import errno as errno_mod
+import itertools
 import os
 import platform
 import time
@@ -202,11 +204,16 @@ def align_inward(start, end, huge):
 # --- planning --------------------------------------------------------------------
 
 class Chunk(object):
-    """One PMD-sized chunk. ``state``: one of STATES, then ``collapsed`` or ``failed``."""
+    """One PMD-sized chunk, or ``count`` adjacent chunks skipped for the same reason.
 
-    __slots__ = ("start", "state", "present", "swapped", "reason", "errno", "retries")
+    ``state``: one of STATES, then ``collapsed`` or ``failed``. Runs (``count`` > 1)
+    keep the plan's memory bounded by the process's mappings and resident memory,
+    not by the size of the requested range.
+    """
 
-    def __init__(self, start, state, present=None, swapped=None, reason=None):
+    __slots__ = ("start", "state", "present", "swapped", "reason", "errno", "retries", "count")
+
+    def __init__(self, start, state, present=None, swapped=None, reason=None, count=1):
         self.start = start
         self.state = state
         self.present = present
@@ -214,11 +221,60 @@ class Chunk(object):
         self.reason = reason
         self.errno = None
         self.retries = 0
+        self.count = count
 
 
 def _chunk_density(entries, per):
     present, swapped = _procfs.count_populated(entries)
     return present, swapped, float(present + swapped) / per
+
+
+# Chunks whose pagemap is read at once: 64 x 2 MiB = 128 MiB of address space, 256 KiB of entries.
+READ_BATCH_CHUNKS = 64
+_RUN_STATES = ("skipped_unmapped", "skipped_quota", "skipped_already_huge", "duplicate")
+
+
+def _add(chunks, chunk, huge):
+    """Append ``chunk``, or extend the previous run when it is the same skip right before it."""
+    last = chunks[-1] if chunks else None
+    if (last is not None and last.state == chunk.state and last.start + last.count * huge == chunk.start
+            and (chunk.state in _RUN_STATES
+                 or (chunk.state == "skipped_sparse" and not (last.present or last.swapped)
+                     and not (chunk.present or chunk.swapped)))):
+        last.count += chunk.count
+        return
+    chunks.append(chunk)
+
+
+def _not_done(lo, hi, done):
+    """Split [lo, hi) into (start, end, duplicate) pieces against the sorted, merged ``done`` list."""
+    pieces, cursor = [], lo
+    for dlo, dhi in done:
+        if dhi <= cursor or dlo >= hi:
+            continue
+        if dlo > cursor:
+            pieces.append((cursor, dlo, False))
+        pieces.append((max(dlo, cursor), min(dhi, hi), True))
+        cursor = min(dhi, hi)
+    if cursor < hi:
+        pieces.append((cursor, hi, False))
+    return pieces
+
+
+def _merge(done, lo, hi):
+    merged = []
+    for dlo, dhi in sorted(done + [(lo, hi)]):
+        if merged and dlo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], dhi))
+        else:
+            merged.append((dlo, dhi))
+    done[:] = merged
+
+
+def _unmapped(chunks, lo, hi, huge):
+    if hi > lo:
+        _add(chunks, Chunk(lo, "skipped_unmapped", reason="not inside a single mapping", count=(hi - lo) // huge),
+             huge)
 
 
 def plan(ranges, vmas, read_entries, kpageflags, min_density, quota_bytes, huge, page):
@@ -227,11 +283,18 @@ def plan(ranges, vmas, read_entries, kpageflags, min_density, quota_bytes, huge,
     ``vmas``: mappings of the target (from smaps, or maps when smaps fields are missing).
     ``read_entries(start, end)``: pagemap entries of a chunk-aligned span.
     ``kpageflags``: a :class:`_procfs.KPageFlags` (may be unavailable).
-    Returns a list with one dict per range: its numbers, and ``chunks`` (Chunk objects).
+    Returns a list with one dict per range: its numbers, and ``chunks`` (Chunk objects;
+    adjacent chunks skipped for the same reason are one Chunk with a ``count``).
+
+    Ranges are intersected with the mappings, not walked chunk by chunk: the work
+    and memory grow with the mapped part (and, for pagemap reads, with mappings that
+    have resident pages), so a range like [0, 2**47) costs what the process maps.
     """
     per = huge // page
-    seen = set()
     remaining = quota_bytes if quota_bytes else None
+    vmas = sorted(vmas, key=lambda v: v.start)
+    starts = [v.start for v in vmas]
+    done = []  # aligned spans of earlier ranges, merged: their chunks are duplicates here
     result = []
     for start, end in ranges:
         entry = {"start": start, "end": end, "aligned_start": None, "aligned_end": None, "chunks": []}
@@ -240,47 +303,62 @@ def plan(ranges, vmas, read_entries, kpageflags, min_density, quota_bytes, huge,
         if aligned is None:
             continue
         entry["aligned_start"], entry["aligned_end"] = aligned
-        # Read pagemap once per mapped stretch of the range.
-        chunk_starts = list(range(aligned[0], aligned[1], huge))
-        entries_by_chunk = {}
-        for vma in vmas:
-            lo = max(vma.start, aligned[0])
-            hi = min(vma.end, aligned[1])
-            lo = -(-lo // huge) * huge
-            hi = hi // huge * huge
-            if hi <= lo:
+        chunks = entry["chunks"]
+        for lo, hi, duplicate in _not_done(aligned[0], aligned[1], done):
+            if duplicate:
+                _add(chunks, Chunk(lo, "duplicate", count=(hi - lo) // huge), huge)
                 continue
-            data = read_entries(lo, hi)
-            for i, cstart in enumerate(range(lo, hi, huge)):
-                entries_by_chunk[cstart] = data[i * per:(i + 1) * per]
-        for cstart in chunk_starts:
-            if cstart in seen:
-                entry["chunks"].append(Chunk(cstart, "duplicate"))
-                continue
-            seen.add(cstart)
-            vma = _procfs.find_vma(vmas, cstart, cstart + huge)
-            if vma is None or cstart not in entries_by_chunk:
-                entry["chunks"].append(Chunk(cstart, "skipped_unmapped",
-                                             reason="not inside a single mapping"))
-                continue
-            entries = entries_by_chunk[cstart]
-            present, swapped, density = _chunk_density(entries, per)
-            chunk = Chunk(cstart, "collapse", present, swapped)
-            entry["chunks"].append(chunk)
-            if _already_huge(entries, vma, kpageflags, huge):
-                chunk.state = "skipped_already_huge"
-                continue
-            if density < min_density or present + swapped == 0:
-                chunk.state = "skipped_sparse"
-                chunk.reason = "%d of %d base pages resident (%.1f%% < %.1f%%)" % (
-                    present + swapped, per, 100.0 * density, 100.0 * min_density)
-                continue
-            if remaining is not None:
-                if remaining < huge:
-                    chunk.state = "skipped_quota"
-                    continue
-                remaining -= huge
+            remaining = _plan_span(chunks, lo, hi, vmas, starts, read_entries, kpageflags, min_density,
+                                   remaining, huge, per)
+        _merge(done, aligned[0], aligned[1])
     return result
+
+
+def _plan_span(chunks, lo, hi, vmas, starts, read_entries, kpageflags, min_density, remaining, huge, per):
+    """Plan the chunks of [lo, hi) (chunk-aligned, not seen before); returns the quota left."""
+    cursor = lo
+    first = max(bisect.bisect_right(starts, lo) - 1, 0)
+    for vma in itertools.islice(vmas, first, None):
+        if vma.start >= hi:
+            break
+        a = -(-max(vma.start, lo) // huge) * huge
+        b = min(vma.end, hi) // huge * huge
+        if b <= a:
+            continue  # no whole chunk inside this mapping
+        _unmapped(chunks, cursor, a, huge)
+        cursor = b
+        if vma.fields.get("Rss") == 0 and not vma.fields.get("Swap"):
+            # smaps says nothing is resident: every chunk is empty, no pagemap read needed
+            present_none = Chunk(a, "skipped_sparse", 0, 0, count=(b - a) // huge,
+                                 reason="0 of %d base pages resident (0.0%% < %.1f%%)" % (per, 100.0 * min_density))
+            _add(chunks, present_none, huge)
+            continue
+        for blo in range(a, b, READ_BATCH_CHUNKS * huge):
+            bhi = min(b, blo + READ_BATCH_CHUNKS * huge)
+            data = read_entries(blo, bhi)
+            for i, cstart in enumerate(range(blo, bhi, huge)):
+                remaining = _plan_chunk(chunks, cstart, data[i * per:(i + 1) * per], vma, kpageflags,
+                                        min_density, remaining, huge, per)
+    _unmapped(chunks, cursor, hi, huge)
+    return remaining
+
+
+def _plan_chunk(chunks, cstart, entries, vma, kpageflags, min_density, remaining, huge, per):
+    present, swapped, density = _chunk_density(entries, per)
+    chunk = Chunk(cstart, "collapse", present, swapped)
+    if _already_huge(entries, vma, kpageflags, huge):
+        chunk.state = "skipped_already_huge"
+    elif density < min_density or present + swapped == 0:
+        chunk.state = "skipped_sparse"
+        chunk.reason = "%d of %d base pages resident (%.1f%% < %.1f%%)" % (
+            present + swapped, per, 100.0 * density, 100.0 * min_density)
+    elif remaining is not None:
+        if remaining < huge:
+            chunk.state = "skipped_quota"
+        else:
+            remaining -= huge
+    _add(chunks, chunk, huge)
+    return remaining
 
 
 def _already_huge(entries, vma, kpageflags, huge):
@@ -429,7 +507,7 @@ def summarize(planned, huge):
         for c in r["chunks"]:
             state = c.state
             if state == "duplicate":
-                counts["duplicate"] += 1
+                counts["duplicate"] += c.count
                 continue
             if state in ("collapse", "collapsed", "failed"):
                 planned_bytes += huge
@@ -441,7 +519,7 @@ def summarize(planned, huge):
                 name = errno_name(c.errno)
                 counts["failed_by_errno"][name] = counts["failed_by_errno"].get(name, 0) + 1
             elif state.startswith("skipped_"):
-                counts[state] += 1
+                counts[state] += c.count
         for key, value in counts.items():
             if key == "failed_by_errno":
                 for name, n in value.items():
@@ -470,6 +548,36 @@ def summarize(planned, huge):
 
 # --- the whole run ---------------------------------------------------------------------
 
+def _refuse_kernel_thread(pid, proc_root):
+    try:
+        stat = _procfs.read_stat(pid, proc_root)
+        cmdline = _procfs.read_cmdline(pid, proc_root) if stat["ppid"] == 2 else None
+    except _procfs.ProcError:
+        return  # gone or unreadable: pidfd_open and the /proc reads below say so
+    if _procfs.is_kernel_thread(stat, cmdline):
+        raise CollapseError("pid: PID %d (%s) is a kernel thread; it has no user memory to collapse"
+                            % (pid, stat["comm"]))
+
+
+def _overlapping(ranges, huge):
+    """A test ``keep(vma)``: whether a mapping can hold a whole chunk of one of ``ranges``."""
+    spans = []
+    for start, end in sorted(ranges):
+        aligned = align_inward(start, end, huge)
+        if aligned is None:
+            continue
+        if spans and aligned[0] <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], aligned[1]))
+        else:
+            spans.append(aligned)
+    starts = [lo for lo, unused in spans]
+
+    def keep(vma):
+        i = bisect.bisect_right(starts, vma.start) - 1
+        return any(lo < vma.end and vma.start < hi for lo, hi in spans[max(i, 0):i + 2])
+    return keep
+
+
 def collapse(pid, ranges, min_density=0.5, quota_bytes=0, retries=3, check_mode=False, kernel=None,
              proc_root=_procfs.PROC, huge=None, page=None, sleep=time.sleep, kpageflags=None):
     """Plan and (unless ``check_mode``) collapse; returns the module result fields."""
@@ -477,8 +585,10 @@ def collapse(pid, ranges, min_density=0.5, quota_bytes=0, retries=3, check_mode=
     page = page or _procfs.page_size()
     normalized = normalize_ranges(ranges)
     validate_options(min_density, quota_bytes, retries, huge)
-    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
-        raise CollapseError("pid: %r is not a process id" % (pid,))
+    if isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid < _procfs.PID_MAX_LIMIT:
+        raise CollapseError("pid: %r is not a valid PID (1..%d; PID_MAX_LIMIT is %d)" % (
+            pid, _procfs.PID_MAX_LIMIT - 1, _procfs.PID_MAX_LIMIT))
+    _refuse_kernel_thread(pid, proc_root)
     kernel = kernel or Kernel()
 
     started = time.monotonic()
@@ -498,7 +608,7 @@ def collapse(pid, ranges, min_density=0.5, quota_bytes=0, retries=3, check_mode=
     try:
         try:
             before = _procfs.anon_huge_bytes(pid, proc_root)
-            vmas = _procfs.read_smaps(pid, proc_root)
+            vmas = list(_procfs.iter_smaps(pid, proc_root, keep=_overlapping(normalized, huge)))
             with _procfs.Pagemap(pid, proc_root, page) as pagemap:
                 planned = plan(normalized, vmas, pagemap.entries, kpf, min_density, quota_bytes, huge, page)
         except _procfs.ProcessGone:

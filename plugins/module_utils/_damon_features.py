@@ -12,6 +12,7 @@ overrule the table (distribution kernels backport and disable things).
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 
@@ -215,14 +216,36 @@ def _existing_dirs(admin):
     return found
 
 
+def _root_problem(sysfs_root):
+    """Why ``sysfs_root`` is no sysfs at all (gone, unreadable, unmounted), or None.
+
+    Only then may a missing DAMON directory be blamed on the kernel's configuration:
+    every mounted sysfs has ``kernel/mm``.
+    """
+    try:
+        os.stat(sysfs_root)
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            return "sysfs root %s does not exist" % sysfs_root
+        return "sysfs root %s cannot be read: %s (%s)" % (sysfs_root, e.strerror, errno.errorcode.get(e.errno, "E?"))
+    if not os.path.isdir(sysfs_root):
+        return "sysfs root %s is not a directory" % sysfs_root
+    mm = os.path.join(sysfs_root, "kernel", "mm")
+    if not os.path.isdir(mm):
+        return ("sysfs root %s does not exist as a sysfs: %s is missing (is sysfs mounted there, or did the "
+                "mount go away?)" % (sysfs_root, mm))
+    return None
+
+
 def detect(sysfs_root, release=None):
     """Features of the DAMON sysfs under ``sysfs_root`` for kernel ``release``."""
     release = release or running_release()
     version = parse_release(release)
     admin = os.path.join(sysfs_root, ADMIN)
     if not os.path.isdir(os.path.join(admin, "kdamonds")):
-        if not os.path.isdir(sysfs_root):
-            reason = "sysfs root %s does not exist" % sysfs_root
+        root_problem = _root_problem(sysfs_root)
+        if root_problem:
+            reason = root_problem
         elif version is not None and version < FEATURE_SINCE["sysfs"]:
             reason = "Linux %s has no DAMON sysfs interface (added in Linux 5.18)" % release
         else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 
+from ansible_collections.linux_mm.damon.plugins.module_utils import _procfs
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_features import (
     ACTIONS_SINCE, FILTER_TYPES_SINCE, GOAL_METRICS_SINCE, OPERATIONS_SINCE,
 )
@@ -20,9 +21,7 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._damon_layout impor
     CONTEXT, KDAMOND, UINT, ULONG, SpecError, check_int, check_ranges,
 )
 
-# include/linux/threads.h (64-bit): pid_max can be raised to this at most, and PIDs are below pid_max.
-PID_MAX_LIMIT = 4194304
-PF_KTHREAD = 0x00200000  # include/linux/sched.h; field 9 (flags) of /proc/PID/stat
+PID_MAX_LIMIT = _procfs.PID_MAX_LIMIT
 # More slots than this is a typo, not a pool: every later plan reads and compares every slot.
 POOL_SIZE_MAX = 64
 
@@ -80,26 +79,6 @@ def check_pid(where, pid):
             where, pid, PID_MAX_LIMIT - 1, PID_MAX_LIMIT))
 
 
-def _stat_fields(pid, proc_root):
-    """(comm, ppid, flags) from /proc/PID/stat, or None when it cannot be read."""
-    try:
-        with open(os.path.join(proc_root, str(pid), "stat")) as f:
-            text = f.read()
-        comm = text[text.index("(") + 1:text.rindex(")")]
-        rest = text[text.rindex(")") + 2:].split()
-        return comm, int(rest[1]), int(rest[6])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _cmdline_empty(pid, proc_root):
-    try:
-        with open(os.path.join(proc_root, str(pid), "cmdline"), "rb") as f:
-            return not f.read(1)
-    except OSError:
-        return False
-
-
 def check_target_process(where, pid, warnings, proc_root="/proc"):
     """Refuse kernel threads (no user address space to monitor or collapse); warn about PID 1.
 
@@ -108,16 +87,18 @@ def check_target_process(where, pid, warnings, proc_root="/proc"):
     threads too. A process that cannot be read is left to the later checks.
     """
     check_pid(where, pid)
-    fields = _stat_fields(pid, proc_root)
-    if fields is None:
+    try:
+        stat = _procfs.read_stat(pid, proc_root)
+        cmdline = _procfs.read_cmdline(pid, proc_root) if stat["ppid"] == 2 else None
+    except _procfs.ProcError:
         return
-    comm, ppid, flags = fields
-    if flags & PF_KTHREAD or pid == 2 or (ppid == 2 and _cmdline_empty(pid, proc_root)):
+    comm = stat["comm"]
+    if _procfs.is_kernel_thread(stat, cmdline):
         raise SpecError("%s: PID %d (%s) is a kernel thread; it has no user address space to monitor or "
                         "collapse" % (where, pid, comm))
     if pid == 1:
-        warnings.append("%s: PID 1 (%s) is the init process; its memory is shared by the whole system's "
-                        "lifetime, make sure it is really meant" % (where, comm))
+        warnings.append("%s: PID 1 (%s) is the init process, which the whole system depends on; make sure "
+                        "it is meant as a target" % (where, comm))
 
 
 def _check_single_line_path(where, value):
@@ -239,8 +220,13 @@ def validate_hugepage_args(args, warnings, on_target=True, proc_root="/proc"):
             check_pid(where + ".pid", app.get("pid"))
         if app.get("threshold") is not None:
             check_int(where + ".threshold", app["threshold"], UINT)  # access_pattern/nr_accesses/min
+        if app.get("threshold_bp") is not None:
+            check_int(where + ".threshold_bp", app["threshold_bp"], UINT)
         if app.get("budget_bytes") is not None:
             check_int(where + ".budget_bytes", app["budget_bytes"], ULONG)
+        own_intervals = dict((k, app[k]) for k in ("sample_us", "aggr_us") if app.get(k) is not None)
+        if own_intervals:  # per-application intervals, as monitoring_attrs
+            validate_monitoring_attrs(own_intervals, where)
     if args.get("initial_threshold") is not None:
         check_int("initial_threshold", args["initial_threshold"], UINT)
     validate_monitoring_attrs(args.get("monitoring_attrs"))

@@ -27,12 +27,16 @@ from __future__ import annotations
 import errno as errno_mod
 import os
 import re
+import signal
+import threading
 import time
 from array import array
 
 PROC = "/proc"
 
 PF_KTHREAD = 0x00200000
+# include/linux/threads.h (64-bit): pid_max can be raised to this at most, and PIDs are below pid_max.
+PID_MAX_LIMIT = 4194304
 
 PM_PRESENT = 1 << 63
 PM_SWAP = 1 << 62
@@ -422,6 +426,41 @@ def parse_smaps(text):
     return vmas
 
 
+def iter_smaps(pid, proc_root=PROC, keep=None):
+    """Mappings of /proc/PID/smaps, read line by line (not the whole file at once).
+
+    ``keep(vma)``, given a mapping's header, drops the mappings not wanted before
+    their fields are parsed: memory stays bounded by what the caller keeps.
+    """
+    path = pid_path(pid, "smaps", proc_root)
+    current = None
+    try:
+        with open(path, "rb") as f:
+            for raw in f:
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                vma = _parse_vma_header(line)
+                if vma is not None:
+                    if current is not None:
+                        yield current
+                    current = vma if keep is None or keep(vma) else None
+                    continue
+                if current is None:
+                    continue
+                key, sep, value = line.partition(":")
+                if not sep:
+                    continue
+                if key == "VmFlags":
+                    current.vm_flags = frozenset(value.split())
+                else:
+                    number = kb_value(value.strip())
+                    if number is not None:
+                        current.fields[key] = number
+    except OSError as e:
+        _raise_for(path, e)
+    if current is not None:
+        yield current
+
+
 def read_maps(pid, proc_root=PROC):
     return parse_maps(read_text(pid_path(pid, "maps", proc_root)))
 
@@ -688,6 +727,42 @@ def compile_pattern(name, pattern):
         raise HotProcessError("%s: %r is not a valid regular expression: %s" % (name, pattern, e))
 
 
+# A pattern is matched against at most this many characters of a name or command line: a
+# backtracking pattern costs at least polynomial time in the text length, and argv can be
+# megabytes long. On top of that one match may take at most MATCH_TIME_S seconds (enforced
+# with a timer signal in the main thread; Python's regex engine checks signals while it runs).
+MATCH_TEXT_MAX = 4096
+MATCH_TIME_S = 1.0
+
+
+class _MatchTimeout(Exception):
+    pass
+
+
+def _on_alarm(signum, frame):
+    raise _MatchTimeout()
+
+
+def bounded_search(regex, text, option, pid, limit_s=MATCH_TIME_S):
+    """``regex.search`` on the first MATCH_TEXT_MAX characters of ``text``, in at most ``limit_s``."""
+    text = text[:MATCH_TEXT_MAX]
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        return regex.search(text)
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, limit_s)
+        try:
+            return regex.search(text)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except _MatchTimeout:
+        raise HotProcessError("%s: %r took more than %g s on the %d characters of PID %d's text (at most %d are "
+                              "matched); the pattern backtracks catastrophically, simplify it"
+                              % (option, regex.pattern, limit_s, len(text), pid, MATCH_TEXT_MAX))
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+
+
 def _cpu_ticks(stat):
     return stat["utime"] + stat["stime"]
 
@@ -773,10 +848,11 @@ def find_hot_processes(window_s=1.0, top=5, min_anon_rss_bytes=0, min_cpu_pct=0.
                 continue
             if name_re is not None:
                 argv0 = os.path.basename(cmdline[0]) if cmdline else ""
-                if not (name_re.search(st["comm"]) or (argv0 and name_re.search(argv0))):
+                if not (bounded_search(name_re, st["comm"], "name_pattern", pid)
+                        or (argv0 and bounded_search(name_re, argv0, "name_pattern", pid))):
                     summary["filtered"] += 1
                     continue
-            if cmdline_re is not None and not cmdline_re.search(" ".join(cmdline)):
+            if cmdline_re is not None and not bounded_search(cmdline_re, " ".join(cmdline), "cmdline_pattern", pid):
                 summary["filtered"] += 1
                 continue
             cgroups = read_cgroup(pid, proc_root)

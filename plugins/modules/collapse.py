@@ -25,6 +25,9 @@ description:
     and listed in RV(failures). Failed chunks do not fail the task.
   - C(MADV_COLLAPSE) works whatever the system-wide THP policy is (even C(never)), but not on mappings
     marked C(MADV_NOHUGEPAGE) or with THP disabled by C(prctl).
+  - Needs root (C(become) true) or C(CAP_SYS_NICE); without it the task fails before any call, except in check mode,
+    which only reads the target's C(smaps) and C(pagemap). O(ranges) are intersected with the target's mappings, so
+    a range as large as the whole address space costs what the process maps, not what the range spans.
 author:
   - linux_mm.damon contributors (@linux-mm-damon)
 extends_documentation_fragment:
@@ -274,6 +277,7 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._collapse import (
     collapse,
     errno_name,
 )
+from ansible_collections.linux_mm.damon.plugins.module_utils._privilege import CAP_SYS_NICE, fail_unless_root
 
 
 def argument_spec():
@@ -297,6 +301,9 @@ def argument_spec():
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     p = module.params
+    if not module.check_mode:  # check mode only reads the target's smaps and pagemap
+        fail_unless_root(module, "collapse", "collapse another process's memory with process_madvise(MADV_COLLAPSE)",
+                         enough_cap=CAP_SYS_NICE, pid=p["pid"])
 
     try:
         result = collapse(

@@ -23,6 +23,8 @@ description:
     up to C(ansible-playbook) with a local connection), the processes in O(exclude_pids), and processes
     that exit while they are read.
   - The result is deterministic for given samples; ties are broken by PID.
+  - Needs root (C(become) true) or C(CAP_SYS_PTRACE) to read other processes' memory statistics; without it the
+    task fails up front.
 author:
   - linux_mm.damon contributors (@linux-mm-damon)
 extends_documentation_fragment:
@@ -61,10 +63,15 @@ options:
     description:
       - Python regular expression searched (not anchored) in the process name, that is C(comm) (at most
         15 characters) or the base name of the first command-line argument.
+      - Only the first 4096 characters of a name are searched, and one search may take at most 1 second; a
+        pattern that backtracks longer fails the task with a message naming it.
     type: str
   cmdline_pattern:
     description:
       - Python regular expression searched (not anchored) in the command line, arguments joined by spaces.
+      - Only the first 4096 characters of the command line are searched (a pattern anchored with C($) at a
+        longer command line's end does not match), and one search may take at most 1 second; a pattern that
+        backtracks longer fails the task with a message naming it.
     type: str
   users:
     description:
@@ -246,6 +253,7 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._procfs import (
     HotProcessError,
     find_hot_processes,
 )
+from ansible_collections.linux_mm.damon.plugins.module_utils._privilege import CAP_SYS_PTRACE, fail_unless_root
 
 MAX_WINDOW_S = 3600.0
 
@@ -276,6 +284,8 @@ def as_apps(processes):
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     p = module.params
+    fail_unless_root(module, "hot_processes", "read other processes' memory statistics (/proc/PID/smaps_rollup)",
+                     enough_cap=CAP_SYS_PTRACE)
 
     if not 0.0 <= p["window_s"] <= MAX_WINDOW_S:
         module.fail_json(msg="window_s: %r is outside 0..%d seconds" % (p["window_s"], MAX_WINDOW_S))

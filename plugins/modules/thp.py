@@ -20,6 +20,7 @@ description:
   - Every value is validated before the first write. Writes go straight to sysfs, khugepaged
     tunables first and O(enabled) last.
   - Settings made through sysfs do not survive a reboot.
+  - Changing a setting needs root (C(become) true); without it the task fails before the first write.
 author:
   - linux_mm.damon contributors (@linux-mm-damon)
 extends_documentation_fragment:
@@ -212,6 +213,7 @@ failed_read:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.linux_mm.damon.plugins.module_utils._privilege import fail_unless_root
 from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import SysfsError
 from ansible_collections.linux_mm.damon.plugins.module_utils._thp import (
     ThpApplyError,
@@ -276,6 +278,7 @@ def main():
         result["thp"] = full_view(state["values"], state["choices"], state["read_only"])
         module.exit_json(**result)
 
+    fail_unless_root(module, "thp", "write THP settings", changes=[public_change(c) for c in changes])
     try:
         apply(changes)
     except ThpApplyError as e:

@@ -105,11 +105,11 @@ def test_bad_input_fails_clearly_and_writes_nothing(run_playbook, tmp_path, work
             (dict(targets=[{"pid": workload}], schemes=[{"action": "collapse"}]),
              "action 'collapse' needs Linux 7.2; this kernel is 6.12.0"),
             (dict(targets=[{"pid": workload}], schemes=[{"action": "explode"}]), "'explode' is not a DAMON action"),
-            (dict(targets=[{"pid": 4194305}], schemes=[stat_scheme()]), "targets[0].pid: no process with PID 4194305"),
+            (dict(targets=[{"pid": 4194305}], schemes=[stat_scheme()]), "targets[0].pid: 4194305 is not a valid PID"),
             (dict(targets=[{"pid": workload}], schemes=[{"action": "stat", "access_pattern": {"min_age": 9, "max_age": 3}}]),
              "min_age (9) is greater than max_age (3)"),
             (dict(targets=[{"pid": workload}], schemes=[{"action": "stat", "access_pattern": {"min_size": -1}}]),
-             "min_size: must not be negative"),
+             "schemes[0].access_pattern.min_size: -1 is out of range for unsigned long"),
             (dict(targets=[{"pid": workload}], schemes=[{"action": "stat", "quotas": {"bytes": "lots"}}]),
              "bytes"),
             (dict(targets=[{"pid": workload}], monitoring_attrs={"intervals_goal": {"access_bp": 400, "aggrs": 3}}),
@@ -121,10 +121,12 @@ def test_bad_input_fails_clearly_and_writes_nothing(run_playbook, tmp_path, work
             assert message in run[i]["msg"], (message, run[i]["msg"])
         assert read(emu.root, "nr_kdamonds") == "0" and not own.exists()
 
+    nodamon = tmp_path / "nodamon"  # a sysfs (kernel/mm exists) without DAMON's directory
+    (nodamon / "kernel" / "mm").mkdir(parents=True)
     missing = run_playbook(play(
         {"linux_mm.damon.kdamond": dict(name="x", sysfs_root=str(tmp_path / "nowhere"), ownership_file=str(own))},
-        {"linux_mm.damon.kdamond": dict(name="x", sysfs_root=str(tmp_path), ownership_file=str(own))},
-        {"linux_mm.damon.damon_info": dict(sysfs_root=str(tmp_path), ownership_file=str(own))},
+        {"linux_mm.damon.kdamond": dict(name="x", sysfs_root=str(nodamon), ownership_file=str(own))},
+        {"linux_mm.damon.damon_info": dict(sysfs_root=str(nodamon), ownership_file=str(own))},
         ignore_errors=True))
     assert "sysfs root %s does not exist" % (tmp_path / "nowhere") in missing[0]["msg"]
     assert "no DAMON sysfs interface" in missing[1]["msg"] and "CONFIG_DAMON_SYSFS" in missing[1]["msg"]
