@@ -108,6 +108,7 @@ class EmulatedKernel:
                 self.copy_stats(kdamond, ctx)
                 self.copy_effective_quotas(kdamond, ctx)
                 self.copy_tuned_intervals(kdamond, ctx)
+        self.modules.catch_up(now)
         self.run_khugepaged(now)
 
     # --- command effects ------------------------------------------------------------

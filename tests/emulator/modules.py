@@ -3,8 +3,10 @@
 Each module starts its ctx with ``damon_start(..., exclusive=true)``: enabling one
 fails with -EBUSY while any other DAMON ctx runs (a sysfs kdamond or another module),
 and while one runs a sysfs ``on`` fails with -EBUSY. ``enabled`` reads Y only while
-the module's kdamond runs (``damon_*_enabled_load()``). The monitoring itself is not
-emulated: an enabled module only holds DAMON and shows a kdamond pid.
+the module's kdamond runs (``damon_*_enabled_load()``). DAMON_RECLAIM and DAMON_LRU_SORT
+only hold DAMON and show a kdamond pid. DAMON_STAT also monitors: its read-only results
+(``aggr_interval_us``, ``estimated_memory_bandwidth``, ``memory_idle_ms_percentiles``)
+are refreshed every 5 s of virtual time while it runs (:class:`StatMonitor`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import errno
 
 from . import kernel_input as ki
+from .access_model import ModelRange, Phase
+from .intervals_goal import effective_rate, feed_loop_next_input
 from .tree import RO, RW, Node
 
 # name -> (kind, default, mode, first kernel). Lists and defaults as the 6.12 and 7.3 guests
@@ -54,12 +58,112 @@ PARAMS = {
 KDAMOND_PID_SINCE = {"damon_reclaim": _V, "damon_lru_sort": _V, "damon_stat": (7, 0)}  # stat: approximate
 
 
+STAT_REFRESH_US = 5000000  # damon_stat_damon_call_fn(): at most once per 5 s
+# What DAMON_STAT's paddr ctx monitors when the scenario has no `index: 0` model target:
+# the development host's System RAM range, idle.
+DEFAULT_STAT_MEMORY = (1 << 32, 6845104128)
+MAX_STAT_STEPS = 100000
+
+
+class StatMonitor:
+    """DAMON_STAT's kdamond as its parameters show it (mm/damon/stat.c).
+
+    Its ctx samples physical memory with auto-tuned intervals (5 ms sample, 20 samples
+    per aggregation, goal 4 % of samples accessed, tuned every 3 aggregations within
+    5 ms..10 s, like ``intervals_goal``). Physical memory is the scenario's model target
+    ``index: 0`` (what a sysfs paddr kdamond sees too) or one idle 2.4 GiB range. Every
+    5 s the module copies the tuned aggregation interval, the bandwidth estimate
+    (bytes x nr_accesses per second) and the idle-time percentiles (ms since a region's
+    access pattern last changed, negative for accessed regions) to its parameters.
+    """
+
+    AGGR_SAMPLES, GOAL_BP, GOAL_AGGRS = 20, 400, 3
+    MIN_SAMPLE_US, MAX_SAMPLE_US = 5000, 10000000
+
+    def __init__(self, params, kernel, now_us: int):
+        self.params, self.kernel = params, kernel
+        self.since = now_us
+        self.sample_us = self.MIN_SAMPLE_US
+        self.aggr_us = self.sample_us * self.AGGR_SAMPLES
+        self.next_aggr_us = now_us + self.aggr_us
+        self.next_refresh_us = now_us + STAT_REFRESH_US
+        self.aggrs = 0
+
+    def ranges(self) -> list:
+        model = self.kernel.model.find("paddr", 0, 0)
+        if model.ranges:
+            return model.ranges
+        return [ModelRange(DEFAULT_STAT_MEMORY[0], DEFAULT_STAT_MEMORY[1], [Phase(0.0, None, 0.0)])]
+
+    def _nr(self, r, t_us: int) -> int:
+        rate = effective_rate(r, t_us / 1e6, self.sample_us)
+        return min(self.AGGR_SAMPLES, int(rate * self.AGGR_SAMPLES + 0.5))
+
+    def advance(self, now_us: int) -> None:
+        steps = 0
+        while True:
+            t = min(self.next_aggr_us, self.next_refresh_us)
+            if t > now_us:
+                return
+            steps += 1
+            if steps > MAX_STAT_STEPS:  # far behind: jump, then refresh once at now
+                self.next_aggr_us = now_us + self.aggr_us
+                self.next_refresh_us = now_us + STAT_REFRESH_US
+                self.refresh(now_us)
+                return
+            if t == self.next_aggr_us:
+                self.aggrs += 1
+                if self.aggrs >= self.GOAL_AGGRS:
+                    self.aggrs = 0
+                    self.tune(t)
+                self.next_aggr_us = t + self.aggr_us
+            else:
+                self.refresh(t)
+                self.next_refresh_us = t + STAT_REFRESH_US
+
+    def tune(self, t_us: int) -> None:
+        """kdamond_tune_intervals() with DAMON_STAT's goal."""
+        max_events = events = 0
+        for r in self.ranges():
+            size = r.end - r.start
+            max_events += size * self.AGGR_SAMPLES
+            events += size * self._nr(r, t_us)
+        score = events * 10000 // (max_events * self.GOAL_BP // 10000 or 1)
+        bp = feed_loop_next_input(100000000, score) // 10000
+        bp = 5000 + bp // 2 if bp <= 10000 else bp
+        sample = min(self.MAX_SAMPLE_US, max(self.MIN_SAMPLE_US, self.sample_us * bp // 10000))
+        self.sample_us, self.aggr_us = sample, sample * self.AGGR_SAMPLES
+
+    def refresh(self, t_us: int) -> None:
+        regions = []
+        for r in self.ranges():
+            nr = self._nr(r, t_us)
+            phase_start = next((p.start for p in r.phases if p.covers(t_us / 1e6)), 0.0)
+            age = (t_us - max(self.since, int(phase_start * 1e6))) // self.aggr_us
+            idle_ms = (age + 1) * self.aggr_us // 1000
+            regions.append((-idle_ms if nr else idle_ms, r.end - r.start, nr))
+        regions.sort()
+        total = sum(size for _idle, size, _nr in regions) or 1
+        percentiles, accounted, nxt = [], 0, 0
+        for idle, size, _nr in regions:
+            accounted += size
+            while nxt <= 100 and nxt <= accounted * 100 // total:
+                percentiles.append(idle)
+                nxt += 1
+        p = self.params
+        p.memory_idle_ms_percentiles = percentiles[:101] + [percentiles[-1]] * (101 - len(percentiles))
+        p.estimated_memory_bandwidth = sum(size * nr for _i, size, nr in regions) * 1000000 // self.aggr_us
+        p.aggr_interval_us = self.aggr_us
+
+
 class ModuleParameters(Node):
     def __init__(self, kernel, name: str):
         super().__init__()
         self.kernel = kernel
         self.name = name
         self.pid = -1  # kdamond pid while enabled
+        self.monitor = None  # StatMonitor while damon_stat runs
+        self.memory_idle_ms_percentiles = [0] * 101
         self.attr("enabled", lambda: "Y\n" if self.enabled else "N\n", self._store_enabled)
         version = kernel.profile.version
         if version >= KDAMOND_PID_SINCE[name]:
@@ -74,7 +178,7 @@ class ModuleParameters(Node):
 
     def _param(self, param, kind, default, mode):
         if kind == "percentiles":
-            self.attr(param, lambda: ",".join(["0"] * 101) + "\n", mode=RO)
+            self.attr(param, lambda: ",".join("%d" % v for v in self.memory_idle_ms_percentiles) + "\n", mode=RO)
             return
         setattr(self, param, default)
         if kind == "bool":
@@ -92,9 +196,19 @@ class ModuleParameters(Node):
         if want:
             if self.kernel.any_damon_running():
                 ki.fail(errno.EBUSY)
-            self.pid = self.kernel.next_pid()
+            self.start()
         else:
             self.pid = -1
+            self.monitor = None  # the parameters keep their last values
+
+    def start(self) -> None:
+        self.pid = self.kernel.next_pid()
+        if self.name == "damon_stat":
+            self.monitor = StatMonitor(self, self.kernel, self.kernel.clock.now_us())
+
+    def catch_up(self, now_us: int) -> None:
+        if self.monitor is not None:
+            self.monitor.advance(now_us)
 
 
 class Modules:
@@ -106,7 +220,11 @@ class Modules:
                     continue  # disabling a module this kernel does not have: nothing to do
                 raise ValueError("kernel %s has no module %s" % (kernel.profile.name, name))
             if on:
-                self.params[name].pid = kernel.next_pid()
+                self.params[name].start()
+
+    def catch_up(self, now_us: int) -> None:
+        for m in self.params.values():
+            m.catch_up(now_us)
 
     def exclusive_running(self) -> bool:
         return any(m.enabled for m in self.params.values())

@@ -159,3 +159,36 @@ def test_vaddr_ignores_the_paddr_min_region_rule(mount, sleeper):
     stage_vaddr(m, proc.pid)
     m.must(C0 + "/addr_unit", 1)
     m.must(K0 + "/state", "on")
+
+
+STAT_PARAMS = ("aggr_interval_us", "estimated_memory_bandwidth", "memory_idle_ms_percentiles")
+
+
+def stat_params(m):
+    base = os.path.join(m.root, "module/damon_stat/parameters/")
+    return {name: m.read(base + name) for name in STAT_PARAMS}
+
+
+def test_damon_stat_parameters_refresh_every_5s_while_it_runs(mount):
+    m = mount("7.3", {"targets": [{"index": 0, "regions": [
+        {"start": 1 << 32, "size": 64 * MiB, "rate": 0.5},
+        {"start": (1 << 32) + 64 * MiB, "size": 1024 * MiB, "rate": 0.0}]}]})
+    assert m.read(os.path.join(m.root, "module/damon_stat/parameters/enabled")) == "Y"
+    booted = stat_params(m)
+    assert booted["aggr_interval_us"] == booted["estimated_memory_bandwidth"] == "0"
+    m.advance(4.9)
+    assert stat_params(m) == booted  # not refreshed before 5 s
+    m.advance(0.1)
+    first = stat_params(m)
+    assert int(first["aggr_interval_us"]) > 0 and int(first["estimated_memory_bandwidth"]) > 0
+    percentiles = [int(v) for v in first["memory_idle_ms_percentiles"].split(",")]
+    assert len(percentiles) == 101 and percentiles == sorted(percentiles)
+    assert percentiles[0] < 0 < percentiles[-1]  # accessed memory first (negative idle time)
+    m.advance(4.9)
+    assert stat_params(m) == first
+    m.advance(0.1)
+    second = stat_params(m)
+    assert second != first  # idle times grew (and the intervals were tuned)
+    m.must(os.path.join(m.root, "module/damon_stat/parameters/enabled"), "N")
+    m.advance(30)
+    assert stat_params(m) == second  # stopped: the last values stay
