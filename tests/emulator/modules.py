@@ -71,10 +71,11 @@ class StatMonitor:
     Its ctx samples physical memory with auto-tuned intervals (5 ms sample, 20 samples
     per aggregation, goal 4 % of samples accessed, tuned every 3 aggregations within
     5 ms..10 s, like ``intervals_goal``). Physical memory is the scenario's model target
-    ``index: 0`` (what a sysfs paddr kdamond sees too) or one idle 2.4 GiB range. Every
-    5 s the module copies the tuned aggregation interval, the bandwidth estimate
-    (bytes x nr_accesses per second) and the idle-time percentiles (ms since a region's
-    access pattern last changed, negative for accessed regions) to its parameters.
+    ``index: 0`` (what a sysfs paddr kdamond sees too) or one idle 2.4 GiB range. On the
+    first sample more than 5 s after the module's last refresh (the first sample at all
+    after boot), it copies the tuned aggregation interval, the bandwidth estimate (bytes x
+    nr_accesses per second) and the idle-time percentiles (ms since a range's access
+    pattern last changed, negative for accessed ranges) to its parameters.
     """
 
     AGGR_SAMPLES, GOAL_BP, GOAL_AGGRS = 20, 400, 3
@@ -85,8 +86,7 @@ class StatMonitor:
         self.since = now_us
         self.sample_us = self.MIN_SAMPLE_US
         self.aggr_us = self.sample_us * self.AGGR_SAMPLES
-        self.next_aggr_us = now_us + self.aggr_us
-        self.next_refresh_us = now_us + STAT_REFRESH_US
+        self.aggr_start_us = now_us  # the current aggregation window starts on a sample
         self.aggrs = 0
 
     def ranges(self) -> list:
@@ -99,27 +99,38 @@ class StatMonitor:
         rate = effective_rate(r, t_us / 1e6, self.sample_us)
         return min(self.AGGR_SAMPLES, int(rate * self.AGGR_SAMPLES + 0.5))
 
+    def _next_refresh_us(self) -> int:
+        """The first sample on which damon_stat_damon_call_fn() refreshes: the kdamond calls
+        it every sample, and it acts once more than 5 s passed since its last refresh (a
+        module-wide time, kept while the module is off)."""
+        first = self.aggr_start_us + self.sample_us
+        last = self.params.last_refresh_us
+        if last is None or last + STAT_REFRESH_US < first:
+            return first
+        samples = (last + STAT_REFRESH_US - self.aggr_start_us) // self.sample_us + 1
+        return self.aggr_start_us + samples * self.sample_us
+
     def advance(self, now_us: int) -> None:
         steps = 0
         while True:
-            t = min(self.next_aggr_us, self.next_refresh_us)
+            next_aggr = self.aggr_start_us + self.aggr_us
+            refresh = self._next_refresh_us()
+            t = min(next_aggr, refresh)
             if t > now_us:
                 return
             steps += 1
-            if steps > MAX_STAT_STEPS:  # far behind: jump, then refresh once at now
-                self.next_aggr_us = now_us + self.aggr_us
-                self.next_refresh_us = now_us + STAT_REFRESH_US
+            if steps > MAX_STAT_STEPS:  # far behind: jump to now and refresh once
+                self.aggr_start_us = now_us
                 self.refresh(now_us)
                 return
-            if t == self.next_aggr_us:
+            if refresh == t:  # kdamond_call() runs before the aggregation's tuning
+                self.refresh(t)
+            if next_aggr == t:
                 self.aggrs += 1
                 if self.aggrs >= self.GOAL_AGGRS:
                     self.aggrs = 0
                     self.tune(t)
-                self.next_aggr_us = t + self.aggr_us
-            else:
-                self.refresh(t)
-                self.next_refresh_us = t + STAT_REFRESH_US
+                self.aggr_start_us = t
 
     def tune(self, t_us: int) -> None:
         """kdamond_tune_intervals() with DAMON_STAT's goal."""
@@ -154,6 +165,7 @@ class StatMonitor:
         p.memory_idle_ms_percentiles = percentiles[:101] + [percentiles[-1]] * (101 - len(percentiles))
         p.estimated_memory_bandwidth = sum(size * nr for _i, size, nr in regions) * 1000000 // self.aggr_us
         p.aggr_interval_us = self.aggr_us
+        p.last_refresh_us = t_us
 
 
 class ModuleParameters(Node):
@@ -163,6 +175,7 @@ class ModuleParameters(Node):
         self.name = name
         self.pid = -1  # kdamond pid while enabled
         self.monitor = None  # StatMonitor while damon_stat runs
+        self.last_refresh_us = None  # damon_stat's last refresh (a static in stat.c)
         self.memory_idle_ms_percentiles = [0] * 101
         self.attr("enabled", lambda: "Y\n" if self.enabled else "N\n", self._store_enabled)
         version = kernel.profile.version

@@ -176,19 +176,34 @@ def test_damon_stat_parameters_refresh_every_5s_while_it_runs(mount):
     assert m.read(os.path.join(m.root, "module/damon_stat/parameters/enabled")) == "Y"
     booted = stat_params(m)
     assert booted["aggr_interval_us"] == booted["estimated_memory_bandwidth"] == "0"
-    m.advance(4.9)
-    assert stat_params(m) == booted  # not refreshed before 5 s
-    m.advance(0.1)
+    m.advance(0.01)  # the first sample after boot refreshes
     first = stat_params(m)
     assert int(first["aggr_interval_us"]) > 0 and int(first["estimated_memory_bandwidth"]) > 0
     percentiles = [int(v) for v in first["memory_idle_ms_percentiles"].split(",")]
     assert len(percentiles) == 101 and percentiles == sorted(percentiles)
     assert percentiles[0] < 0 < percentiles[-1]  # accessed memory first (negative idle time)
     m.advance(4.9)
-    assert stat_params(m) == first
-    m.advance(0.1)
+    assert stat_params(m) == first  # at most once per 5 s
+    m.advance(0.3)
     second = stat_params(m)
-    assert second != first  # idle times grew (and the intervals were tuned)
+    assert second != first  # idle times grew and the intervals were tuned
+    m.advance(4.5)
+    assert stat_params(m) == second
     m.must(os.path.join(m.root, "module/damon_stat/parameters/enabled"), "N")
     m.advance(30)
     assert stat_params(m) == second  # stopped: the last values stay
+
+
+def test_damon_stat_refreshes_at_once_when_restarted_after_5s(mount):
+    m = mount("7.3")
+    enabled = os.path.join(m.root, "module/damon_stat/parameters/enabled")
+    m.advance(6)  # two refreshes: at the first sample and after 5 s (tuned intervals by then)
+    m.must(enabled, "N")
+    stopped = stat_params(m)
+    assert stopped["aggr_interval_us"] != "100000"
+    m.advance(10)
+    m.must(enabled, "Y")
+    assert stat_params(m) == stopped  # no sample has run yet
+    m.advance(0.01)
+    restarted = stat_params(m)
+    assert restarted != stopped and restarted["aggr_interval_us"] == "100000"  # fresh ctx: 5 ms x 20
