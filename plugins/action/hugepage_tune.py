@@ -28,6 +28,7 @@ ARGUMENT_SPEC = dict(
     max_iterations=dict(type="int", default=10),
     timeout_s=dict(type="float", default=600.0),
     host_budget_bytes=dict(type="int", default=0),
+    prune=dict(type="bool", default=False),
     **LOOP_ARGUMENT_SPEC
 )
 
@@ -48,6 +49,7 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail(str(e))
         host = task_vars.get("inventory_hostname")
         step_args = dict((k, args[k]) for k in LOOP_ARGUMENT_SPEC if args.get(k) is not None)
+        step_args["prune"] = args["prune"]
         facts = {}
 
         def call_step(module_args):
@@ -75,11 +77,14 @@ class ActionModule(ActionBase):
             return result
         result.update(loop)
         result["changed"] = loop["changed"]
+        for message in loop["messages"]:
+            display.v("hugepage_tune: %s" % message, host=host)
         if facts:
             result["ansible_facts"] = facts
         result["ansible_stats"] = {
             "data": {"hugepage_tune_iterations": loop["iterations"],
-                     "hugepage_tune_converged_hosts": 1 if loop["converged"] else 0},
+                     "hugepage_tune_converged_hosts": 1 if loop["converged"] else 0,
+                     "hugepage_tune_nothing_hot_hosts": 1 if loop["stopped"] == "nothing_hot" else 0},
             "per_host": False, "aggregate": True,
         }
         return result

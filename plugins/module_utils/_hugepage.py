@@ -16,8 +16,21 @@ the access distribution, and, depending on the collapse path:
 - ``damos_collapse`` (Linux 7.2+): a ``collapse`` scheme at the threshold;
 - ``user_collapse`` (6.2+): a second ``stat`` scheme at the threshold (it keeps
   the threshold in sysfs and counts what is at or above it); the step collapses
-  those regions itself with process_madvise(MADV_COLLAPSE);
+  the hot 2 MiB chunks itself with process_madvise(MADV_COLLAPSE);
 - ``khugepaged``: a ``hugepage`` scheme; khugepaged collapses later, slowly.
+
+Monitoring intervals fit each application: real applications touch a hot page
+far less often than every 5 ms, so at 5 ms / 100 ms their hot memory looks
+cold. With ``auto_intervals`` mode ``kernel`` (Linux 6.15+) the kdamond gets an
+``intervals_goal`` and the kernel tunes ``sample_us``/``aggr_us`` itself, keeping
+their ratio (``kdamond_tune_intervals()``); we read them back with
+``update_tuned_intervals``. In mode ``controller`` the caller (hugepage_tune)
+passes wider intervals per application.
+
+The access distribution is reported per 2 MiB-aligned chunk, i.e. per possible
+huge page: a chunk's level is the highest ``nr_accesses`` that covers at least
+half of it, whatever the DAMON regions that cover it. Tiny very hot regions in
+an otherwise cold chunk leave the chunk cold; they can never become a huge page.
 """
 
 from __future__ import annotations
@@ -27,15 +40,16 @@ import time
 
 from ansible_collections.linux_mm.damon.plugins.module_utils import _collapse, _procfs
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_kdamond import apply_plan, plan_kdamond
-from ansible_collections.linux_mm.damon.plugins.module_utils._damon_layout import SpecError
+from ansible_collections.linux_mm.damon.plugins.module_utils._damon_layout import UINT_MAX, ULONG_MAX, SpecError
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import ARGUMENT_SPEC as OWNERSHIP_SPEC, LOCK_ARGUMENT_SPEC
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_spec import COLLAPSE_FALLBACK, pid_alive
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_sysfs import (
     command, read_kdamonds, read_stats, read_tried_regions,
 )
-from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import SysfsError
+from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import SysfsError, read_optional
 
 PATHS = ("auto", "damos_collapse", "user_collapse", "khugepaged")
+INTERVAL_MODES = ("auto", "kernel", "controller", "off")
 # Options of hugepage_step that the hugepage_tune action passes through unchanged.
 LOOP_ARGUMENT_SPEC = dict(
     path=dict(type="str", choices=list(PATHS), default="auto"),
@@ -43,6 +57,11 @@ LOOP_ARGUMENT_SPEC = dict(
     monitoring_attrs=dict(type="dict", default={}, options=dict(
         sample_us=dict(type="int", default=5000), aggr_us=dict(type="int", default=100000),
         min_nr_regions=dict(type="int", default=10), max_nr_regions=dict(type="int", default=1000))),
+    auto_intervals=dict(type="dict", default={}, options=dict(
+        mode=dict(type="str", choices=list(INTERVAL_MODES), default="auto"),
+        access_bp=dict(type="int", default=400),
+        aggrs=dict(type="int", default=3),
+        max_sample_us=dict(type="int", default=1000000))),
     quota_bytes=dict(type="int", default=134217728),
     pool_size=dict(type="int", default=4),
     exclusive_modules=dict(type="str", choices=["fail", "stop"], default="fail"),
@@ -53,7 +72,9 @@ LOOP_ARGUMENT_SPEC = dict(
 )
 NAME_PREFIX = "hugepage:"
 HUGE = 2 * 1024 * 1024
+BP = 10000
 ACTION_OF_PATH = {"damos_collapse": "collapse", "user_collapse": "stat", "khugepaged": "hugepage"}
+INTERVALS = "contexts/0/monitoring_attrs/intervals"
 
 
 def choose_path(features, requested):
@@ -71,10 +92,52 @@ def choose_path(features, requested):
     return requested
 
 
-def context_for(app, path, attrs, quota_bytes):
-    """The kdamond context of one application at its threshold."""
+def choose_interval_mode(features, requested):
+    """Who widens the monitoring intervals: the kernel (intervals_goal), the controller, or nobody."""
+    if requested == "auto":
+        return "kernel" if features.has("intervals_goal") else "controller"
+    if requested == "kernel" and not features.has("intervals_goal"):
+        raise SpecError("auto_intervals.mode: kernel needs monitoring_attrs/intervals/intervals_goal of %s; this "
+                        "kernel is %s; use mode controller (hugepage_tune widens the intervals itself)" % (
+                            features.since_text("intervals_goal"), features.release))
+    return requested
+
+
+def check_loop_options(apps, auto):
+    """SpecError for per-application intervals/thresholds and auto_intervals the kernel cannot take."""
+    for app in apps:
+        where = "apps[%s]" % app.get("name")
+        sample, aggr = app.get("sample_us"), app.get("aggr_us")
+        if (sample is None) != (aggr is None):
+            raise SpecError("%s: sample_us and aggr_us go together (got %s and %s)" % (where, sample, aggr))
+        if sample is not None and not 1 <= sample <= aggr <= ULONG_MAX:
+            raise SpecError("%s: need 1 <= sample_us (%d) <= aggr_us (%d)" % (where, sample, aggr))
+        if app.get("threshold_bp") is not None and not 0 <= app["threshold_bp"] <= BP + 1:
+            raise SpecError("%s.threshold_bp: %d is not within 0..%d (a share of samples in basis points; %d "
+                            "collapses nothing)" % (where, app["threshold_bp"], BP + 1, BP + 1))
+    for name, low, high in (("access_bp", 1, BP), ("aggrs", 1, UINT_MAX), ("max_sample_us", 1, ULONG_MAX)):
+        value = (auto or {}).get(name)
+        if value is not None and not low <= value <= high:
+            raise SpecError("auto_intervals.%s: %d is not within %d..%d" % (name, value, low, high))
+
+
+def threshold_of(app, max_nr):
+    """min_nr_accesses from apps[].threshold (a count) or apps[].threshold_bp (a share of samples)."""
+    if app.get("threshold") is not None:
+        return app["threshold"]
+    bp = app.get("threshold_bp")
+    if bp is None:
+        return None
+    return max_nr + 1 if bp > BP else -(-bp * max_nr // BP)
+
+
+def context_for(app, path, attrs, quota_bytes, goal=None):
+    """The kdamond context of one application at its threshold (``attrs`` hold its intervals)."""
     max_nr = attrs["aggr_us"] // attrs["sample_us"]
     threshold = app["threshold"]
+    attrs = dict(attrs)
+    if goal:
+        attrs["intervals_goal"] = goal
     schemes = [{"action": "stat"}, {
         "action": ACTION_OF_PATH[path],
         # a threshold above the largest possible nr_accesses collapses nothing
@@ -99,14 +162,74 @@ def current_threshold(kdamond):
     return None
 
 
+def target_pid(kdamond):
+    targets = (kdamond.context or {}).get("targets") or [{}]
+    return targets[0].get("pid")
+
+
+def live_intervals(kdamond_path):
+    """(sample_us, aggr_us) as sysfs shows them (tuned ones after update_tuned_intervals)."""
+    base = os.path.join(kdamond_path, INTERVALS)
+    values = [read_optional(os.path.join(base, name)) for name in ("sample_us", "aggr_us")]
+    return tuple(int(v) for v in values) if all(values) else None
+
+
+def chunk_runs(regions):
+    """Sorted (start, end, level) runs of 2 MiB-aligned chunks from DAMON regions.
+
+    A chunk wholly inside one region has that region's nr_accesses; a chunk that
+    regions share gets the highest level covering at least half of it. Work and
+    memory grow with the number of regions, not with the size of the address space.
+    """
+    runs, edges = [], {}
+    for r in regions:
+        start, end, level = r["start"], r["end"], r.get("nr_accesses", 0)
+        first, last = -(-start // HUGE) * HUGE, end // HUGE * HUGE
+        if first < last:
+            runs.append((first, last, level))
+        for lo, hi in ((start, min(end, first)), (max(start, last), end)) if first < last else ((start, end),):
+            c = lo // HUGE * HUGE
+            while lo < hi:
+                part = min(hi, c + HUGE) - lo
+                edges.setdefault(c, {})
+                edges[c][level] = edges[c].get(level, 0) + part
+                lo, c = lo + part, c + HUGE
+    for c, cover in edges.items():
+        covered, level = 0, 0
+        for lv in sorted(cover, reverse=True):
+            covered += cover[lv]
+            if 2 * covered >= HUGE:
+                level = lv
+                break
+        runs.append((c, c + HUGE, level))
+    return sorted(runs)
+
+
+def _merge(ranges):
+    out = []
+    for s, e in ranges:
+        if out and out[-1][1] == s:
+            out[-1] = (out[-1][0], e)
+        else:
+            out.append((s, e))
+    return out
+
+
 class Step(object):
     """Configure, observe and (user-space path) collapse for a set of applications."""
 
-    def __init__(self, sysfs_root, features, own, path, attrs, quota_bytes, exclusive, pool_size, check_mode):
+    def __init__(self, sysfs_root, features, own, path, attrs, quota_bytes, exclusive, pool_size, check_mode,
+                 auto_intervals=None):
         self.root, self.features, self.own = sysfs_root, features, own
         self.path, self.attrs, self.quota_bytes = path, attrs, quota_bytes
         self.exclusive, self.pool_size, self.check_mode = exclusive, pool_size, check_mode
+        self.auto = dict(auto_intervals or {})
+        check_loop_options([], self.auto)
+        self.interval_mode = choose_interval_mode(features, self.auto.get("mode", "auto"))
         self.writes, self.applied = [], []
+
+    def _kdamond_path(self, index):
+        return os.path.join(self.root, "kernel/mm/damon/admin/kdamonds", str(index))
 
     def _ensure(self, name, state, context):
         plan = plan_kdamond(self.root, self.features, self.own, NAME_PREFIX + name, state, context,
@@ -116,71 +239,143 @@ class Step(object):
             apply_plan(self.root, self.features, self.own, plan, self.applied)
         return plan
 
+    def _goal(self, attrs):
+        if self.interval_mode != "kernel":
+            return None
+        return {"access_bp": self.auto.get("access_bp", 400), "aggrs": self.auto.get("aggrs", 3),
+                "min_sample_us": attrs["sample_us"],
+                "max_sample_us": max(attrs["sample_us"], self.auto.get("max_sample_us", 1000000))}
+
+    def _refresh_tuned(self, owned, kds):
+        """Copy the kernel's tuned intervals to sysfs before planning: a commit re-reads sample_us/aggr_us."""
+        if self.interval_mode != "kernel" or self.check_mode:
+            return kds
+        touched = False
+        for index in owned.values():
+            if index < len(kds) and kds[index].running:
+                try:
+                    command(kds[index].path, "update_tuned_intervals")
+                    touched = True
+                except SysfsError:
+                    pass  # it stopped meanwhile (target exited): planned like any stopped kdamond
+        return read_kdamonds(self.root, self.features) if touched else kds
+
     def watched(self):
         """{name, pid, threshold} of every application this loop manages now."""
         kds = read_kdamonds(self.root, self.features)
         apps = []
         for name, index in sorted(owned_apps(self.own).items()):
-            targets = (kds[index].context or {}).get("targets") or [{}]
-            apps.append({"name": name, "pid": targets[0].get("pid"), "threshold": current_threshold(kds[index])})
+            apps.append({"name": name, "pid": target_pid(kds[index]), "threshold": current_threshold(kds[index])})
         return apps
 
-    def configure(self, apps, initial_threshold, prune):
-        """Bring each application's kdamond to its threshold; drop the ones that left or exited."""
+    def _attrs_for(self, app, kd):
+        """Monitoring attributes of one application: its own intervals, else the running ones, else the defaults."""
+        attrs = dict(self.attrs)
+        if app.get("sample_us") and app.get("aggr_us"):
+            attrs.update(sample_us=app["sample_us"], aggr_us=app["aggr_us"])
+        elif kd is not None and self.interval_mode == "controller":
+            live = live_intervals(kd.path)
+            if live and live[0] > 0 and live[1] >= live[0]:
+                attrs.update(sample_us=live[0], aggr_us=live[1])  # widened by an earlier run: keep them
+        return attrs
+
+    def configure(self, apps, initial_threshold, prune=False, remove_all=False):
+        """Bring each application's kdamond to its threshold; remove what may be removed.
+
+        Removed: the kdamonds of listed applications that exited (also when the
+        target exits between the liveness check and ``on``), of unlisted ones
+        whose process is gone, and with ``prune`` of every unlisted one (all
+        with ``remove_all``). Returns (entries by name, [{name, reason, kdamond}]).
+        """
+        check_loop_options(apps, None)
         kds = read_kdamonds(self.root, self.features)
         owned = owned_apps(self.own)
+        kds = self._refresh_tuned(owned, kds)
         result = {}
         for app in apps:
             entry = result[app["name"]] = {"name": app["name"], "pid": app["pid"], "exited": False}
             if not pid_alive(app["pid"]):
                 entry["exited"] = True
                 continue
-            threshold = app.get("threshold")
-            if threshold is None and app["name"] in owned:
-                threshold = current_threshold(kds[owned[app["name"]]])
+            kd = kds[owned[app["name"]]] if owned.get(app["name"], len(kds)) < len(kds) else None
+            attrs = self._attrs_for(app, kd)
+            max_nr = attrs["aggr_us"] // attrs["sample_us"]
+            threshold = threshold_of(app, max_nr)
+            if threshold is None and kd is not None:
+                threshold = current_threshold(kd)
             app = dict(app, threshold=initial_threshold if threshold is None else threshold)
             entry["threshold"] = app["threshold"]
-            plan = self._ensure(app["name"], "running", context_for(app, self.path, self.attrs, self.quota_bytes))
+            try:
+                plan = self._ensure(app["name"], "running", context_for(
+                    app, self.path, attrs, self.quota_bytes, self._goal(attrs)))
+            except (SysfsError, SpecError):
+                if pid_alive(app["pid"]):
+                    raise
+                # it exited mid-configuration: "no process" at planning, EINVAL at 'on'; removed below
+                entry["exited"] = True
+                continue
             entry["kdamond"] = plan.index
-        gone = [n for n in owned if n not in result or result[n]["exited"]] if prune else [
-            n for n in owned if n in result and result[n]["exited"]]
-        for name in gone:
-            self._ensure(name, "absent", None)
-        return result, gone
+            owned = owned_apps(self.own)
+        removed = []
+        for name, index in sorted(owned.items()):
+            if name in result:
+                reason = "exited" if result[name]["exited"] else None
+            elif remove_all:
+                reason = "absent"
+            elif index >= len(kds) or not pid_alive(target_pid(kds[index]) or 0):
+                reason = "exited"  # another task's application whose process is gone
+            else:
+                reason = "unlisted" if prune else None
+            if reason:
+                self._ensure(name, "absent", None)
+                removed.append({"name": name, "reason": reason, "kdamond": index})
+        return result, removed
 
     def observe(self, entries, apps, collapse=True):
-        """Stats, access histogram and huge-page bytes per application (and user-space collapse)."""
+        """Intervals, stats, chunk distribution and huge-page bytes per application (and user-space collapse)."""
         owned = owned_apps(self.own)
-        max_nr = self.attrs["aggr_us"] // self.attrs["sample_us"]
         by_name = dict((a["name"], a) for a in apps)
         for name, entry in entries.items():
             if entry["exited"] or name not in owned:
                 continue
-            path = os.path.join(self.root, "kernel/mm/damon/admin/kdamonds", str(owned[name]))
+            path = self._kdamond_path(owned[name])
             try:
                 if not self.check_mode:  # check mode reads what the kernel last published
                     command(path, "update_schemes_stats")
                     if self.features.has("tried_regions"):
                         command(path, "update_schemes_tried_regions")
+                    if self.interval_mode == "kernel":
+                        command(path, "update_tuned_intervals")
             except SysfsError:
                 if not pid_alive(entry["pid"]):  # DAMON stops a vaddr kdamond whose target exited
                     entry["exited"] = True
                     continue
                 raise
-            stats = read_stats(path)
-            regions = read_tried_regions(path)[0] if self.features.has("tried_regions") else []
-            threshold = entry["threshold"]
-            histogram = {}
-            for r in regions:
-                histogram[r["nr_accesses"]] = histogram.get(r["nr_accesses"], 0) + r["end"] - r["start"]
-            hot = [(r["start"], r["end"]) for r in regions if r["nr_accesses"] >= threshold and r["end"] - r["start"] >= HUGE]
-            cold = [(r["start"], r["end"]) for r in regions if r["nr_accesses"] < threshold]
-            entry.update(max_nr_accesses=max_nr, histogram=sorted(histogram.items()),
-                         hot_bytes=sum(e - s for s, e in hot),
-                         scheme_stats=stats[1] if len(stats) > 1 else None, collapsed=None)
-            if self.path == "user_collapse" and hot and collapse:
-                entry["collapsed"] = self._collapse(entry, hot, by_name[name])
-            entry.update(self._huge_bytes(entry["pid"], hot, cold))
+            self._observe_one(entry, path, by_name.get(name, {}), collapse)
+
+    def _observe_one(self, entry, path, app, collapse):
+        sample_us, aggr_us = live_intervals(path) or (self.attrs["sample_us"], self.attrs["aggr_us"])
+        max_nr = aggr_us // max(sample_us, 1)
+        stats = read_stats(path)
+        regions = read_tried_regions(path)[0] if self.features.has("tried_regions") else []
+        threshold = entry["threshold"]
+        histogram, chunks = {}, {}
+        for r in regions:
+            histogram[r["nr_accesses"]] = histogram.get(r["nr_accesses"], 0) + r["end"] - r["start"]
+        runs = chunk_runs(regions)
+        for s, e, level in runs:
+            chunks[level] = chunks.get(level, 0) + e - s
+        hot = _merge([(s, e) for s, e, level in runs if level >= threshold])
+        cold = _merge([(s, e) for s, e, level in runs if level < threshold])
+        entry.update(max_nr_accesses=max_nr, histogram=sorted(histogram.items()), chunk_histogram=sorted(chunks.items()),
+                     hot_bytes=sum(e - s for s, e in hot), regions=len(regions),
+                     intervals={"sample_us": sample_us, "aggr_us": aggr_us, "mode": self.interval_mode},
+                     scheme_stats=stats[1] if len(stats) > 1 else None, collapsed=None)
+        if self.path == "user_collapse" and hot and collapse:
+            entry["collapsed"] = self._collapse(entry, hot, app)
+        entry.update(self._huge_bytes(entry["pid"], hot, cold))
+        if entry["huge_bytes"] is None and not pid_alive(entry["pid"]):
+            entry["exited"] = True
 
     def _collapse(self, entry, hot, app):
         budget = app.get("budget_bytes") or 0
@@ -189,7 +384,7 @@ class Step(object):
             done = _collapse.collapse(entry["pid"], [{"start": s, "end": e} for s, e in hot],
                                       quota_bytes=quota, check_mode=self.check_mode)
         except _collapse.CollapseError as e:
-            if e.details.get("process_gone"):
+            if e.process_gone or not pid_alive(entry["pid"]):
                 entry["exited"] = True
                 return None
             raise
@@ -197,7 +392,7 @@ class Step(object):
 
     @staticmethod
     def _huge_bytes(pid, hot, cold):
-        """AnonHugePages of the process, and the huge-page bytes inside its hot and its cold regions."""
+        """AnonHugePages of the process, and the huge-page bytes inside its hot and its cold chunks."""
         try:
             return {"huge_bytes": _procfs.anon_huge_bytes(pid),
                     "huge_bytes_hot": sum(_procfs.range_huge_bytes(pid, s, e) or 0 for s, e in hot),

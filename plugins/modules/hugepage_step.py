@@ -15,11 +15,16 @@ description:
     C(stat) scheme over all its memory and, depending on O(path), a C(collapse) or C(hugepage) scheme at the
     application's hotness threshold. Thresholds of running kdamonds change with C(commit), never a restart.
   - Then waits O(interval_s), refreshes the scheme statistics and tried regions, and returns per application
-    the access distribution (bytes per C(nr_accesses)), the scheme statistics and the huge-page bytes in its
-    memory and in its cold memory.
-  - On the V(user_collapse) path it collapses the regions at or above the threshold itself with
-    C(process_madvise(MADV_COLLAPSE)) (dense 2 MiB chunks only, within O(quota_bytes) and the application's budget).
-  - Applications that exited, and with O(prune) the ones no longer listed, have their kdamonds removed.
+    the monitoring intervals in force, the access distribution of its DAMON regions and of its 2 MiB chunks
+    (what can become a huge page), the scheme statistics and the huge-page bytes in its memory, in its hot
+    chunks and in its cold chunks.
+  - Monitoring intervals fit each application (O(auto_intervals)); on Linux 6.15+ the kernel tunes them itself
+    (C(intervals_goal)), elsewhere the caller passes wider ones in O(apps[].sample_us) and O(apps[].aggr_us).
+  - On the V(user_collapse) path it collapses the 2 MiB chunks at or above the threshold itself with
+    C(process_madvise(MADV_COLLAPSE)) (dense chunks only, within O(quota_bytes) and the application's budget).
+  - Applications that exited have their kdamonds removed, also when they exit while being configured, and so
+    do unlisted applications of other tasks whose process is gone; with O(prune) every kdamond of this loop whose
+    application is not listed is removed too. Everything removed is listed in RV(pruned).
   - The M(linux_mm.damon.hugepage_tune) action calls this module once per iteration; it can also be used alone.
 author: linux_mm.damon contributors (@linux-mm-damon)
 extends_documentation_fragment:
@@ -48,7 +53,23 @@ options:
       threshold:
         description:
           - Hotness threshold, the minimum C(nr_accesses) of regions to collapse.
-          - When omitted, the threshold of the application's running kdamond is kept, or O(initial_threshold) is used.
+          - When omitted (and O(apps[].threshold_bp) too), the threshold of the application's running kdamond is
+            kept, or O(initial_threshold) is used.
+        type: int
+      threshold_bp:
+        description:
+          - Hotness threshold as a share of the samples of one aggregation interval, in basis points
+            (V(10000) = every sample; above V(10000) collapses nothing). It survives interval changes; the module
+            writes it as C(min_nr_accesses) for the application's intervals. Ignored when O(apps[].threshold) is set.
+        type: int
+      sample_us:
+        description:
+          - Sampling interval of this application's kdamond (with O(apps[].aggr_us)), instead of
+            O(monitoring_attrs.sample_us). M(linux_mm.damon.hugepage_tune) sets it when it widens the intervals.
+          - When omitted in O(auto_intervals.mode=controller), a running kdamond keeps the intervals it has.
+        type: int
+      aggr_us:
+        description: Aggregation interval of this application's kdamond (with O(apps[].sample_us)).
         type: int
       budget_bytes:
         description: Most huge-page bytes the user-space path collapses for this application per step (V(0) unlimited).
@@ -66,9 +87,44 @@ options:
     description: Threshold of applications that have no kdamond yet and no O(apps[].threshold). Defaults to the largest possible C(nr_accesses).
     type: int
   prune:
-    description: Remove the kdamonds of applications this loop manages that are not in O(apps).
+    description:
+      - Also remove the kdamonds of applications this loop manages that are not in O(apps) although their process
+        still runs (for example another task's applications). Everything removed is listed in RV(pruned).
+      - Without it only kdamonds whose application exited are removed.
     type: bool
-    default: true
+    default: false
+  auto_intervals:
+    description:
+      - How monitoring intervals adapt to each application. Real applications touch a hot page far less often than
+        every 5 ms; with too short intervals their hot memory looks like cold memory.
+    type: dict
+    default: {}
+    suboptions:
+      mode:
+        description:
+          - V(kernel) gives each kdamond an C(intervals_goal) (Linux 6.15+) so that the kernel tunes C(sample_us)
+            and C(aggr_us) itself, keeping their ratio; the tuned values are read back and reported.
+          - V(controller) keeps the intervals the caller passes (O(apps[].sample_us)); M(linux_mm.damon.hugepage_tune)
+            widens them step by step.
+          - V(auto) is V(kernel) where the kernel has C(intervals_goal), else V(controller). V(off) keeps O(monitoring_attrs).
+        type: str
+        choices: [auto, kernel, controller, off]
+        default: auto
+      access_bp:
+        description: C(intervals_goal/access_bp), the share of access events (basis points) the kernel aims at.
+        type: int
+        default: 400
+      aggrs:
+        description: C(intervals_goal/aggrs), aggregation intervals between two tunings.
+        type: int
+        default: 3
+      max_sample_us:
+        description:
+          - Longest sampling interval (C(intervals_goal/max_sample_us); the widest the controller goes). The
+            aggregation interval stays O(monitoring_attrs.aggr_us) / O(monitoring_attrs.sample_us) times the sampling one.
+          - M(linux_mm.damon.hugepage_tune) lowers it so that an aggregation interval fits its deadline.
+        type: int
+        default: 1000000
 seealso:
   - module: linux_mm.damon.hugepage_tune
   - module: linux_mm.damon.kdamond
@@ -107,7 +163,10 @@ apps:
       kdamond: 0
       threshold: 10
       max_nr_accesses: 20
+      intervals: {sample_us: 5000, aggr_us: 100000, mode: kernel}
       histogram: [[0, 67108864], [16, 33554432]]
+      chunk_histogram: [[0, 67108864], [16, 33554432]]
+      regions: 12
       hot_bytes: 33554432
       scheme_stats: {nr_tried: 4, sz_tried: 33554432, nr_applied: 4, sz_applied: 33554432, qt_exceeds: 0}
       collapsed: null
@@ -115,10 +174,21 @@ apps:
       huge_bytes_hot: 33554432
       huge_bytes_cold: 0
 dropped:
-  description: Applications whose kdamonds were removed (exited or no longer listed).
+  description: Applications whose kdamonds were removed or that exited (names; see RV(pruned) for the reasons).
   returned: always
   type: list
   elements: str
+pruned:
+  description:
+    - Every kdamond removed, with the reason (V(exited), V(unlisted) with O(prune), V(absent) with O(state=absent)).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{name: db, reason: exited, kdamond: 1}]
+interval_mode:
+  description: Who adapts the monitoring intervals on this host (V(kernel), V(controller) or V(off)).
+  returned: when the collapse path was chosen
+  type: str
 writes:
   description: The sysfs configuration writes, in order (planned ones in check mode).
   returned: always
@@ -147,10 +217,11 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import Sy
 ARGUMENT_SPEC = dict(
     apps=dict(type="list", elements="dict", default=[], options=dict(
         name=dict(type="str", required=True), pid=dict(type="int", required=True),
-        threshold=dict(type="int"), budget_bytes=dict(type="int", default=0))),
+        threshold=dict(type="int"), threshold_bp=dict(type="int"), sample_us=dict(type="int"),
+        aggr_us=dict(type="int"), budget_bytes=dict(type="int", default=0))),
     state=dict(type="str", choices=["present", "observed", "absent"], default="present"),
     initial_threshold=dict(type="int"),
-    prune=dict(type="bool", default=True),
+    prune=dict(type="bool", default=False),
     **LOOP_ARGUMENT_SPEC
 )
 
@@ -158,7 +229,7 @@ ARGUMENT_SPEC = dict(
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
-    result = dict(changed=False, apps=[], dropped=[], writes=[], applied=[], path=None)
+    result = dict(changed=False, apps=[], dropped=[], pruned=[], writes=[], applied=[], path=None)
     features = detect(p["sysfs_root"], p["kernel_release"])
     if not features.available:
         module.fail_json(msg=features.reason, **result)
@@ -178,7 +249,8 @@ def main():
             for note in own.notes:
                 module.warn(note)
             step = Step(p["sysfs_root"], features, own, path, attrs, p["quota_bytes"], p["exclusive_modules"],
-                        p["pool_size"], module.check_mode)
+                        p["pool_size"], module.check_mode, p["auto_intervals"])
+            result["interval_mode"] = step.interval_mode
             if p["state"] == "observed":
                 apps = step.watched()
                 names = [a["name"] for a in apps]
@@ -186,7 +258,8 @@ def main():
             else:
                 apps = [] if p["state"] == "absent" else p["apps"]
                 initial = max_nr if p["initial_threshold"] is None else p["initial_threshold"]
-                entries, result["dropped"] = step.configure(apps, initial, prune=p["prune"] or p["state"] == "absent")
+                entries, result["pruned"] = step.configure(apps, initial, prune=p["prune"],
+                                                           remove_all=p["state"] == "absent")
             if apps:
                 if not module.check_mode:
                     wait(p["interval_s"], started)
@@ -198,6 +271,7 @@ def main():
                          failed_write=e.as_dict(), writes=step.writes, applied=step.applied,
                          **dict((k, v) for k, v in result.items() if k not in ("writes", "applied")))
     result.update(apps=[entries[n] for n in names], writes=step.writes, applied=step.applied)
+    result["dropped"] = sorted(set([r["name"] for r in result["pruned"]] + [e["name"] for e in result["apps"] if e["exited"]]))
     collapsed = sum((e.get("collapsed") or {}).get("bytes", 0) for e in result["apps"])
     result["changed"] = bool(step.writes) or collapsed > 0
     module.exit_json(**result)

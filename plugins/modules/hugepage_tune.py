@@ -16,12 +16,19 @@ description:
     and returns fresh DAMON statistics and access distributions; a policy turns them into the next thresholds.
   - Policy V(stepdown) is the algorithm of the DAMON_HUGEPAGE RFC (start high and lower the threshold by
     10, 5 and 1 while nothing was applied), with the start clamped to the largest possible C(nr_accesses).
-  - Policy V(adaptive) picks the threshold that separates hot from cold memory in the access distribution
-    DAMON reports, raises it again when cold memory is collapsed or the workload changes, and keeps each
-    application within its huge-page byte budget.
-  - The loop ends when every application converged, after O(max_iterations), or at O(timeout_s). It reports
-    C(changed=false) once converged with nothing to do, so a second run is idempotent.
-  - Applications whose process exits are dropped without failing the task.
+  - Policy V(adaptive) picks the threshold that separates the application's hot memory from its own cold
+    memory in the access distribution of its 2 MiB chunks (what can become a huge page), raises it again when
+    cold memory is collapsed or the workload changes, and keeps each application within its huge-page byte
+    budget. Thresholds are kept as a share of samples (RV(thresholds_bp)), so they hold when intervals change.
+  - Monitoring intervals fit each application (O(auto_intervals)): when nothing stands out, the kernel widens them
+    (C(intervals_goal), Linux 6.15+) or the loop does (sampling interval x4 per iteration, up to
+    O(auto_intervals.max_sample_us) and to a quarter of O(timeout_s) per aggregation interval). RV(intervals) says
+    which intervals each application ended with.
+  - An application with nothing hot enough at the widest intervals ends with status V(nothing_hot) and a
+    message saying so (RV(messages)); that is not called converged.
+  - The loop ends when every application converged or has nothing hot, after O(max_iterations), or at
+    O(timeout_s). It reports C(changed=false) once converged with nothing to do, so a second run is idempotent.
+  - Applications whose process exits, at any point of a step, are dropped without failing the task.
 author: linux_mm.damon contributors (@linux-mm-damon)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
@@ -84,6 +91,38 @@ options:
     description: Huge-page byte budget of the whole host, split among the applications (V(0) unlimited).
     type: int
     default: 0
+  prune:
+    description:
+      - Also remove the kdamonds of this loop's applications that are not in O(apps) although their process still
+        runs, for example those of another M(linux_mm.damon.hugepage_tune) task on the same host.
+      - Without it the task only removes kdamonds whose application exited. Everything removed is in RV(pruned).
+    type: bool
+    default: false
+  auto_intervals:
+    description: How monitoring intervals adapt to each application (see M(linux_mm.damon.hugepage_step)).
+    type: dict
+    default: {}
+    suboptions:
+      mode:
+        description:
+          - V(kernel) lets the kernel tune them (C(intervals_goal), Linux 6.15+); V(controller) lets this loop
+            widen them; V(auto) picks V(kernel) where available; V(off) keeps O(monitoring_attrs).
+        type: str
+        choices: [auto, kernel, controller, off]
+        default: auto
+      access_bp:
+        description: C(intervals_goal/access_bp).
+        type: int
+        default: 400
+      aggrs:
+        description: C(intervals_goal/aggrs).
+        type: int
+        default: 3
+      max_sample_us:
+        description:
+          - Longest sampling interval; lowered so that one aggregation interval takes at most a quarter of O(timeout_s).
+        type: int
+        default: 1000000
 notes:
   - The loop occupies one fork per host while it runs; size C(forks) or use C(throttle) for large fleets.
 seealso:
@@ -118,19 +157,59 @@ iterations:
   returned: always
   type: int
 stopped:
-  description: Why the loop ended (V(converged), V(max_iterations), V(deadline) or V(check_mode)).
+  description:
+    - Why the loop ended. V(converged) (every application), V(nothing_hot) (no application has memory hot enough
+      to collapse at the widest intervals), V(finished) (some converged, some had nothing hot), V(no_apps) (none
+      given, or all exited), V(max_iterations), V(deadline) or V(check_mode).
   returned: always
   type: str
-thresholds:
-  description: The threshold of each application at the end.
+status:
+  description: Per application, V(converged), V(nothing_hot), V(exited) or V(pending) (stopped before settling).
   returned: always
   type: dict
-  sample: {db: 12}
-dropped:
-  description: Applications dropped because their process exited.
+  sample: {db: converged, cache: nothing_hot}
+messages:
+  description: One sentence per application saying what was done, or why nothing was.
   returned: always
   type: list
   elements: str
+  sample:
+    - "cache: no memory touched in more than 10.0 % of samples (2 of 20, the noise floor is 3) over 6.4 s
+      aggregation intervals sampled every 320 ms (the widest allowed within max_sample_us and the deadline):
+      nothing hot enough to collapse"
+msg:
+  description: The messages joined.
+  returned: always
+  type: str
+thresholds:
+  description: The threshold (C(min_nr_accesses)) of each application at the end.
+  returned: always
+  type: dict
+  sample: {db: 12}
+thresholds_bp:
+  description: The threshold of each application as a share of samples in basis points (V(10001) collapses nothing).
+  returned: always
+  type: dict
+  sample: {db: 6000}
+intervals:
+  description: The monitoring intervals of each application at the end, and who set them (V(kernel), V(controller), V(off)).
+  returned: always
+  type: dict
+  sample: {db: {sample_us: 280000, aggr_us: 5600000, mode: kernel}}
+interval_mode:
+  description: Who adapts the monitoring intervals on this host.
+  returned: when a step ran
+  type: str
+dropped:
+  description: Applications dropped because their process exited, or whose kdamond was removed (see RV(pruned)).
+  returned: always
+  type: list
+  elements: str
+pruned:
+  description: Every kdamond removed during the loop, with the reason (V(exited), V(unlisted)).
+  returned: always
+  type: list
+  elements: dict
 trace:
   description: Per iteration and application, the threshold, the applied deltas and the huge-page bytes.
   returned: always

@@ -13,12 +13,20 @@ plugin calls, per application::
 
 A threshold is a DAMOS ``min_nr_accesses``: regions whose ``nr_accesses`` is
 ``>= threshold`` get collapsed. ``max_nr_accesses + 1`` means *collapse
-nothing* (no region can reach it); it is the largest value returned.
+nothing* (no region can reach it); it is the largest value returned. Between
+iterations the loop keeps thresholds as a share of samples in basis points
+(:func:`to_bp`, :func:`from_bp`), which survives interval changes: the kernel
+rescales regions' ``nr_accesses`` when intervals change (``damon_set_attrs``)
+but not a scheme's ``min_nr_accesses``.
 
 ``stepdown`` is the RFC's step-down (``mm/damon/hugepage.c``), with the start
-clamped to ``max_nr_accesses``. ``adaptive`` (default) reads the bytes-weighted
-``nr_accesses`` histogram and picks the threshold that separates hot from cold
-(see :func:`choose_threshold`), then applies the bloat and budget rules.
+clamped to ``max_nr_accesses``. ``adaptive`` (default) reads the access
+distribution of the application's 2 MiB chunks (what can become a huge page;
+``Observation.chunks``, else the region histogram) and picks the threshold that
+separates the application's hot memory from its own cold memory (see
+:func:`choose_threshold`), then applies the bloat and budget rules. When no
+chunk stands out it says so (``Decision.nothing_hot``): the loop then widens the
+monitoring intervals or reports that there is nothing hot to collapse.
 """
 
 from __future__ import annotations
@@ -32,11 +40,16 @@ DEFAULT_POLICY = "adaptive"
 # The RFC's constants (HIGHEST_MIN_ACCESS, HIGH/MID/LOW_ACC_THRESHOLD).
 RFC_START = 90
 RFC_STEPS = ((50, 10), (15, 5), (2, 1))  # (lower only while above, by)
-# Regions sampled accessed in fewer than this share of an aggregation interval
-# are never "hot" for adaptive: 3 of 20 with 5 ms / 100 ms. DAMON's sampling
-# noise and one-off touches sit at 1-2.
-HOT_FLOOR_PERCENT = 15
-# adaptive keeps a threshold whose hot regions are at least this much huge pages
+# Noise floor, in samples of one aggregation interval: DAMON shows 1-2 accessed
+# samples for memory that is not in use (a one-off touch sets the accessed bit
+# once; a region boundary that moved next to hot memory samples a hot page), so
+# nothing is hot below 3 accessed samples. It is a count, not a share: 3 of 20
+# samples (15 %) with 5 ms / 100 ms, 3 of 400 (0.75 %) with 5 ms / 2 s, so more
+# samples per aggregation let rarely accessed memory count as hot.
+NOISE_SAMPLES = 3
+BP = 10000  # thresholds as a share of samples, in basis points
+NOTHING_BP = BP + 1  # collapse nothing
+# adaptive keeps a threshold whose hot memory is at least this much huge pages
 # while no cold memory became huge: on real kernels the histogram drifts once hot
 # memory is PMD-mapped, and a good outcome must not be re-tuned (idempotence).
 SETTLED_COVERAGE = 0.9
@@ -48,7 +61,8 @@ class Observation:
 
     threshold: int = 0
     max_nr_accesses: int = 20
-    histogram: list = field(default_factory=list)  # [(nr_accesses, bytes)]
+    histogram: list = field(default_factory=list)  # [(nr_accesses, bytes)] of DAMON regions
+    chunks: list = field(default_factory=list)  # [(nr_accesses level, bytes)] of 2 MiB chunks
     nr_applied: int = 0
     sz_applied: int = 0
     nr_applied_delta: int = 0
@@ -56,8 +70,8 @@ class Observation:
     huge_bytes: int = 0
     huge_bytes_cold: int = 0
     budget_bytes: int = 0
-    hot_bytes: int = 0  # bytes of the 2 MiB+ regions at or above the threshold
-    huge_bytes_hot: int = 0  # huge-page bytes inside those regions
+    hot_bytes: int = 0  # bytes of the 2 MiB chunks at or above the threshold
+    huge_bytes_hot: int = 0  # huge-page bytes inside them
 
     @classmethod
     def from_dict(cls, data):
@@ -73,6 +87,7 @@ class Decision:
     threshold: int
     converged: bool
     reason: str
+    nothing_hot: bool = False  # converged because nothing stands out at these intervals
 
 
 def _check_policy(policy):
@@ -84,9 +99,26 @@ def _top(max_nr_accesses):
     return max(1, int(max_nr_accesses))
 
 
-def hot_floor(max_nr_accesses):
-    """Lowest threshold adaptive ever chooses: ceil(15 % of max), at least 1."""
-    return max(1, (_top(max_nr_accesses) * HOT_FLOOR_PERCENT + 99) // 100)
+def noise_floor(max_nr_accesses):
+    """Lowest threshold adaptive ever chooses: :data:`NOISE_SAMPLES`, or every
+    sample when an aggregation has fewer."""
+    return min(NOISE_SAMPLES, _top(max_nr_accesses))
+
+
+def to_bp(threshold, max_nr_accesses):
+    """A ``min_nr_accesses`` as basis points of the samples; above the max: :data:`NOTHING_BP`."""
+    top = _top(max_nr_accesses)
+    if threshold > top:
+        return NOTHING_BP
+    return max(0, int(threshold)) * BP // top
+
+
+def from_bp(threshold_bp, max_nr_accesses):
+    """The ``min_nr_accesses`` selecting at least ``threshold_bp`` of the samples (inverse of :func:`to_bp`)."""
+    top = _top(max_nr_accesses)
+    if threshold_bp > BP:
+        return top + 1
+    return -(-max(0, int(threshold_bp)) * top // BP)
 
 
 def initial_threshold(policy, max_nr_accesses):
@@ -140,38 +172,42 @@ def _otsu(lv):
 def choose_threshold(lv, current):
     """Threshold separating hot from cold in the level histogram ``lv``.
 
-    Rule: Otsu's method over ``nr_accesses`` weighted by bytes. It maximises the
-    between-class variance, so a large cold mass at 0 plus a little sampling
-    noise at 1-2 stays in the cold class while a clear mode at 8-16 forms the
-    hot class; the largest-gap rule instead would split at any empty level
-    inside a noisy mode. Among the equally good thresholds (the empty gap
-    between the classes) take the middle, which leaves a margin for the +-1-2
-    jitter of ``nr_accesses`` on both sides; keep ``current`` while it still lies
-    in the gap (hysteresis: a re-run or a collapse that changes the hot set's
-    nr_accesses must not move a threshold that still separates). When the hot
-    set moves so that ``current`` would select what is now the colder class,
-    the threshold is re-centred. Without contrast (one mode) everything is one
-    class: hot if its mean reaches :func:`hot_floor`, else cold. Never below the
-    hot floor; ``max + 1`` (collapse nothing) when no byte would be selected.
-    Returns ``(threshold, reason)``.
+    Rule: Otsu's method over ``nr_accesses`` weighted by bytes, i.e. relative to
+    the application's own distribution: a large cold mass at 0 plus a little
+    sampling noise at 1-2 stays in the cold class while a clear mode above it
+    forms the hot class, however low that mode is in absolute terms ("accessed
+    in 3 % of samples" next to "never"); the largest-gap rule instead would split
+    at any empty level inside a noisy mode. The hot class must have at least
+    twice the mean of the cold class (contrast). Among the equally good
+    thresholds (the empty gap between the classes) take the middle, which leaves
+    a margin for the jitter of ``nr_accesses`` on both sides; keep ``current``
+    while it still lies in the gap (hysteresis: a re-run or a collapse that
+    changes the hot set's nr_accesses must not move a threshold that still
+    separates). When the hot set moves so that ``current`` would select what is
+    now the colder class, the threshold is re-centred. Without contrast (one
+    mode) everything is one class: hot if its mean reaches :func:`noise_floor`,
+    else cold. Never below the noise floor; ``max + 1`` (collapse nothing) when
+    no byte would be selected. Returns ``(threshold, reason, nothing_hot)``.
     """
-    top, floor = len(lv) - 1, hot_floor(len(lv) - 1)
+    top, floor = len(lv) - 1, noise_floor(len(lv) - 1)
     total = sum(lv)
     split = _otsu(lv)
     if split is None:
         lowest = next(i for i, b in enumerate(lv) if b)
         if sum(i * b for i, b in enumerate(lv)) < floor * total:
-            return top + 1, "all memory cold (mean nr_accesses < %d): collapse nothing" % floor
+            return top + 1, "all memory cold (mean below the noise floor of %d of %d samples): collapse nothing" % (
+                floor, top), True
         split, what = (1, lowest), "one hot mode from %d" % lowest
     else:
         what = "hot/cold split between %d and %d" % (split[0] - 1, split[1])
     lo, hi = max(split[0], floor), split[1]
     if lo <= current <= hi:
-        return current, what + ": current threshold still separates"
+        return current, what + ": current threshold still separates", False
     t = max((lo + hi) // 2, floor)
     if not any(lv[t:]):
-        return top + 1, "nothing at or above the hot floor %d: collapse nothing" % floor
-    return t, what
+        return top + 1, "nothing at or above the noise floor of %d of %d samples: collapse nothing" % (
+            floor, top), True
+    return t, what, False
 
 
 def _stepdown(obs):
@@ -185,17 +221,18 @@ def _stepdown(obs):
 
 
 def _adaptive(obs, history):
-    """In order: the histogram's separating threshold (:func:`choose_threshold`);
-    one step up when cold huge-page bytes grew at an unchanged or lowered
-    threshold while this interval collapsed something and the histogram still
-    agrees with the current threshold (a changed distribution, e.g. a moved
-    hot set, is left to the histogram: raising would not split old huge pages);
-    then up until the selected bytes fit ``budget_bytes``. Converged when the
-    threshold stays and nothing was collapsed this interval, or the huge-page
-    bytes outside cold regions cover every selected byte, or it stayed for two
-    decisions in a row."""
+    """In order: the separating threshold of the chunk distribution
+    (:func:`choose_threshold`); one step up when cold huge-page bytes grew at an
+    unchanged or lowered threshold while this interval collapsed something and
+    the distribution still agrees with the current threshold (a changed
+    distribution, e.g. a moved hot set, is left to it: raising would not split
+    old huge pages); then up until the selected bytes fit ``budget_bytes``.
+    Converged when the threshold stays and nothing was collapsed this interval,
+    or the huge-page bytes outside cold memory cover every selected byte, or it
+    stayed for two decisions in a row; converged with ``nothing_hot`` when no
+    memory stands out."""
     top = _top(obs.max_nr_accesses)
-    cur, lv = obs.threshold, levels(obs.histogram, top)
+    cur, lv = obs.threshold, levels(obs.chunks or obs.histogram, top)
     if not sum(lv):
         return Decision(cur, False, "no access histogram: keep %d" % cur)
     prev = history[-1] if history else None
@@ -204,7 +241,9 @@ def _adaptive(obs, history):
             and not (obs.budget_bytes and obs.huge_bytes_hot > obs.budget_bytes)):
         return Decision(cur, True, "settled: %d of %d hot bytes at %d are huge pages, cold ones are not growing"
                         % (obs.huge_bytes_hot, obs.hot_bytes, cur))
-    t, why = choose_threshold(lv, cur)
+    t, why, nothing = choose_threshold(lv, cur)
+    if nothing:
+        return Decision(t, True, why, nothing_hot=True)
     if 0 <= cur <= top and t > cur and any(lv[cur:t]):
         why += "; %d B below the hot class were selected at %d: raise" % (sum(lv[cur:t]), cur)
     grew = obs.huge_bytes_cold - prev.huge_bytes_cold if prev else 0

@@ -7,6 +7,16 @@
 ``run_loop`` calls ``call_step(module_args)`` — one remote hugepage_step call —
 once per iteration: the call applies the previous decision and returns fresh
 statistics, the policy turns them into the next thresholds.
+
+Thresholds travel as a share of samples (``threshold_bp``) so that they mean the
+same after the intervals changed. When the policy finds nothing hot, the
+intervals are widened before anyone calls it "nothing to do": by the kernel
+(``intervals_goal``, the step reports the tuned values; the loop waits while they
+still move) or by this loop (``controller`` mode: sampling interval x4 per
+iteration, aggregation interval in proportion, up to ``max_sample_us`` and to
+what still fits the deadline). An application that shows nothing hot at the
+widest intervals ends with status ``nothing_hot`` and a sentence saying so; the
+loop does not call that converged.
 """
 
 from __future__ import annotations
@@ -14,8 +24,16 @@ from __future__ import annotations
 import time
 
 from ansible_collections.linux_mm.damon.plugins.plugin_utils._policy import (
-    Observation, decide, initial_threshold, split_host_budget,
+    Observation, decide, from_bp, initial_threshold, noise_floor, split_host_budget, to_bp,
 )
+
+WIDEN_FACTOR = 4
+# An aggregation interval may take at most this share of the time left: the
+# observation after a widening needs one full new aggregation interval.
+DEADLINE_SHARE = 4
+# The kernel's tuned sampling interval counts as settled once it moves by less than this.
+SETTLED_RATIO = 1.25
+MIB = 1 << 20
 
 
 class StepFailed(Exception):
@@ -32,8 +50,12 @@ class _AppState(object):
         self.history = []
         self.nr_applied = 0  # cumulative, for the user-space path (the kernel counts for the others)
         self.sz_applied = 0
-        self.threshold = None  # None: keep the running kdamond's threshold (or the initial one)
+        self.threshold_bp = None  # None: keep the running kdamond's threshold (or the initial one)
+        self.intervals = None  # (sample_us, aggr_us) the controller asks for; None: keep the running ones
+        self.seen_intervals = None  # (sample_us, aggr_us) in force at the last observation
         self.decision = None
+        self.status = "pending"  # converged | nothing_hot | exited
+        self.message = None
 
 
 def _observe(app, state, path):
@@ -48,6 +70,7 @@ def _observe(app, state, path):
     return Observation(
         threshold=app["threshold"], max_nr_accesses=app["max_nr_accesses"],
         histogram=[tuple(x) for x in app.get("histogram") or []],
+        chunks=[tuple(x) for x in app.get("chunk_histogram") or []],
         nr_applied=nr, sz_applied=sz,
         nr_applied_delta=nr - (prev.nr_applied if prev else 0), sz_applied_delta=sz - (prev.sz_applied if prev else 0),
         huge_bytes=app.get("huge_bytes") or 0, huge_bytes_cold=app.get("huge_bytes_cold") or 0,
@@ -55,67 +78,196 @@ def _observe(app, state, path):
         budget_bytes=state.budget)
 
 
+def human_us(us):
+    if us >= 1000000:
+        return "%g s" % round(us / 1e6, 2)
+    return "%g ms" % round(us / 1e3, 2)
+
+
+def nothing_hot_message(name, obs, intervals, why):
+    """"NAME: no memory touched in more than X % of samples over Y" from the chunk distribution."""
+    top = max(1, obs.max_nr_accesses)
+    seen = [lv for lv, size in (obs.chunks or obs.histogram) if size >= 2 * MIB and lv > 0]
+    highest = min(top, max(seen)) if seen else 0
+    sample_us, aggr_us = intervals
+    return ("%s: no memory touched in more than %.1f %% of samples (%d of %d, the noise floor is %d) over %s "
+            "aggregation intervals sampled every %s (%s): nothing hot enough to collapse" % (
+                name, 100.0 * highest / top, highest, top, noise_floor(top), human_us(aggr_us), human_us(sample_us),
+                why))
+
+
+def _widen(state, obs, app, auto, ratio, time_left_s):
+    """Next (sample_us, aggr_us) for the controller, or None when already at the widest allowed."""
+    sample_us, aggr_us = state.seen_intervals
+    ratio = max(1, aggr_us // max(1, sample_us)) if aggr_us else ratio
+    widest = min(auto.get("max_sample_us", 1000000), int(time_left_s * 1e6 / DEADLINE_SHARE / ratio))
+    new = min(sample_us * WIDEN_FACTOR, widest)
+    if new <= sample_us:
+        return None
+    return new, new * ratio
+
+
 def run_loop(call_step, apps, policy, step_args, max_iterations, timeout_s, host_budget_bytes=0,
              check_mode=False, clock=time.monotonic):
-    """Iterate until every application converged, the iteration bound or the deadline.
+    """Iterate until every application converged or has nothing hot, the iteration bound or the deadline.
 
     Returns a dict with ``changed``, ``converged``, ``iterations``, ``stopped`` (why the
-    loop ended), ``thresholds``, ``dropped`` and the per-iteration ``trace``.
+    loop ended: converged, nothing_hot, finished, no_apps, max_iterations, deadline,
+    check_mode), per application ``status``, ``thresholds`` (min_nr_accesses),
+    ``thresholds_bp``, ``intervals`` and ``messages``, ``dropped``/``pruned`` and the
+    per-iteration ``trace``.
     """
     attrs = step_args.get("monitoring_attrs") or {}
-    max_nr = attrs.get("aggr_us", 100000) // attrs.get("sample_us", 5000)
+    sample_us = attrs.get("sample_us", 5000)
+    ratio = max(1, attrs.get("aggr_us", 100000) // max(1, sample_us))
+    # the kernel's goal and the controller stop widening where an aggregation interval
+    # would take more than a share of the run's time budget
+    auto = dict(step_args.get("auto_intervals") or {})
+    auto["max_sample_us"] = max(sample_us, min(auto.get("max_sample_us", 1000000),
+                                               int(timeout_s * 1e6 / DEADLINE_SHARE / ratio)))
+    step_args = dict(step_args, auto_intervals=auto)
     budgets = split_host_budget(host_budget_bytes, dict((a["name"], a.get("budget_bytes") or 0) for a in apps))
     states = dict((a["name"], _AppState(budgets.get(a["name"], 0))) for a in apps)
     pids = dict((a["name"], a["pid"]) for a in apps)
     deadline = clock() + timeout_s
     started = clock()
-    out = dict(changed=False, converged=False, iterations=0, stopped="max_iterations", trace=[], dropped=[])
+    out = dict(changed=False, converged=False, iterations=0, stopped="max_iterations", trace=[], dropped=[],
+               pruned=[], messages=[])
+    finished = {}
     for iteration in range(max_iterations):
         if clock() > deadline:
             out["stopped"] = "deadline"
             break
-        args = dict(step_args, initial_threshold=initial_threshold(policy, max_nr), apps=[
-            dict(name=n, pid=pids[n], threshold=s.threshold, budget_bytes=s.budget) for n, s in states.items()])
+        step_apps = []
+        for n, s in states.items():
+            item = dict(name=n, pid=pids[n], threshold_bp=s.threshold_bp, budget_bytes=s.budget)
+            if s.intervals:
+                item.update(sample_us=s.intervals[0], aggr_us=s.intervals[1])
+            step_apps.append(item)
+        args = dict(step_args, initial_threshold=initial_threshold(policy, ratio), apps=step_apps)
         result = call_step(args)
         out["iterations"] += 1
         out["changed"] = out["changed"] or bool(result.get("changed"))
+        out["interval_mode"] = result.get("interval_mode")
+        for pruned in result.get("pruned") or []:
+            out["pruned"].append(pruned)
+            if pruned["name"] not in out["dropped"]:
+                out["dropped"].append(pruned["name"])
         entry = {"iteration": iteration, "elapsed_s": round(clock() - started, 3), "apps": {}}
         for app in result.get("apps", []):
             state = states.get(app["name"])
             if state is None:
                 continue
             if app.get("exited"):
-                out["dropped"].append(app["name"])
-                del states[app["name"]]
+                if app["name"] not in out["dropped"]:
+                    out["dropped"].append(app["name"])
+                state.status = "exited"
+                state.message = "%s: process %s exited; its kdamond was removed" % (app["name"], app.get("pid"))
+                finished[app["name"]] = states.pop(app["name"])
                 entry["apps"][app["name"]] = {"exited": True}
                 continue
             if "max_nr_accesses" not in app:  # check mode before its kdamond exists: nothing observed yet
                 entry["apps"][app["name"]] = {"threshold": app.get("threshold"), "observed": False}
                 continue
-            obs = _observe(app, state, result.get("path"))
-            state.decision = decide(policy, obs, state.history)
-            state.history.append(obs)
-            state.threshold = state.decision.threshold
-            entry["apps"][app["name"]] = {
-                "threshold": obs.threshold, "next_threshold": state.decision.threshold,
-                "nr_applied_delta": obs.nr_applied_delta, "sz_applied_delta": obs.sz_applied_delta,
-                "hot_bytes": app.get("hot_bytes"), "huge_bytes": obs.huge_bytes,
-                "huge_bytes_hot": app.get("huge_bytes_hot"),
-                "huge_bytes_cold": obs.huge_bytes_cold, "converged": state.decision.converged,
-                "reason": state.decision.reason,
-            }
+            entry["apps"][app["name"]] = _decide_one(app, state, result, policy, auto, ratio, deadline - clock())
         out["trace"].append(entry)
         # on the user-space path we do the collapsing: not done while it still collapses
-        pending = [n for n, s in states.items() if s.decision is None or not s.decision.converged
-                   or s.decision.threshold != s.history[-1].threshold
-                   or (result.get("path") == "user_collapse" and s.history[-1].sz_applied_delta > 0)]
+        pending = [n for n, s in states.items() if s.status == "pending" or (
+            s.status == "converged" and result.get("path") == "user_collapse" and s.history[-1].sz_applied_delta > 0)]
         if check_mode:
             out["stopped"] = "check_mode"
             out["changed"] = out["changed"] or bool(pending)
             break
         if not pending:
-            out["converged"] = True
-            out["stopped"] = "converged"
             break
-    out["thresholds"] = dict((n, s.threshold) for n, s in states.items())
+    everyone = dict(finished, **states)
+    statuses = dict((n, s.status) for n, s in everyone.items())
+    if out["stopped"] not in ("check_mode", "deadline") and not [n for n, s in states.items() if s.status == "pending"]:
+        live = [s for s in statuses.values() if s != "exited"]
+        if not live:
+            out["stopped"] = "no_apps"
+        elif all(s == "converged" for s in live):
+            out["stopped"], out["converged"] = "converged", True
+        elif all(s == "nothing_hot" for s in live):
+            out["stopped"] = "nothing_hot"
+        else:
+            out["stopped"] = "finished"
+    for n, s in sorted(everyone.items()):
+        if s.status == "pending":
+            s.message = "%s: not settled when the loop stopped (%s) at threshold %s" % (
+                n, out["stopped"], _share(s.threshold_bp))
+        if s.message:
+            out["messages"].append(s.message)
+    if not apps:
+        out["messages"].append("no applications to tune")
+    out["status"] = statuses
+    out["thresholds"] = dict((n, s.history[-1].threshold if s.history else None) for n, s in states.items())
+    out["thresholds_bp"] = dict((n, s.threshold_bp) for n, s in states.items())
+    out["intervals"] = dict((n, {"sample_us": s.seen_intervals[0], "aggr_us": s.seen_intervals[1],
+                                 "mode": out.get("interval_mode")}) for n, s in states.items() if s.seen_intervals)
+    out["msg"] = "; ".join(out["messages"])
     return out
+
+
+def _share(bp):
+    if bp is None:
+        return "unchanged"
+    return "none (collapse nothing)" if bp > 10000 else "%.2f %% of samples" % (bp / 100.0)
+
+
+def _decide_one(app, state, result, policy, auto, ratio, time_left_s):
+    """Observe, decide and (when nothing is hot) widen for one application; returns its trace entry."""
+    name = app["name"]
+    intervals = app.get("intervals") or {}
+    now = (intervals.get("sample_us"), intervals.get("aggr_us"))
+    prev_intervals = state.seen_intervals
+    state.seen_intervals = now if all(now) else None
+    obs = _observe(app, state, result.get("path"))
+    decision = decide(policy, obs, state.history)
+    state.history.append(obs)
+    state.decision = decision
+    next_bp = to_bp(decision.threshold, obs.max_nr_accesses)
+    reason, status = decision.reason, "converged" if decision.converged else "pending"
+    mode = intervals.get("mode") or result.get("interval_mode")
+    if decision.nothing_hot and state.seen_intervals:
+        if mode == "controller":
+            wider = _widen(state, obs, app, auto, ratio, time_left_s)
+            if wider:
+                reason += "; widen the intervals %s/%s -> %s/%s" % (
+                    human_us(now[0]), human_us(now[1]), human_us(wider[0]), human_us(wider[1]))
+                state.intervals, status = wider, "pending"
+            else:
+                why = "the widest allowed within max_sample_us and the deadline"
+                state.message = nothing_hot_message(name, obs, now, why)
+                status = "nothing_hot"
+        elif mode == "kernel":
+            moving = prev_intervals is None or max(now[0], prev_intervals[0]) > SETTLED_RATIO * min(
+                now[0], prev_intervals[0])
+            at_max = now[0] >= auto.get("max_sample_us", 1000000)
+            if moving and not at_max:
+                reason += "; the kernel is still tuning the intervals (now %s/%s): wait" % (
+                    human_us(now[0]), human_us(now[1]))
+                status = "pending"
+            else:
+                why = "tuned by the kernel's intervals_goal" + (", at max_sample_us" if at_max else "")
+                state.message = nothing_hot_message(name, obs, now, why)
+                status = "nothing_hot"
+        else:
+            state.message = nothing_hot_message(name, obs, now, "fixed intervals")
+            status = "nothing_hot"
+    elif decision.converged:
+        state.message = "%s: threshold %s (%d of %d samples per %s): %d MiB hot in 2 MiB chunks, %d MiB of them huge" % (
+            name, _share(next_bp), from_bp(next_bp, obs.max_nr_accesses), obs.max_nr_accesses,
+            human_us(now[1]) if now[1] else "aggregation", obs.hot_bytes // MIB, obs.huge_bytes_hot // MIB)
+    state.threshold_bp = next_bp
+    state.status = status
+    return {
+        "threshold": obs.threshold, "next_threshold": from_bp(next_bp, obs.max_nr_accesses),
+        "threshold_bp": to_bp(obs.threshold, obs.max_nr_accesses), "next_threshold_bp": next_bp,
+        "max_nr_accesses": obs.max_nr_accesses, "intervals": dict(intervals) or None,
+        "nr_applied_delta": obs.nr_applied_delta, "sz_applied_delta": obs.sz_applied_delta,
+        "hot_bytes": app.get("hot_bytes"), "huge_bytes": obs.huge_bytes,
+        "huge_bytes_hot": app.get("huge_bytes_hot"),
+        "huge_bytes_cold": obs.huge_bytes_cold, "converged": status == "converged", "status": status,
+        "reason": reason,
+    }

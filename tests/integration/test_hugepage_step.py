@@ -101,9 +101,78 @@ def test_changing_the_set_of_apps_keeps_the_monitoring_of_those_that_stay(run_pl
         index_a = both[0]["apps"][0]["kdamond"]
         kdamond_pid = emu.status()["kdamonds"][index_a]["pid"]
 
-        only_a = run_playbook(step(emu, own, "6.12.117", [{"name": "a", "pid": a.pid, "threshold": 10}]))
+        # another task's application (b) is left alone unless pruning is asked for
+        other = run_playbook(step(emu, own, "6.12.117", [{"name": "a", "pid": a.pid, "threshold": 10}]))
+        assert other.rc == 0 and other[0]["dropped"] == [] and other[0]["pruned"] == [], other.explain()
+        only_a = run_playbook(step(emu, own, "6.12.117", [{"name": "a", "pid": a.pid, "threshold": 10}], prune=True))
         assert only_a.rc == 0 and only_a[0]["dropped"] == ["b"], only_a.explain()
+        assert only_a[0]["pruned"] == [{"name": "b", "reason": "unlisted", "kdamond": 1 - index_a}]
         # a's kdamond was neither restarted nor committed: same slot, same kdamond, no write under it
         assert only_a[0]["apps"][0]["kdamond"] == index_a
         assert emu.status()["kdamonds"][index_a]["pid"] == kdamond_pid
         assert not [w for w in only_a[0]["writes"] if "/kdamonds/%d/" % index_a in w["path"]]
+
+
+def test_an_unlisted_application_that_exited_is_removed_and_reported(run_playbook, tmp_path):
+    own = tmp_path / "own.json"
+    with HotCold() as a, HotCold() as b, EmulatedSysfs(kernel="6.12", scenario={
+            "speed": 20, "targets": scenario(a)["targets"] + scenario(b)["targets"]}) as emu:
+        first = run_playbook(step(emu, own, "6.12.117", [{"name": "b", "pid": b.pid, "threshold": 10}],
+                                  path="khugepaged"))
+        assert first.rc == 0, first.explain()
+        b.stop()
+        # a task for another application: b's kdamond is not its own, but b's process is gone
+        run = run_playbook(step(emu, own, "6.12.117", [{"name": "a", "pid": a.pid, "threshold": 10}],
+                                path="khugepaged"))
+        assert run.rc == 0, run.explain()
+        assert run[0]["pruned"] == [{"name": "b", "reason": "exited", "kdamond": first[0]["apps"][0]["kdamond"]}]
+        assert run[0]["dropped"] == ["b"]
+
+
+@pytest.mark.parametrize("exits_before", ["on", "planning"])
+def test_target_exiting_between_the_liveness_check_and_on_is_dropped(tmp_path, monkeypatch, exits_before):
+    """Issue 8 item 9: EINVAL at 'on' for a target that just exited used to fail the whole step."""
+    from ansible_collections.linux_mm.damon.plugins.module_utils import _damon_spec, _hugepage
+    from ansible_collections.linux_mm.damon.plugins.module_utils._damon_features import detect
+    from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import Ownership
+
+    with HotCold() as stays, HotCold() as leaves, EmulatedSysfs(kernel="7.3", scenario={
+            "speed": 20, "modules": {"damon_stat": False},
+            "targets": scenario(stays)["targets"] + scenario(leaves)["targets"]}) as emu:
+        gone = leaves.pid
+        leaves.stop()
+        checks = []
+
+        def alive(pid, proc_root="/proc"):
+            if pid == gone:  # alive at the first check, gone when asked again after the failed 'on'
+                checks.append(pid)
+                return len(checks) == 1
+            return True
+
+        monkeypatch.setattr(_hugepage, "pid_alive", alive)
+        if exits_before == "on":  # the plan's own check still saw it: the kernel refuses 'on' (EINVAL)
+            monkeypatch.setattr(_damon_spec, "pid_alive", lambda pid, proc_root="/proc": True)
+        features = detect(emu.root, "7.3.4")
+        own = Ownership.load(str(tmp_path / "own.json"))
+        step = _hugepage.Step(emu.root, features, own, "damos_collapse", {"sample_us": 5000, "aggr_us": 100000,
+                              "min_nr_regions": 10, "max_nr_regions": 1000}, 0, "fail", 4, False)
+        entries, removed = step.configure([{"name": "leaves", "pid": gone, "threshold": 10},
+                                           {"name": "stays", "pid": stays.pid, "threshold": 10}], 21)
+        assert entries["leaves"]["exited"] and not entries["stays"]["exited"]
+        # a half-configured slot (intent recorded, 'on' refused) is removed again; none when planning refused it
+        assert removed == ([{"name": "leaves", "reason": "exited", "kdamond": 0}] if exits_before == "on" else [])
+        running = [k for k in emu.status()["kdamonds"] if k["state"] == "on"]
+        assert len(running) == 1 and _hugepage.owned_apps(own) == {"stays": entries["stays"]["kdamond"]}
+
+
+def test_collapse_of_an_exited_process_marks_it_exited(monkeypatch):
+    from ansible_collections.linux_mm.damon.plugins.module_utils import _collapse, _hugepage
+
+    def gone(*args, **kwargs):
+        raise _collapse.CollapseError("process 4242 does not exist", errno=3, process_gone=True)
+
+    monkeypatch.setattr(_collapse, "collapse", gone)
+    step = _hugepage.Step.__new__(_hugepage.Step)
+    step.quota_bytes, step.check_mode = 0, False
+    entry = {"pid": 4242, "exited": False}
+    assert step._collapse(entry, [(0, 2 << 20)], {}) is None and entry["exited"]

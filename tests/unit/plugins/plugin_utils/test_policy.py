@@ -312,3 +312,47 @@ def test_adaptive_keeps_a_settled_threshold_when_the_histogram_drifts():
     grown = Observation.from_dict(obs.__dict__)
     grown.huge_bytes_cold = 4 * mib
     assert not decide("adaptive", grown, [obs]).reason.startswith("settled")  # cold bloat: re-tune
+
+
+# --- thresholds as a share of samples; hotness relative to the application ------------------
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 100000), st.integers(0, 100001))
+def test_bp_round_trip_and_monotonic(top, threshold):
+    bp = _policy.to_bp(threshold, top)
+    if threshold > top:
+        assert bp == _policy.NOTHING_BP and _policy.from_bp(bp, top) == top + 1
+    else:
+        assert _policy.from_bp(bp, top) == threshold if top < _policy.BP else _policy.from_bp(bp, top) <= threshold
+        assert _policy.from_bp(bp, top) * _policy.BP >= bp * top  # selects at least that share of samples
+    # the same share of samples is the same threshold however the intervals scale (ratio kept or not)
+    assert _policy.to_bp(_policy.from_bp(bp, 2 * top), 2 * top) >= bp or bp == _policy.NOTHING_BP
+
+
+def test_noise_floor_is_a_count_of_samples_not_a_share():
+    assert [_policy.noise_floor(m) for m in (1, 2, 20, 400)] == [1, 2, 3, 3]
+    # 3 % of samples: invisible with 20 samples per aggregation, clearly hot next to "never" with 400
+    mib = 1 << 20
+    few = decide("adaptive", Observation(threshold=21, max_nr_accesses=20, chunks=[(0, 1500 * mib), (1, 100 * mib)]))
+    assert few.nothing_hot and few.converged and few.threshold == 21
+    many = decide("adaptive", Observation(threshold=401, max_nr_accesses=400,
+                                          chunks=[(0, 1500 * mib), (1, 20 * mib), (12, 100 * mib)]))
+    assert not many.nothing_hot and 3 <= many.threshold <= 12, many
+
+
+def test_chunks_rank_what_can_become_huge_not_tiny_hot_regions():
+    mib = 1 << 20
+    # regions: a tiny very hot structure and warm memory; chunks: the tiny one sits in a cold chunk
+    obs = Observation(threshold=21, max_nr_accesses=20,
+                      histogram=[(0, 1500 * mib), (5, 96 * mib), (20, 64 * 1024)],
+                      chunks=[(0, 1502 * mib), (5, 94 * mib)])
+    d = decide("adaptive", obs)
+    assert 3 <= d.threshold <= 5 and not d.nothing_hot
+    # the same regions without chunk levels: the old, region-based choice would single out the tiny one
+    assert decide("adaptive", Observation(threshold=21, max_nr_accesses=20,
+                                          histogram=[(0, 1500 * mib), (20, 64 * 1024)])).threshold > 5
+
+
+def test_all_cold_is_nothing_hot():
+    d = decide("adaptive", Observation(threshold=21, chunks=[(0, 100), (1, 10), (2, 10)]))
+    assert d.nothing_hot and d.threshold == 21 and "noise floor" in d.reason

@@ -11,6 +11,7 @@ import pytest
 from ansible.errors import AnsibleConnectionFailure
 
 from ansible_collections.linux_mm.damon.plugins.action.hugepage_tune import ActionModule
+from ansible_collections.linux_mm.damon.plugins.module_utils._hugepage import threshold_of
 from ansible_collections.linux_mm.damon.plugins.plugin_utils._tune_loop import StepFailed, run_loop
 
 MIB = 1 << 20
@@ -28,7 +29,8 @@ class FakeHost(object):
     def __call__(self, args):
         self.calls.append(args)
         app = args["apps"][0]
-        self.threshold = app["threshold"] if app["threshold"] is not None else (self.threshold or args["initial_threshold"])
+        given = None if app["threshold_bp"] is None else threshold_of(app, 20)
+        self.threshold = given if given is not None else (self.threshold or args["initial_threshold"])
         if self.exit_after is not None and len(self.calls) > self.exit_after:
             return {"changed": False, "path": "damos_collapse", "apps": [{"name": app["name"], "exited": True}]}
         if self.threshold <= 8:
@@ -50,7 +52,7 @@ def test_one_step_call_per_iteration_until_converged(policy):
     assert out["converged"] and out["stopped"] == "converged"
     assert out["iterations"] == len(host.calls) == len(out["trace"])
     assert out["thresholds"]["db"] <= 8
-    assert host.calls[0]["apps"][0]["threshold"] is None  # first call keeps a running kdamond's threshold
+    assert host.calls[0]["apps"][0]["threshold_bp"] is None  # first call keeps a running kdamond's threshold
 
 
 def test_adaptive_needs_far_fewer_iterations_than_stepdown():
@@ -110,3 +112,114 @@ def test_failed_step_and_bad_arguments():
 
     with pytest.raises(StepFailed):
         run_loop(failing_step, APPS, "adaptive", {}, 3, 60)
+
+
+class RateHost(object):
+    """One application whose memory is accessed at given rates per 5 ms sample; nr_accesses follows the
+    intervals in force like on a real kernel (a page touched more often than a sample shows in more samples).
+    ``mode`` is what the step reports: the loop widens in ``controller`` mode, ``tuning`` lists the
+    sampling intervals a kernel with intervals_goal would report one call after another."""
+
+    def __init__(self, rates, mode="controller", tuning=None):
+        self.rates, self.mode, self.tuning = rates, mode, list(tuning or [])
+        self.calls, self.intervals, self.collapsed = [], (5000, 100000), set()
+
+    def nr(self, rate, sample_us):
+        return int(round((1 - (1 - rate) ** (sample_us / 5000.0)) * 20))
+
+    def __call__(self, args):
+        self.calls.append(args)
+        app = args["apps"][0]
+        if self.mode == "controller" and app.get("sample_us"):
+            self.intervals = (app["sample_us"], app["aggr_us"])
+        elif self.mode == "kernel" and self.tuning:
+            sample = self.tuning.pop(0)
+            self.intervals = (sample, 20 * sample)
+        bp = app["threshold_bp"]
+        threshold = args["initial_threshold"] if bp is None else threshold_of(app, 20)
+        chunks = [(self.nr(rate, self.intervals[0]), size) for rate, size in self.rates]
+        regions = chunks + [(20, 64 * 1024)]  # a tiny very hot structure: a region, never a chunk of its own
+        for i, (level, size) in enumerate(chunks):
+            if level >= threshold:
+                self.collapsed.add(i)
+        hot = sum(size for level, size in chunks if level >= threshold)
+        return {"changed": False, "path": "damos_collapse", "interval_mode": self.mode, "apps": [{
+            "name": app["name"], "pid": app["pid"], "exited": False, "threshold": threshold, "max_nr_accesses": 20,
+            "intervals": {"sample_us": self.intervals[0], "aggr_us": self.intervals[1], "mode": self.mode},
+            "histogram": regions, "chunk_histogram": chunks, "hot_bytes": hot,
+            "scheme_stats": {"nr_applied": len(self.collapsed), "sz_applied": len(self.collapsed) * 2 * MIB},
+            "huge_bytes": 0, "huge_bytes_cold": 0}]}
+
+
+REDIS = [(0.0, 1536 * MIB), (0.02, 96 * MIB)]  # cold memory, the hot keys' memory (accessed in 2 % of 5 ms samples)
+
+
+def test_controller_widens_until_the_warm_memory_stands_out():
+    host = RateHost(REDIS)
+    out = run_loop(host, APPS, "adaptive", {}, 30, 600)
+    assert out["converged"] and out["status"] == {"db": "converged"}, out["trace"]
+    sample = out["intervals"]["db"]["sample_us"]
+    assert sample > 5000 and out["intervals"]["db"]["aggr_us"] == 20 * sample  # widened, ratio kept
+    assert host.collapsed == {1}  # the warm chunks, not the cold ones
+    assert [c["apps"][0].get("sample_us") for c in host.calls][:3] == [None, 20000, 80000]  # x4 per iteration
+    assert "widen the intervals" in out["trace"][0]["apps"]["db"]["reason"]
+    assert out["thresholds_bp"]["db"] <= 10000 and "db: threshold" in out["msg"]
+
+
+def test_nothing_hot_after_the_widest_intervals_is_said_in_words_and_not_converged():
+    host = RateHost([(0.0, 1536 * MIB), (0.00002, 96 * MIB)])
+    out = run_loop(host, APPS, "adaptive", {"auto_intervals": {"max_sample_us": 320000}}, 30, 600)
+    assert out["stopped"] == "nothing_hot" and not out["converged"] and out["status"] == {"db": "nothing_hot"}
+    assert host.intervals == (320000, 6400000) and host.collapsed == set()
+    msg = out["messages"][0]
+    assert msg.startswith("db: no memory touched in more than 0.0 % of samples") and "6.4 s" in msg, msg
+
+
+def test_widening_is_bounded_by_the_deadline():
+    host = RateHost([(0.0, 64 * MIB)])
+    out = run_loop(host, APPS, "adaptive", {}, 30, timeout_s=20)
+    # one aggregation interval may take a quarter of the 20 s budget: sample <= 5 s / 20 = 250 ms
+    assert host.intervals[0] <= 250000 and out["stopped"] == "nothing_hot"
+    assert max(c["apps"][0].get("aggr_us") or 0 for c in host.calls) <= 5000000
+    assert host.calls[0]["auto_intervals"]["max_sample_us"] == 250000  # also the kernel's intervals_goal bound
+
+
+def test_kernel_tuning_is_waited_for_before_nothing_hot():
+    host = RateHost([(0.0, 64 * MIB)], mode="kernel", tuning=[5000, 10000, 40000, 160000, 170000])
+    out = run_loop(host, APPS, "adaptive", {}, 30, 600)
+    assert out["stopped"] == "nothing_hot" and out["iterations"] == 5  # waits while the intervals still move
+    assert "still tuning" in out["trace"][2]["apps"]["db"]["reason"]
+    assert out["intervals"]["db"] == {"sample_us": 170000, "aggr_us": 3400000, "mode": "kernel"}
+    assert all(c["apps"][0].get("sample_us") is None for c in host.calls)  # the kernel owns them
+
+
+def test_kernel_tuned_intervals_reveal_the_warm_memory():
+    host = RateHost(REDIS, mode="kernel", tuning=[5000, 20000, 80000, 280000, 280000])
+    out = run_loop(host, APPS, "adaptive", {}, 30, 600)
+    assert out["converged"] and host.collapsed == {1}
+
+
+def test_fixed_intervals_report_nothing_hot_at_once():
+    host = RateHost(REDIS, mode="off")
+    out = run_loop(host, APPS, "adaptive", {}, 30, 600)
+    assert out["stopped"] == "nothing_hot" and out["iterations"] == 1 and host.collapsed == set()
+
+
+def test_no_apps_is_not_converged():
+    out = run_loop(lambda args: {"changed": False, "apps": [], "pruned": []}, [], "adaptive", {}, 10, 60)
+    assert out["stopped"] == "no_apps" and not out["converged"] and out["messages"] == ["no applications to tune"]
+
+
+def test_pruned_kdamonds_are_reported():
+    def step(args):
+        return {"changed": True, "apps": [], "pruned": [{"name": "old", "reason": "unlisted", "kdamond": 2}]}
+
+    out = run_loop(step, [], "adaptive", {"prune": True}, 10, 60)
+    assert out["dropped"] == ["old"] and out["pruned"] == [{"name": "old", "reason": "unlisted", "kdamond": 2}]
+
+
+def test_stepdown_stays_the_rfc_without_widening():
+    host = RateHost(REDIS)
+    out = run_loop(host, APPS, "stepdown", {}, 30, 600)
+    assert all(c["apps"][0].get("sample_us") is None for c in host.calls)
+    assert out["converged"] and host.intervals == (5000, 100000) and host.collapsed == set()

@@ -1,0 +1,57 @@
+# Copyright: (c) 2026, linux_mm.damon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Access levels of 2 MiB chunks from DAMON regions (what can become a huge page)."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ansible_collections.linux_mm.damon.plugins.module_utils._hugepage import HUGE, chunk_runs, threshold_of
+
+K = 4096
+BASE = 0x7F0000000000
+
+
+def region(start, end, nr):
+    return {"start": BASE + start, "end": BASE + end, "nr_accesses": nr}
+
+
+def test_a_tiny_very_hot_region_leaves_its_chunk_cold():
+    runs = chunk_runs([region(0, 4 * K, 20), region(4 * K, 2 * HUGE, 0)])
+    assert runs == [(BASE, BASE + HUGE, 0), (BASE + HUGE, BASE + 2 * HUGE, 0)]
+
+
+def test_whole_chunks_take_their_region_level_in_one_run():
+    runs = chunk_runs([region(0, 64 * HUGE, 7)])
+    assert runs == [(BASE, BASE + 64 * HUGE, 7)]
+
+
+def test_a_shared_chunk_takes_the_highest_level_covering_half_of_it():
+    half = HUGE // 2
+    runs = chunk_runs([region(0, HUGE + half + K, 9), region(HUGE + half + K, 3 * HUGE, 2)])
+    assert runs == [(BASE, BASE + HUGE, 9), (BASE + HUGE, BASE + 2 * HUGE, 9), (BASE + 2 * HUGE, BASE + 3 * HUGE, 2)]
+
+
+def test_thresholds_in_basis_points_become_min_nr_accesses():
+    assert threshold_of({"threshold_bp": 1500}, 20) == 3
+    assert threshold_of({"threshold_bp": 1501}, 20) == 4
+    assert threshold_of({"threshold_bp": 10001}, 20) == 21  # collapse nothing
+    assert threshold_of({"threshold": 5, "threshold_bp": 9000}, 20) == 5
+    assert threshold_of({}, 20) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 3 * 512), st.integers(0, 20)), min_size=1, max_size=30))
+def test_chunks_cover_the_regions_aligned_and_disjoint(parts):
+    regions, cursor = [], 0
+    for pages, nr in parts:
+        regions.append(region(cursor, cursor + pages * K, nr))
+        cursor += pages * K
+    runs = chunk_runs(regions)
+    assert all(s % HUGE == 0 and e % HUGE == 0 and s < e for s, e, unused in runs)
+    assert all(a[1] <= b[0] for a, b in zip(runs, runs[1:]))
+    covered = sum(e - s for s, e, unused in runs)
+    assert covered == (-(-(BASE + cursor) // HUGE) - BASE // HUGE) * HUGE
+    assert len(runs) <= 3 * len(regions)  # work grows with regions, not with bytes
