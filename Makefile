@@ -11,7 +11,7 @@
 #   make lint       ansible-lint --offline --profile production (from .venv-lint)
 #   make build      ansible-galaxy collection build into build/ + install check
 #   make demo       the main job: hot/cold workload in a real Linux 7.3 DAMON guest, tuned by playbooks/hugepage.yml
-#   make demo-emulated  the same on the emulated kernel (seconds, no guest)
+#   make demo-emulated  the same playbooks (hugepage.yml with report, stop.yml) on an emulated Linux 6.12 DAMON, no guest
 #   make bench      benchmarks vs the published anchors (guests, host speed-up, fleet); results in bench/results/ (BENCH_ARGS: --quick, --only SECTION)
 #   make clean      remove build output, tests/output, caches, temporary collection trees
 #
@@ -118,7 +118,7 @@ build: $(VENV)/.installed
 demo: host-packages $(VENV)/.installed
 	$(PY) -m tests.demo $(DEMO_ARGS)
 
-# The same on an emulated kernel, in seconds.
+# The same flow on an emulated Linux 6.12 DAMON sysfs: a real workload on this host, real user-space collapse.
 demo-emulated: host-packages $(VENV)/.installed
 	$(PY) -m tests.demo_emulated
 

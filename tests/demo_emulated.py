@@ -1,25 +1,41 @@
 # Copyright: (c) 2026, linux_mm.damon contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""`make demo-emulated` — the main job on an EMULATED kernel, in seconds, without a guest.
+"""`make demo-emulated` — the flow of `make demo` on an EMULATED DAMON kernel: seconds, no guest.
 
-Runs the collection end to end against an emulated Linux 7.3 DAMON sysfs (the
-FUSE emulator in tests/emulator), never the host's: a real hot/cold workload
-runs on the host, the emulator's access model marks its hot range hot, and
-real ansible-playbook runs detect DAMON, configure a kdamond with a DAMOS
-`collapse` scheme (stopping the emulated DAMON_STAT module and restoring it),
-let emulated time pass, and report how much of the hot and the cold range
-became huge pages.
+The same playbooks as `make demo`, against an emulated Linux 6.12 DAMON sysfs
+(the FUSE emulator in tests/emulator), never the host's:
+
+1. a real hot/cold workload runs on this host (a hot part written continuously,
+   a larger cold part touched once); the emulator's access model makes DAMON
+   see its hot part as hot and its cold part as cold;
+2. ``playbooks/hugepage.yml`` (the ``linux_mm.damon.hugepage`` role) reads
+   DAMON's features, detects the hot application with ``hot_processes`` (real
+   CPU time from /proc, narrowed to this workload so concurrent processes are
+   never picked), runs the ``hugepage_tune`` feedback loop, which configures a
+   kdamond per application and collapses the regions DAMON reports hot with
+   ``process_madvise(MADV_COLLAPSE)`` — real huge pages of the real workload,
+   the user-space collapse path of Linux 6.2 to 7.1 — and then, through
+   ``playbooks/report.yml``, which it imports, writes the fleet report;
+3. ``playbooks/stop.yml`` removes the kdamonds again.
+
+Before and after, it measures how much of the workload's hot and cold part is
+backed by huge pages, per 4 KiB page from /proc/PID/pagemap and /proc/kpageflags
+(as ``make demo`` does inside its guest). Needs root: MADV_COLLAPSE on another
+process needs CAP_SYS_NICE, and kpageflags needs CAP_SYS_ADMIN.
+
+``run()`` returns what was measured; tests/integration/test_demo_emulated.py runs it.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
-import textwrap
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,81 +45,110 @@ from tests.emulator import EmulatedSysfs  # noqa: E402  pylint: disable=wrong-im
 from tests.tooling import collection_tree  # noqa: E402  pylint: disable=wrong-import-position
 from tests.workloads import HotCold  # noqa: E402  pylint: disable=wrong-import-position
 
+COLLECTIONS_ROOT = collection_tree.build().parents[2]
+sys.path.insert(0, str(COLLECTIONS_ROOT))
+# The collection's own page measurement (what hugepage_step reports), imported as the tests do.
+from ansible_collections.linux_mm.damon.plugins.module_utils import _procfs  # noqa: E402  pylint: disable=C0413,E0401
+
 MIB = 1 << 20
-
-PLAYBOOK = textwrap.dedent("""
-    - name: Collapse the hot memory of the demo workload (emulated Linux 7.3)
-      hosts: localhost
-      gather_facts: false
-      vars:
-        damon_common: &common
-          sysfs_root: "{{ sysfs_root }}"
-          kernel_release: "7.3.4"
-          ownership_file: "{{ ownership_file }}"
-      tasks:
-        - name: Read DAMON facts
-          linux_mm.damon.damon_info: *common
-          register: damon
-        - name: Show what this kernel can do
-          ansible.builtin.debug:
-            msg: "DAMON {{ damon.available }}, collapse action: {{ 'collapse' in damon.features.actions }},
-                  exclusive modules running: {{ damon.exclusive_modules | dict2items | selectattr('value.enabled') | map(attribute='key') | list }}"
-        - name: Collapse regions of the workload that are hot (>= 10 of 20 samples) and at least 2 MiB
-          linux_mm.damon.kdamond:
-            <<: *common
-            name: demo
-            state: "{{ kdamond_state }}"
-            exclusive_modules: stop
-            targets: [{pid: "{{ workload_pid }}"}]
-            schemes:
-              - action: collapse
-                access_pattern: {min_size: 2097152, min_nr_accesses: 10}
-                quotas: {bytes: 67108864, reset_interval_ms: 1000}
-          register: kdamond
-        - name: Show the kdamond
-          ansible.builtin.debug:
-            msg: "kdamond {{ kdamond.kdamond.index | default('-') }}: {{ kdamond.kdamond.state | default('removed') }},
-                  {{ kdamond.writes | length }} sysfs writes, changed={{ kdamond.changed }}"
-""")
+KERNEL, KERNEL_RELEASE = "6.12", "6.12.117"
+OUT_DIR = REPO / "build" / "demo-emulated"
 
 
-def run_playbook(path, **extra):
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collection_tree.build().parents[2]),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="False")
+def playbook(name, extra, log, echo=True):
+    """Run playbooks/NAME on localhost; returns localhost's PLAY RECAP counters. Output goes to LOG (and stdout)."""
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_ROOT), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_DISPLAY_SKIPPED_HOSTS="False", PYTHONUNBUFFERED="1")
     cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-           "-e", json.dumps(dict(extra, ansible_python_interpreter=sys.executable)), str(path)]
-    print("$ ansible-playbook %s  (kdamond_state=%s)" % (path.name, extra["kdamond_state"]), flush=True)
-    subprocess.run(cmd, env=env, check=True, timeout=300)
+           "-e", json.dumps(dict(extra, ansible_python_interpreter=sys.executable)), str(REPO / "playbooks" / name)]
+    print("$ ansible-playbook playbooks/%s" % name, flush=True)
+    lines = []
+    with subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as proc, open(log, "a") as out:
+        for line in proc.stdout:
+            out.write(line)
+            lines.append(line)
+            if echo:
+                print("    " + line, end="", flush=True)
+    if proc.returncode:
+        raise RuntimeError("ansible-playbook %s failed (rc %d); see %s" % (name, proc.returncode, log))
+    recap = re.findall(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)", "".join(lines), re.M)
+    return dict((host, {"ok": int(ok), "changed": int(changed)}) for host, ok, changed in recap)
 
 
-def coverage(emu, workload):
-    ranges = emu.status()["targets"][0]["ranges"]
-    by_start = dict((r["start"], r) for r in ranges)
-    hot, cold = by_start[workload.hot[0]], by_start[workload.cold[0]]
-    return (hot["huge_bytes"] / (hot["end"] - hot["start"]), cold["huge_bytes"] / MIB)
+def measure(workload):
+    """Huge-page bytes of the workload's hot and cold part (real pages, pagemap + kpageflags)."""
+    return dict((part, _procfs.range_huge_bytes(workload.pid, *getattr(workload, part)) or 0) for part in ("hot", "cold"))
 
 
-def main():
-    with HotCold(hot_mb=32, cold_mb=64) as workload, tempfile.TemporaryDirectory() as tmp:
-        scenario = {"speed": 0, "targets": [{"pid": workload.pid, "regions": [
-            {"start": workload.hot[0], "end": workload.hot[1], "rate": 0.8},
+def out_file(pid):
+    """The --out file on the workload's command line: unique to this run, so it names this process only."""
+    args = Path("/proc/%d/cmdline" % pid).read_bytes().decode().split("\0")
+    return args[args.index("--out") + 1]
+
+
+def run(hot_mb=32, cold_mb=64, speed=20.0, interval_s=0.5, out_dir=OUT_DIR, echo=True):
+    """Workload, emulator, hugepage.yml (detect → tune → report), stop.yml; returns what was measured."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = out_dir / "ansible.log"
+    log.write_text("")
+    with HotCold(hot_mb=hot_mb, cold_mb=cold_mb) as workload, tempfile.TemporaryDirectory() as tmp:
+        # The access model: DAMON sees the hot part accessed in half of its samples, the cold part never.
+        scenario = {"speed": speed, "targets": [{"pid": workload.pid, "regions": [
+            {"start": workload.hot[0], "end": workload.hot[1], "rate": 0.5},
             {"start": workload.cold[0], "end": workload.cold[1], "rate": 0.0}]}]}
-        with EmulatedSysfs(kernel="7.3", scenario=scenario) as emu:
-            print("EMULATED DEMO: Linux 7.3 DAMON sysfs emulated at %s; workload pid %d, hot %d MiB, cold %d MiB"
-                  % (emu.root, workload.pid, (workload.hot[1] - workload.hot[0]) // MIB,
-                     (workload.cold[1] - workload.cold[0]) // MIB), flush=True)
-            playbook = Path(tmp) / "demo.yml"
-            playbook.write_text(PLAYBOOK)
-            common = dict(sysfs_root=emu.root, ownership_file=os.path.join(tmp, "ownership.json"), workload_pid=workload.pid)
-            before = coverage(emu, workload)
-            run_playbook(playbook, kdamond_state="running", **common)
-            emu.advance(10)  # ten seconds of emulated DAMON time
-            after = coverage(emu, workload)
-            run_playbook(playbook, kdamond_state="absent", **common)
-            print("\n%-28s %12s %12s" % ("", "before", "after 10 s"))
-            print("%-28s %11.0f%% %11.0f%%" % ("hot range in huge pages", before[0] * 100, after[0] * 100))
-            print("%-28s %9.0f MiB %9.0f MiB" % ("cold range in huge pages", before[1], after[1]))
-            print("DAMON_STAT restored: %s" % emu.status()["modules"]["damon_stat"])
+        with EmulatedSysfs(kernel=KERNEL, scenario=scenario) as emu:
+            print("Emulated Linux %s DAMON sysfs at %s (virtual time x%g); workload pid %d: hot %d MiB written"
+                  " continuously, cold %d MiB touched once" % (KERNEL, emu.root, speed, workload.pid, hot_mb, cold_mb),
+                  flush=True)
+            out = {"kernel": KERNEL, "workload": {"pid": workload.pid, "hot": workload.hot, "cold": workload.cold},
+                   "before": measure(workload)}
+            extra = dict(
+                hugepage_sysfs_root=emu.root, hugepage_kernel_release=KERNEL_RELEASE,
+                hugepage_ownership_file=os.path.join(tmp, "ownership.json"),
+                # Detection stays the real module on real /proc; the pattern (this workload's own --out
+                # file) keeps busy processes of anyone else out, the filters are lowered for a small demo.
+                hugepage_apps=[], hugepage_detect_top=1, hugepage_detect_min_anon_rss_bytes=MIB,
+                hugepage_detect_min_cpu_pct=1.0, hugepage_detect_cmdline_pattern=re.escape(out_file(workload.pid)),
+                hugepage_interval_s=interval_s, hugepage_exclusive_modules="stop",
+                report_dir=str(out_dir), report_interval_s=interval_s / 2, ansible_become=False)
+            out["apply_recap"] = playbook("hugepage.yml", extra, log, echo)
+            out["after"] = measure(workload)
+            out["report"] = json.loads((out_dir / "hugepage-report.json").read_text())["rows"]
+            out["stop_recap"] = playbook("stop.yml", extra, log, echo)
+            status = emu.status()
+            out["kdamonds_after_stop"] = [k["state"] for k in status["kdamonds"]]
+            out["virtual_seconds"] = status.get("time")
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hot-mb", type=int, default=32)
+    parser.add_argument("--cold-mb", type=int, default=64)
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        sys.exit("make demo-emulated needs root: collapsing another process's memory with process_madvise"
+                 " needs CAP_SYS_NICE and reading /proc/kpageflags CAP_SYS_ADMIN")
+    try:
+        out = run(args.hot_mb, args.cold_mb)
+    except RuntimeError as e:
+        sys.exit(str(e))
+    hot = out["workload"]["hot"][1] - out["workload"]["hot"][0]
+    before, after = out["before"], out["after"]
+    print("\nHuge pages in the workload (pid %d), measured per 4 KiB page (pagemap + kpageflags):"
+          % out["workload"]["pid"])
+    print("  %-26s %14s %14s" % ("", "before", "after"))
+    print("  %-26s %13.0f%% %13.0f%%" % ("hot part in huge pages", 100.0 * before["hot"] / hot,
+                                          100.0 * after["hot"] / hot))
+    print("  %-26s %10.0f MiB %10.0f MiB" % ("cold part in huge pages", before["cold"] / MIB, after["cold"] / MIB))
+    for row in out["report"]:
+        print("Fleet report row %s/%s: path %s, threshold %s (least nr_accesses per aggregation interval a region"
+              " needs to be collapsed), hot coverage %.3f (huge share of the regions DAMON found hot)"
+              % (row["host"], row["app"], row["path"], row["threshold"], row["hot_coverage"] or 0))
+    print("After playbooks/stop.yml: kdamonds %s" % (out["kdamonds_after_stop"] or "none"))
+    print("Fleet report: %s; ansible output: %s" % (OUT_DIR / "hugepage-report.json", OUT_DIR / "ansible.log"))
 
 
 if __name__ == "__main__":
