@@ -22,8 +22,14 @@ What it does (every write and its result is recorded):
   4. tries every known ``state`` word on the idle kdamond, turns it on (recording each
      failure and the fix applied: valid target, no regions/filters, DAMON_STAT off),
      tries every word while it runs, dumps the running tree, turns it off;
-  5. dumps THP sysfs and /sys/module/damon_*/parameters, and restores what it changed
-     outside the DAMON admin tree (DAMON_STAT ``enabled``).
+  5. records behaviour facts (``facts``, probe v3): a zombie target keeps a vaddr
+     kdamond on until reaped; schemes apply every sample at their own apply interval;
+     tried regions right after ``on`` and after a ``commit`` adding a scheme; ``commit``
+     with an out-of-range ``obsolete_target``; paddr ``addr_unit`` and the minimum region
+     size; each fact as a yes/no or errno, never a timing;
+  6. dumps THP sysfs and /sys/module/damon_*/parameters, and restores what it changed
+     outside the DAMON admin tree (DAMON_STAT ``enabled``), then watches DAMON_STAT's
+     result parameters for ~12 s (refreshed every 5 s while it runs).
 The JSON result goes to stdout.
 """
 
@@ -31,10 +37,11 @@ import errno
 import json
 import os
 import platform
+import signal
 import sys
 import time
 
-PROBE_VERSION = 2
+PROBE_VERSION = 3
 SYS = "/sys"
 DAMON = SYS + "/kernel/mm/damon"
 ADMIN = DAMON + "/admin"
@@ -338,6 +345,193 @@ def running_tests(result):
     result["tree_after_off"] = dump(ADMIN)
 
 
+# --- 5. behaviour facts (each a yes/no or an errno name; no timings) -----------------
+
+FACT_SCHEME = (("access_pattern/sz/max", str(2**63)), ("access_pattern/nr_accesses/max", "100"),
+               ("access_pattern/age/max", str(2**31)), ("action", "stat"))
+
+
+def stage_fact_kdamond(ops, pids, apply_intervals, regions=None, addr_unit=None):
+    """nr_kdamonds=1, one ctx of ``ops`` on ``pids`` (or one paddr region), stat schemes
+    matching everything with the given apply intervals. Returns the writes that failed."""
+    failed = []
+
+    def w(rel, value):
+        r = write(rel, value)
+        if r != "ok":
+            failed.append([rel, value, r])
+
+    w("kdamonds/nr_kdamonds", "0")
+    w("kdamonds/nr_kdamonds", "1")
+    w(K0 + "/contexts/nr_contexts", "1")
+    w(C0 + "/operations", ops)
+    if addr_unit is not None:
+        w(C0 + "/addr_unit", str(addr_unit))
+    w(C0 + "/monitoring_attrs/intervals/sample_us", "5000")
+    w(C0 + "/monitoring_attrs/intervals/aggr_us", "100000")
+    w(C0 + "/targets/nr_targets", str(len(pids) if pids else 1))
+    for i, pid in enumerate(pids):
+        w(C0 + "/targets/%d/pid_target" % i, str(pid))
+    if regions:
+        w(C0 + "/targets/0/regions/nr_regions", "1")
+        w(C0 + "/targets/0/regions/0/start", str(regions[0]))
+        w(C0 + "/targets/0/regions/0/end", str(regions[1]))
+    set_fact_schemes(apply_intervals, w)
+    return failed
+
+
+def set_fact_schemes(apply_intervals, w):
+    w(C0 + "/schemes/nr_schemes", str(len(apply_intervals)))
+    for i, interval in enumerate(apply_intervals):
+        base = C0 + "/schemes/%d/" % i
+        for rel, value in FACT_SCHEME:
+            w(base + rel, value)
+        if interval is not None:
+            w(base + "apply_interval_us", str(interval))
+
+
+def nr_tried_regions(scheme):
+    d = a(C0 + "/schemes/%d/tried_regions" % scheme)
+    return len([n for n in os.listdir(d) if n.isdigit()]) if os.path.isdir(d) else None
+
+
+def proc_state(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def wait_for(predicate, timeout, step=0.05):
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+def fact_zombie():
+    out = {}
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the target process
+        time.sleep(120)
+        os._exit(0)
+    try:
+        out["stage_failures"] = stage_fact_kdamond("vaddr", [child], [None])
+        out["on"] = write(K0 + "/state", "on")
+        os.kill(child, signal.SIGKILL)
+        out["target_became_zombie"] = wait_for(lambda: proc_state(child) == "Z", 10)
+        time.sleep(1.0)
+        out["state_while_zombie"] = val(K0 + "/state")
+    finally:
+        try:
+            os.kill(child, signal.SIGKILL)
+        except OSError:
+            pass
+        os.waitpid(child, 0)
+    out["off_after_reap"] = wait_for(lambda: val(K0 + "/state") == "off", 10)
+    write(K0 + "/state", "off")
+    return out
+
+
+def fact_schemes():
+    out = {}
+    has_interval = os.path.exists(a(S0 + "/apply_interval_us"))
+    # scheme 0: every sample (5 ms); scheme 1: every aggregation (100 ms)
+    out["stage_failures"] = stage_fact_kdamond("vaddr", [os.getpid()], [5000, 0] if has_interval else [None, None])
+    out["on"] = write(K0 + "/state", "on")
+    if out["on"] != "ok":
+        return out
+    out["update_tried_right_after_on"] = write(K0 + "/state", "update_schemes_tried_regions")
+    out["tried_right_after_on"] = bool(nr_tried_regions(0))
+    time.sleep(2.0)
+    out["update_stats"] = write(K0 + "/state", "update_schemes_stats")
+    tried = [int(val(C0 + "/schemes/%d/stats/nr_tried" % i, "0")) for i in range(2)]
+    out["aggregation_scheme_tried"] = tried[1] > 0
+    if has_interval:
+        out["per_sample_scheme_tried_5x_more"] = tried[0] >= 5 * tried[1]
+    failed = []
+    set_fact_schemes([5000 if has_interval else None] * 3, lambda rel, v: failed.append([rel, v, write(rel, v)]))
+    out["restage_failures"] = [f for f in failed if f[2] != "ok"]
+    out["commit_adding_a_scheme"] = write(K0 + "/state", "commit")
+    out["update_tried_after_commit"] = write(K0 + "/state", "update_schemes_tried_regions")
+    out["tried_after_commit"] = [bool(nr_tried_regions(i)) for i in range(3)]
+    write(K0 + "/state", "off")
+    return out
+
+
+def fact_obsolete_commit():
+    if not os.path.exists(a(C0 + "/targets/0/obsolete_target")):
+        return None
+    out = {"stage_failures": stage_fact_kdamond("vaddr", [os.getpid()], [None])}
+    out["on"] = write(K0 + "/state", "on")
+    out["nr_targets_2"] = write(C0 + "/targets/nr_targets", "2")
+    write(C0 + "/targets/0/pid_target", str(os.getpid()))
+    write(C0 + "/targets/1/pid_target", str(os.getpid()))
+    out["obsolete_1"] = write(C0 + "/targets/1/obsolete_target", "Y")
+    out["commit_obsolete_beyond_running"] = write(K0 + "/state", "commit")
+    out["state_after"] = val(K0 + "/state")
+    write(K0 + "/state", "off")
+    return out
+
+
+def fact_paddr_addr_unit():
+    if not os.path.exists(a(C0 + "/addr_unit")):
+        return None
+    region = (1 << 30, (1 << 30) + (64 << 20))
+    out = {}
+    for unit in ("3", "5", "1024", "1000", "8192"):
+        failed = stage_fact_kdamond("paddr", [], [None], regions=region, addr_unit=unit)
+        out["on_addr_unit_" + unit] = write(K0 + "/state", "on") if not failed else failed
+        write(K0 + "/state", "off")
+    stage_fact_kdamond("paddr", [], [None], regions=region, addr_unit=1)
+    out["on_addr_unit_1"] = write(K0 + "/state", "on")
+    write(C0 + "/addr_unit", "3")
+    out["commit_addr_unit_3"] = write(K0 + "/state", "commit")
+    out["state_after_commit_3"] = val(K0 + "/state")
+    write(C0 + "/addr_unit", "2")
+    out["commit_addr_unit_2"] = write(K0 + "/state", "commit")
+    write(K0 + "/state", "off")
+    return out
+
+
+def behaviour_facts():
+    facts = {}
+    for name, fn in (("zombie_target", fact_zombie), ("scheme_apply", fact_schemes),
+                     ("obsolete_commit", fact_obsolete_commit), ("paddr_addr_unit", fact_paddr_addr_unit)):
+        try:
+            facts[name] = fn()
+        except Exception as exc:  # pylint: disable=broad-except  # record, go on with the rest
+            facts[name] = {"error": repr(exc)}
+    write("kdamonds/nr_kdamonds", "0")
+    return facts
+
+
+STAT_RESULTS = ("aggr_interval_us", "estimated_memory_bandwidth", "memory_idle_ms_percentiles")
+
+
+def damon_stat_refresh(seconds=13.0, step=0.1):
+    """While DAMON_STAT runs: when do its result parameters change? (every 5 s)"""
+    base = MODULES + "/damon_stat/parameters/"
+    if not all(os.path.exists(base + n) for n in STAT_RESULTS) or val(base + "enabled") != "Y":
+        return None
+    t0 = time.time()
+    last = [val(base + n) for n in STAT_RESULTS]
+    changes = []
+    while time.time() - t0 < seconds:
+        time.sleep(step)
+        now = [val(base + n) for n in STAT_RESULTS]
+        if now != last:
+            changes.append(time.time() - t0)
+            last = now
+    gaps = [b - a_ for a_, b in zip(changes, changes[1:])]
+    return {"changes_seen_ge_2": len(changes) >= 2,
+            "gaps_ge_4_5s": bool(gaps) and min(gaps) >= 4.5,
+            "gaps_le_7s": bool(gaps) and max(gaps) <= 7.0}
+
+
 def main():
     result = {"probe_version": PROBE_VERSION, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     result["kernel"] = kernel_info()
@@ -493,11 +687,13 @@ def main():
         result["tree_on_start"] = dump(ADMIN)
         running_tests(result)
         # with DAMON_STAT still disabled: can it be enabled while our kdamond is off?
+        result["facts"] = behaviour_facts()
     if stat_param and stat_orig is not None:
         result["damon_stat_restore"] = write(stat_param, stat_orig)
         result["damon_stat_enabled_after_restore"] = val(stat_param)
     result["nr_kdamonds_zero_final"] = write("kdamonds/nr_kdamonds", "0")
     result["module_params_after"] = module_params()
+    result["damon_stat_refresh"] = damon_stat_refresh()
     result["write_log"] = LOG
     json.dump(result, sys.stdout, indent=1, sort_keys=True)
     return 0
