@@ -105,11 +105,11 @@ def test_bad_arguments_are_refused(run_playbook, tmp_path):
         plays = [tune(emu, tmp_path / "o.json", apps, kernel="6.12.117", **bad) for bad in (
             {"policy": "greedy"}, {"path": "damos_collapse"}, {"max_iterations": 0}, {})]
         tasks = [dict(play[0]["tasks"][0], ignore_errors=True) for play in plays]
-        tasks[3]["linux_mm.damon.hugepage_tune"]["apps"] = [{"name": "x", "pid": 4194305}]
+        tasks[3]["linux_mm.damon.hugepage_tune"]["apps"] = [{"name": "x", "pid": 4194303}]  # valid, not running
         run = run_playbook([dict(plays[0][0], tasks=tasks)])
         assert all(run[i]["_status"] == "failed" for i in range(3)), run.explain()
         assert "greedy" in run[0]["msg"] and "adaptive" in run[0]["msg"]
         assert "damos_collapse needs the DAMOS collapse action of Linux 7.2" in run[1]["msg"]
-        assert "max_iterations must be positive" in run[2]["msg"]
+        assert "max_iterations: must be a positive integer" in run[2]["msg"]
         # a PID that does not exist (or exits) is a documented skip: dropped, not a failure
         assert run[3]["_status"] == "ok" and run[3]["dropped"] == ["x"] and run[3]["thresholds"] == {}
