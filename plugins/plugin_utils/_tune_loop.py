@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 
 from ansible_collections.linux_mm.damon.plugins.plugin_utils._policy import (
-    Observation, decide, from_bp, initial_threshold, noise_floor, split_host_budget, to_bp,
+    Observation, decide, from_bp, initial_threshold, levels, noise_floor, split_host_budget, to_bp,
 )
 
 WIDEN_FACTOR = 4
@@ -33,6 +33,9 @@ WIDEN_FACTOR = 4
 DEADLINE_SHARE = 4
 # The kernel's tuned sampling interval counts as settled once it moves by less than this.
 SETTLED_RATIO = 1.25
+# controller mode widens further while the memory below the noise floor (but not at 0) is at least a
+# tenth of what the threshold selects
+UNRESOLVED_SHARE_INV = 10
 MIB = 1 << 20
 
 
@@ -209,6 +212,17 @@ def run_loop(call_step, apps, policy, step_args, max_iterations, timeout_s, host
     return out
 
 
+def _unresolved(obs, decision):
+    """Bytes seen in 1..noise floor-1 samples when they are a tenth or more of what the threshold selects:
+    warm memory that wider intervals would lift above the floor (noise stays at 1-2 samples)."""
+    top = max(1, obs.max_nr_accesses)
+    if decision.threshold > top:
+        return 0
+    lv = levels(obs.chunks or obs.histogram, top)
+    band, hot = sum(lv[1:noise_floor(top)]), sum(lv[decision.threshold:])
+    return band if band * UNRESOLVED_SHARE_INV >= hot else 0
+
+
 def _share(bp):
     if bp is None:
         return "unchanged"
@@ -255,7 +269,14 @@ def _decide_one(app, state, result, policy, auto, ratio, time_left_s):
         else:
             state.message = nothing_hot_message(name, obs, now, "fixed intervals")
             status = "nothing_hot"
-    elif decision.converged:
+    elif mode == "controller" and state.seen_intervals and _unresolved(obs, decision):
+        wider = _widen(state, obs, app, auto, ratio, time_left_s)
+        if wider:
+            reason += ("; %d MiB seen in fewer samples than the noise floor may be hot memory the intervals do not "
+                       "resolve yet: widen %s/%s -> %s/%s" % (_unresolved(obs, decision) // MIB, human_us(now[0]),
+                                                              human_us(now[1]), human_us(wider[0]), human_us(wider[1])))
+            state.intervals, status = wider, "pending"
+    if status == "converged":
         state.message = "%s: threshold %s (%d of %d samples per %s): %d MiB hot in 2 MiB chunks, %d MiB of them huge" % (
             name, _share(next_bp), from_bp(next_bp, obs.max_nr_accesses), obs.max_nr_accesses,
             human_us(now[1]) if now[1] else "aggregation", obs.hot_bytes // MIB, obs.huge_bytes_hot // MIB)

@@ -223,3 +223,14 @@ def test_stepdown_stays_the_rfc_without_widening():
     out = run_loop(host, APPS, "stepdown", {}, 30, 600)
     assert all(c["apps"][0].get("sample_us") is None for c in host.calls)
     assert out["converged"] and host.intervals == (5000, 100000) and host.collapsed == set()
+
+
+def test_controller_keeps_widening_while_warm_memory_sits_below_the_noise_floor():
+    """At 20 ms only the 4 % pieces reach 3 of 20 samples; the 1-3 % ones show 1-2. Stopping there
+    collapsed a quarter of the hot keys' memory (seen on the emulated redis-like application)."""
+    rates = [(0.0, 1536 * MIB)] + [(r, 24 * MIB) for r in (0.01, 0.02, 0.03, 0.04)]
+    host = RateHost(rates)
+    out = run_loop(host, APPS, "adaptive", {}, 30, 600)
+    assert out["converged"] and host.collapsed == {1, 2, 3, 4}, out["trace"]
+    assert any("below the noise floor" in t["apps"]["db"]["reason"] or "fewer samples than the noise floor"
+               in t["apps"]["db"]["reason"] for t in out["trace"])
