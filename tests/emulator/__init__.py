@@ -9,6 +9,8 @@ Typical use in a test::
         ...                      # write kdamonds/nr_kdamonds, state, ... as on a real host
         emu.advance(5)           # 5 s of virtual time: stats and tried regions move
         emu.status()             # .emulator/status.json: live stats, huge-page bytes per range
+        emu.inject("kernel/mm/damon/admin/kdamonds/*/state", "EBUSY", count=2)   # faults.py
+        emu.kill_writer_at(3)    # SIGKILL whoever does the 4th write from now, before it lands
 
 See README.md beside this file for the scenario format, the control files and what is
 approximate.
@@ -231,7 +233,8 @@ class EmulatedSysfs:
         self.fault("hang_at", n=n)
 
     def wait_hung(self, timeout: float = 30.0) -> dict:
-        """Wait until a write hangs at a hang point: its ``{index, pid, path, value}``."""
+        """Wait until a write hangs at a hang point: its ``{index, pid, path, value}``.
+        (The writer must be another process or thread: the hung write blocks it.)"""
         deadline = time.monotonic() + timeout
         while True:
             hung = self.faults()["hung"]
