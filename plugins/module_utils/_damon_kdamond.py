@@ -77,6 +77,9 @@ def _claim(kds, own, features):
         kd = kds[i]
         intent = own.slots[i].get("intent")
         if not own.owns(kd, digest(kd.tree), matcher(kd)):
+            if own.slots[i].get("name") is None:  # someone else took an idle slot of ours: it is theirs now
+                del own.slots[i]
+                own.dirty = True
             continue
         ours.add(i)
         if intent is not None and matcher(kd)(intent["spec"]) and kd.running == (intent["state"] == "on"):

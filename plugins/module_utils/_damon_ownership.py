@@ -31,7 +31,7 @@ import stat
 import tempfile
 
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_features import EXCLUSIVE_MODULES
-from ansible_collections.linux_mm.damon.plugins.module_utils._host_lock import DEFAULT_TIMEOUT_S, HostLock, LockTimeout, lock_path
+from ansible_collections.linux_mm.damon.plugins.module_utils._host_lock import DEFAULT_TIMEOUT_S, HostLock, LockError, lock_path
 
 DEFAULT_PATH = "/run/linux_mm_damon/ownership.json"
 ARGUMENT_SPEC = dict(ownership_file=dict(type="path", default=DEFAULT_PATH))
@@ -47,7 +47,7 @@ class RecordError(ValueError):
     """The record (or its place) is unusable; the message names ownership_file."""
 
 
-HOST_STATE_ERRORS = (RecordError, LockTimeout)  # what a module reports as a plain failure
+HOST_STATE_ERRORS = (RecordError, LockError)  # what a module reports as a plain failure
 
 
 def current_boot_id(path=BOOT_ID_PATH):

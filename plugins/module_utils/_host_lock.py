@@ -23,7 +23,11 @@ import time
 DEFAULT_TIMEOUT_S = 120.0
 
 
-class LockTimeout(Exception):
+class LockError(Exception):
+    """The host lock cannot be taken; nothing was changed."""
+
+
+class LockTimeout(LockError):
     """Another run held the host lock for longer than we may wait."""
 
 
@@ -52,9 +56,12 @@ class HostLock(object):
         self.waited_s = 0.0
 
     def __enter__(self):
-        directory = os.path.dirname(self.path)
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        try:
+            os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        except OSError as e:
+            raise LockError("cannot create the host lock %s beside ownership_file: %s; the record's directory "
+                            "must be writable" % (self.path, e.strerror or e))
         started = self.clock()
         delay = 0.05
         while True:
