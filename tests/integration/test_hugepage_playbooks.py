@@ -57,3 +57,17 @@ def test_a_kernel_without_damon_fails_clearly(run_playbook, tmp_path):
         assert run.rc != 0
         assert "no DAMON sysfs interface" in run["linux_mm.damon.hugepage : Stop when the kernel has no DAMON"]["msg"]
         assert "Traceback" not in run.stdout
+
+
+def test_no_matched_application_says_which_filter_left_what_out(run_playbook, tmp_path):
+    with HotCold(hot_mb=8, cold_mb=8, idle=True) as w, EmulatedSysfs(kernel="7.3") as emu:
+        run = run_playbook(REPO / "playbooks" / "hugepage.yml", extra_vars=dict(
+            hugepage_sysfs_root=emu.root, hugepage_kernel_release="7.3.4", hugepage_detect_name_pattern="^hotcold",
+            hugepage_detect_window_s=0.2, hugepage_ownership_file=str(tmp_path / "own.json"),
+            report_dir=str(tmp_path), report_interval_s=0.2, ansible_become=False))
+        assert run.rc == 0, run.explain()
+        why = run["linux_mm.damon.hugepage : Say why no application was detected"]["msg"]
+        assert "no application matched the detection filters" in why
+        assert "(pid %d): anon RSS" % w.pid in why and "(below the minimum)" in why, why  # < the 64 MiB minimum
+        outcome = run["linux_mm.damon.hugepage : Show the outcome of the feedback loop"]["msg"]
+        assert "stopped: no_apps" in outcome and "converged" not in outcome, outcome
