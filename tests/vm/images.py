@@ -60,7 +60,7 @@ HERE = Path(__file__).resolve().parent
 WORKLOAD_SRC = HERE / "workload" / "hotcold.c"
 
 # Bump when the image customisation changes in a way the package versions do not show.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 3
 DAMO_VERSION = os.environ.get("LINUX_MM_DAMON_DAMO_VERSION", "3.4.3")
 
 BASE_PACKAGES = (
@@ -75,6 +75,14 @@ BASE_PACKAGES = (
     "isc-dhcp-client",
     "initramfs-tools",
 )
+
+# Real applications with their own load generators (issue 12): redis-server with
+# redis-benchmark/redis-cli (redis-tools), PostgreSQL with pgbench (shipped in the server
+# package postgresql-<ver>).  Only in the DAMON images; no-damon stays small.
+APP_PACKAGES = ("redis-server", "redis-tools", "postgresql")
+# Units the packages enable at install time.  They stay disabled in the image so every
+# test starts the application itself with known options (and nothing runs before it).
+APP_UNITS = ("redis-server.service", "postgresql.service")
 
 DEBIAN_SUITE_RE = re.compile(
     r"^(bullseye|bookworm|trixie|forky|duke|sid|unstable|testing|stable|oldstable)"
@@ -91,6 +99,7 @@ class Recipe:
     extra_packages: tuple = ()      # e.g. ("linux-base/trixie-backports",)
     kernel_regex: bool = False
     description: str = ""
+    app_packages: tuple = ()        # applications for the real-application tests (APP_PACKAGES)
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -101,6 +110,7 @@ RECIPES = {
         name="damon-6.12",
         suite="trixie",
         kernel="linux-image-cloud-amd64",
+        app_packages=APP_PACKAGES,
         description="Debian 13 trixie cloud kernel 6.12 (DAMON sysfs, no collapse action)",
     ),
     "damon-7.3": Recipe(
@@ -110,6 +120,7 @@ RECIPES = {
         kernel=r"^linux-image-7\.3\.[0-9.]+\+deb13[^-]*-cloud-amd64$",
         kernel_regex=True,
         extra_packages=("linux-base/trixie-backports",),
+        app_packages=APP_PACKAGES,
         description="Debian 13 trixie-backports cloud kernel 7.3 (collapse action, DAMON_STAT on)",
     ),
     "no-damon": Recipe(
@@ -351,7 +362,8 @@ def resolve(name: str) -> Resolution:
         kernel_pkg = cands[-1]
     else:
         kernel_pkg = recipe.kernel
-    includes = [kernel_pkg] + list(recipe.extra_packages) + list(BASE_PACKAGES)
+    includes = ([kernel_pkg] + list(recipe.extra_packages) + list(BASE_PACKAGES)
+                + list(recipe.app_packages))
     packages = apt.simulate_install(includes)
     kver = packages.get(kernel_pkg, "")
     # The flavour package (linux-image-<abi>-cloud-amd64) names the kernel release.
@@ -572,6 +584,33 @@ UseDNS no
 FSTAB = "/dev/vda / ext4 rw,errors=remount-ro 0 1\n"
 
 
+def disable_app_services(rootfs: Path) -> list:
+    """Keep the applications from starting at boot; return what was changed.
+
+    Removes every link under ``/etc/systemd/system`` to one of ``APP_UNITS`` that the
+    packages' postinst scripts created (what ``systemctl disable`` does) and sets PostgreSQL clusters to
+    ``manual`` in ``start.conf``, so its systemd generator does not start them either.
+    ``pg_ctlcluster`` and ``redis-server`` still start them on request.
+    """
+    changed = []
+    units_dir = rootfs / "etc/systemd/system"
+    for dirpath, _dirs, files in os.walk(units_dir):
+        for f in sorted(files):
+            link = Path(dirpath) / f
+            # wants/ links and aliases (redis.service -> redis-server.service) alike:
+            # `systemctl is-enabled` reports "enabled" while any of them exists.
+            if link.is_symlink() and os.path.basename(os.readlink(link)) in APP_UNITS:
+                link.unlink()
+                changed.append(os.path.relpath(link, rootfs))
+    for conf in sorted(glob.glob(str(rootfs / "etc/postgresql/*/*/start.conf"))):
+        text = Path(conf).read_text()
+        new = re.sub(r"(?m)^(auto|manual|disabled)[ \t]*$", "manual", text)
+        if new != text:
+            Path(conf).write_text(new)
+            changed.append(os.path.relpath(conf, rootfs))
+    return changed
+
+
 def customize(rootfs: Path, name: str, pubkey: str, workload: Path, wheel: Path) -> dict:
     ssh = rootfs / "root/.ssh"
     ssh.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -592,6 +631,7 @@ def customize(rootfs: Path, name: str, pubkey: str, workload: Path, wheel: Path)
     dst.chmod(0o755)
     shutil.copy2(WORKLOAD_SRC, rootfs / "usr/local/src-hotcold.c")
     site = install_wheel(rootfs, wheel)
+    disabled = disable_app_services(rootfs)
     # Byte-compile and check damo imports with the guest's own interpreter.  (Running
     # `damo` itself needs the guest's /sys; the guest smoke test does that.)
     chk = subprocess.run(
@@ -603,7 +643,7 @@ def customize(rootfs: Path, name: str, pubkey: str, workload: Path, wheel: Path)
     subprocess.run(["chroot", str(rootfs), "python3", "-m", "compileall", "-q", site],
                    capture_output=True, timeout=300, check=False)
     return {"damo_version": chk.stdout.strip(), "guest_python": _guest_python(rootfs),
-            "damo_site": site}
+            "damo_site": site, "disabled_at_boot": disabled}
 
 
 def build(name: str, force: bool = False, res: Resolution | None = None) -> Image:
