@@ -20,7 +20,7 @@ description:
     memory in the access distribution of its 2 MiB chunks (what can become a huge page), raises it again when
     cold memory is collapsed or the workload changes, and keeps each application within its huge-page byte
     budget. Thresholds are kept as a share of samples (RV(thresholds_bp)), so they hold when intervals change.
-  - Monitoring intervals fit each application (O(auto_intervals)): when nothing stands out, the kernel widens them
+  - Monitoring intervals fit each application (O(auto_intervals)). When nothing stands out, the kernel widens them
     (C(intervals_goal), Linux 6.15+) or the loop does (sampling interval x4 per iteration, up to
     O(auto_intervals.max_sample_us) and to a quarter of O(timeout_s) per aggregation interval). RV(intervals) says
     which intervals each application ended with.
