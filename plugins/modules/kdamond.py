@@ -325,6 +325,7 @@ options:
       - When a new slot is needed, grow C(nr_kdamonds) to at least this many slots and keep the extra ones as
         idle slots this collection owns. The kernel refuses to change C(nr_kdamonds) while any kdamond runs, so
         create the slots for kdamonds that will start later together with the first one.
+      - Between V(1) and V(64).
     type: int
     default: 1
 notes:
