@@ -312,6 +312,28 @@ def plan(state, desired):
     return changes
 
 
+def remember_before(saved, changes):
+    """Add the old value of each changed file to ``saved`` unless it is there already: the first
+    change wins, so ``saved`` keeps what the host had before linux_mm.damon touched it."""
+    for change in changes:
+        saved.setdefault(change["key"], change["before"])
+    return saved
+
+
+def desired_from_saved(saved):
+    """``{key: typed value}`` from values saved by :func:`remember_before` (unknown keys dropped)."""
+    desired = {}
+    for key, text in saved.items():
+        setting = SETTINGS_BY_KEY.get(key)
+        if setting is None:
+            continue
+        if setting.kind == SELECTOR:
+            desired[key] = text
+        else:
+            desired[key] = _parse(setting.kind, text, key)
+    return desired
+
+
 def expected_values(state, desired):
     """The writable settings once ``desired`` is applied."""
     values = dict(state["values"])

@@ -27,7 +27,23 @@ extends_documentation_fragment:
   - linux_mm.damon._common
   - linux_mm.damon._common.attributes
   - linux_mm.damon._common.action_group
+  - linux_mm.damon._common.ownership
+  - linux_mm.damon._common.host_lock
 options:
+  save_previous:
+    description:
+      - Before the first write to a file, record its old value in the ownership record (O(ownership_file)),
+        unless a value for that file is recorded already, so the record keeps what the host had before
+        linux_mm.damon first changed it. O(restore=true) writes these values back.
+    type: bool
+    default: true
+  restore:
+    description:
+      - Write back the values recorded by earlier runs with O(save_previous=true), then forget them.
+        Settings recorded for files this kernel lacks are skipped. Nothing recorded means nothing to do.
+      - Mutually exclusive with the settings options.
+    type: bool
+    default: false
   enabled:
     description:
       - THP policy for anonymous memory, written to C(enabled).
@@ -120,9 +136,20 @@ EXAMPLES = r"""
 - name: Read the current settings only
   linux_mm.damon.thp:
   register: thp_now
+
+- name: Put back what the host had before linux_mm.damon changed it
+  linux_mm.damon.thp:
+    restore: true
 """
 
 RETURN = r"""
+saved:
+  description:
+    - The old values recorded in the ownership record after this run, by file (relative to
+      C(transparent_hugepage/)); empty after O(restore=true).
+  returned: always
+  type: dict
+  sample: {enabled: madvise, "khugepaged/pages_to_scan": "4096"}
 thp:
   description:
     - All THP and khugepaged settings after the run, including read-only ones.
@@ -226,9 +253,16 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._thp import (
     public_change,
     read_read_only,
     read_state,
+    desired_from_saved,
+    remember_before,
     settings_view,
     validate,
 )
+from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import (
+    ARGUMENT_SPEC as OWNERSHIP_SPEC, HOST_STATE_ERRORS, LOCK_ARGUMENT_SPEC, locked_record,
+)
+
+SETTING_OPTIONS = ("enabled", "defrag", "shmem_enabled", "use_zero_page", "khugepaged")
 
 
 def argument_spec():
@@ -250,15 +284,30 @@ def argument_spec():
                 max_ptes_shared=dict(type="int"),
             ),
         ),
+        save_previous=dict(type="bool", default=True),
+        restore=dict(type="bool", default=False),
+        **dict(OWNERSHIP_SPEC, **LOCK_ARGUMENT_SPEC)
     )
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           mutually_exclusive=[["restore", key] for key in SETTING_OPTIONS])
+    p = module.params
     try:
-        state = read_state(module.params["sysfs_root"])
-        desired = desired_from_params(module.params)
+        with locked_record(p["ownership_file"], "thp", p["lock_timeout_s"], module.check_mode) as own:
+            result = _run(module, own)
+    except HOST_STATE_ERRORS as e:
+        module.fail_json(msg=str(e))
+    module.exit_json(**result)
+
+
+def _run(module, own):
+    """Plan and apply under the host lock; the old values are in the record before the first write."""
+    p = module.params
+    try:
+        state = read_state(p["sysfs_root"])
+        desired = desired_from_saved(own.thp_saved) if p["restore"] else desired_from_params(p)
         validate(desired, state)
     except ThpError as e:
         module.fail_json(msg=str(e))
@@ -273,12 +322,19 @@ def main():
             before=settings_view(state["values"]),
             after=settings_view(after_values),
         )
+    if p["restore"] and not module.check_mode and own.thp_saved:
+        own.thp_saved = {}  # restored below, or already back to what it was
+        own.dirty = True
+    elif p["save_previous"] and changes:
+        remember_before(own.thp_saved, changes)
+    result["saved"] = dict(own.thp_saved)
 
     if module.check_mode or not changes:
         result["thp"] = full_view(state["values"], state["choices"], state["read_only"])
-        module.exit_json(**result)
+        return result
 
     fail_unless_root(module, "thp", "write THP settings", changes=[public_change(c) for c in changes])
+    own.save()  # the values to restore are on disk before the first write
     try:
         apply(changes)
     except ThpApplyError as e:
@@ -299,7 +355,7 @@ def main():
     except (ThpError, SysfsError):
         read_only = state["read_only"]
     result["thp"] = full_view(after_values, state["choices"], read_only)
-    module.exit_json(**result)
+    return result
 
 
 if __name__ == "__main__":

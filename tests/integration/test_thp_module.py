@@ -16,6 +16,7 @@ on ANSIBLE_COLLECTIONS_PATH, results through the pytest_json callback).
 from __future__ import annotations
 
 import errno
+import json
 import os
 
 import pytest
@@ -116,6 +117,7 @@ def run_tasks_with_output(run_playbook, tasks, check=False, diff=False):
 
 
 def thp_task(root, **options):
+    options.setdefault("ownership_file", os.path.join(os.path.dirname(str(root)), "record", "own.json"))
     return {"linux_mm.damon.thp": dict(options, sysfs_root=str(root))}
 
 
@@ -401,3 +403,33 @@ def test_against_emulator_converges(run_playbook, kernel):
         assert second["thp"]["khugepaged"]["max_ptes_none"] == 255
         assert bad["_status"] == "failed"
         assert "enabled: 'sometimes' is not accepted by this kernel" in bad["msg"]
+
+
+@pytest.mark.emulator
+def test_restore_round_trip(run_playbook, tmp_path):
+    """The hugepage role's stop entry point relies on this: what start changed, stop puts back."""
+    from tests.emulator import EmulatedSysfs
+    record = tmp_path / "record" / "own.json"
+    with EmulatedSysfs(kernel="7.3", scenario={"speed": 0, "thp": {"enabled": "madvise"}}) as emu:
+        def task(**options):
+            return {"linux_mm.damon.thp": dict(options, sysfs_root=emu.root, ownership_file=str(record))}
+        base = os.path.join(emu.root, "kernel/mm/transparent_hugepage")
+        before = dict((f, open(os.path.join(base, f)).read()) for f in ("enabled", "khugepaged/pages_to_scan"))
+        changed = run_tasks(run_playbook, [task(enabled="always", khugepaged={"pages_to_scan": 8}),
+                                           task(enabled="never")])
+        assert changed[0]["saved"] == {"enabled": "madvise", "khugepaged/pages_to_scan": "4096"}, changed[0]
+        assert changed[1].get("saved") == changed[0]["saved"], changed[1]  # the first old value wins
+        assert json.loads(record.read_text())["thp_saved"] == changed[0]["saved"]
+
+        (preview,) = run_tasks(run_playbook, [task(restore=True)], check=True, diff=True)
+        assert preview["changed"] and preview["diff"]["after"]["enabled"] == "madvise"
+        assert json.loads(record.read_text())["thp_saved"] == changed[0]["saved"]  # check mode forgets nothing
+
+        restored, again = run_tasks(run_playbook, [task(restore=True), task(restore=True)])
+        assert restored["changed"] and restored["saved"] == {}
+        assert dict((f, open(os.path.join(base, f)).read()) for f in before) == before
+        assert not again["changed"] and again["changes"] == []
+        assert json.loads(record.read_text())["thp_saved"] == {}
+
+        (both,) = run_tasks(run_playbook, [task(restore=True, enabled="never")])
+        assert both["_status"] == "failed" and "mutually exclusive" in both["msg"], both
