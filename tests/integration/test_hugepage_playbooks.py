@@ -71,3 +71,23 @@ def test_no_matched_application_says_which_filter_left_what_out(run_playbook, tm
         assert "(pid %d): anon RSS" % w.pid in why and "(below the minimum)" in why, why  # < the 64 MiB minimum
         outcome = run["linux_mm.damon.hugepage : Show the outcome of the feedback loop"]["msg"]
         assert "stopped: no_apps" in outcome and "converged" not in outcome, outcome
+
+
+def test_stop_restores_the_thp_settings_start_changed(run_playbook, tmp_path):
+    """hugepage_thp in start records the old values on the host; stop writes them back (issue 8, item 8)."""
+    with EmulatedSysfs(kernel="7.3", scenario={"speed": 0, "thp": {"enabled": "madvise"}}) as emu:
+        base = Path(emu.root) / "kernel/mm/transparent_hugepage"
+        extra = dict(hugepage_sysfs_root=emu.root, hugepage_kernel_release="7.3.4",
+                     hugepage_ownership_file=str(tmp_path / "rec" / "own.json"), hugepage_apps=[],
+                     hugepage_detect_name_pattern="^no-such-process$", hugepage_detect_window_s=0.1,
+                     hugepage_thp={"enabled": "always", "khugepaged": {"pages_to_scan": 8}},
+                     report_dir=str(tmp_path), ansible_become=False)
+        started = run_playbook(REPO / "playbooks" / "hugepage.yml", extra_vars=extra)
+        assert started.rc == 0, started.explain()
+        assert "[always]" in (base / "enabled").read_text() and (base / "khugepaged/pages_to_scan").read_text().strip() == "8"
+        stopped = run_playbook(REPO / "playbooks" / "stop.yml", extra_vars=extra)
+        assert stopped.rc == 0, stopped.explain()
+        assert "[madvise]" in (base / "enabled").read_text()
+        assert (base / "khugepaged/pages_to_scan").read_text().strip() == "4096"
+        again = run_playbook(REPO / "playbooks" / "stop.yml", extra_vars=extra)
+        assert again.rc == 0 and again.stats["localhost"]["changed"] == 0, again.explain()
