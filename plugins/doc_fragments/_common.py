@@ -36,8 +36,8 @@ options:
   ownership_file:
     description:
       - Absolute path of the JSON file on the host that records which kdamonds this collection owns, which
-        exclusive DAMON modules it stopped and which THP settings it changed (structure:
-        C(docs/schemas/ownership-record.schema.json)).
+        exclusive DAMON modules it stopped and which THP settings it changed; its structure is published as
+        C(docs/schemas/ownership-record.schema.json).
       - Its directory must belong to the user running the module and must not be writable by group or others.
       - A lock file beside it (the same name plus C(.lock)) makes runs on one host take turns.
       - The record carries the boot id; a record from an earlier boot keeps none of its kdamonds.

@@ -107,8 +107,8 @@ def _check_str(path, where, value, pattern=None, nullable=False):
     if value is None and nullable:
         return
     if not isinstance(value, str) or not value or (pattern is not None and not pattern.match(value)):
-        _fail(path, "%s must be a %sstring%s, got %r" % (where, "matching " + pattern.pattern + " " if pattern else "",
-                                                          " or null" if nullable else "", value))
+        shape = "string matching %s" % pattern.pattern if pattern else "non-empty string"
+        _fail(path, "%s must be a %s%s, got %r" % (where, shape, " or null" if nullable else "", value))
 
 
 def _check_slot(path, key, slot):

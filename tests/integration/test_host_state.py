@@ -100,8 +100,8 @@ def check_record_agrees(emu, record):
 
 
 @pytest.mark.parametrize("runs", [2, 4])
-def test_simultaneous_playbooks_lose_no_update_and_mix_no_configuration(runs, emulator_trials, tmp_path, record,
-                                                                          sleepers):
+def test_simultaneous_playbooks_lose_no_update_and_mix_no_configuration(
+        runs, emulator_trials, tmp_path, record, sleepers):
     """``runs`` ansible-playbook processes started together, each 20 trials of create/commit on its own kdamond,
     the odd ones removing theirs at the end, beside a foreign kdamond."""
     trials = emulator_trials
