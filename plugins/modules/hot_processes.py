@@ -247,6 +247,8 @@ summary:
       sample: 14
 """
 
+import math
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.linux_mm.damon.plugins.module_utils._procfs import (
@@ -293,8 +295,8 @@ def main():
         module.fail_json(msg="top: %r is negative (0 returns every matching process)" % p["top"])
     if p["min_anon_rss_bytes"] < 0:
         module.fail_json(msg="min_anon_rss_bytes: %r is negative" % p["min_anon_rss_bytes"])
-    if p["min_cpu_pct"] < 0:
-        module.fail_json(msg="min_cpu_pct: %r is negative" % p["min_cpu_pct"])
+    if not p["min_cpu_pct"] >= 0 or math.isinf(p["min_cpu_pct"]):  # NaN compares false: it would match everything
+        module.fail_json(msg="min_cpu_pct: %r is not a finite number >= 0" % p["min_cpu_pct"])
 
     try:
         processes, summary = find_hot_processes(

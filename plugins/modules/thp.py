@@ -20,7 +20,8 @@ description:
   - Every value is validated before the first write. Writes go straight to sysfs, khugepaged
     tunables first and O(enabled) last.
   - Settings made through sysfs do not survive a reboot.
-  - Changing a setting needs root (C(become) true); without it the task fails before the first write.
+  - Needs root (C(become) true) except in check mode; without it the task fails before it takes the host lock or
+    writes anything.
 author:
   - linux_mm.damon contributors (@linux-mm-damon)
 extends_documentation_fragment:
@@ -294,6 +295,8 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            mutually_exclusive=[["restore", key] for key in SETTING_OPTIONS])
     p = module.params
+    if not module.check_mode:  # before the host lock and the record, which are root's too
+        fail_unless_root(module, "thp", "write THP settings")
     try:
         with locked_record(p["ownership_file"], "thp", p["lock_timeout_s"], module.check_mode) as own:
             result = _run(module, own)
@@ -333,7 +336,6 @@ def _run(module, own):
         result["thp"] = full_view(state["values"], state["choices"], state["read_only"])
         return result
 
-    fail_unless_root(module, "thp", "write THP settings", changes=[public_change(c) for c in changes])
     own.save()  # the values to restore are on disk before the first write
     try:
         apply(changes)

@@ -162,6 +162,7 @@ def test_hot_processes_regexes_are_bounded(run_playbook):
             {"linux_mm.damon.hot_processes": {"window_s": 0.1, "top": 0, "cmdline_pattern": marker + " a"}},
             {"linux_mm.damon.hot_processes": {"window_s": 0.1, "top": 0, "cmdline_pattern": marker + "tail$"}},
             {"linux_mm.damon.hot_processes": {"window_s": 0.1, "top": 0, "cmdline_pattern": marker + " (a+)+$"}},
+            {"linux_mm.damon.hot_processes": {"window_s": 0.1, "min_cpu_pct": "nan"}},
         ))
     finally:
         proc.kill()
@@ -170,6 +171,7 @@ def test_hot_processes_regexes_are_bounded(run_playbook):
     assert run[1]["_status"] == "ok" and run[1]["processes"] == []  # beyond the first 4096 characters
     assert run[2]["_status"] == "failed"
     assert "cmdline_pattern: " in run[2]["msg"] and "took more than 1 s" in run[2]["msg"], run[2]["msg"]
+    assert run[3]["_status"] == "failed" and "min_cpu_pct: nan is not a finite number" in run[3]["msg"]
 
 
 def test_a_vanished_sysfs_root_is_reported_as_such(run_playbook, tmp_path):
