@@ -175,17 +175,6 @@ def three_regions(ranges: list) -> list:
 
 # --- /proc helpers (the real processes a vaddr target names) -----------------
 
-def pid_alive(pid: int) -> bool:
-    """A live process with memory: exists and is not a zombie (its mm is gone then)."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    state = stat[stat.rfind(b")") + 2:stat.rfind(b")") + 3]
-    return state not in (b"Z", b"X")
-
-
 def _proc_stat(pid: int):
     """(state, starttime) from /proc/PID/stat, or None when there is no such process."""
     if pid <= 0:
