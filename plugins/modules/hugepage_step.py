@@ -212,6 +212,7 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._damon_layout impor
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import HOST_STATE_ERRORS, locked_record
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_spec import pid_alive, validate_hugepage_args
 from ansible_collections.linux_mm.damon.plugins.module_utils._hugepage import LOOP_ARGUMENT_SPEC, Step, choose_path, wait
+from ansible_collections.linux_mm.damon.plugins.module_utils._privilege import fail_unless_root
 from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import SysfsError
 
 ARGUMENT_SPEC = dict(
@@ -245,6 +246,7 @@ def main():
     started = time.monotonic()
     try:
         path = result["path"] = choose_path(features, p["path"])
+        fail_unless_root(module, "hugepage_step", "write DAMON sysfs files and read process page maps", **result)  # the admin files and the lock are root's
         with locked_record(p["ownership_file"], "hugepage_step", p["lock_timeout_s"], module.check_mode) as own:
             for note in own.notes:
                 module.warn(note)

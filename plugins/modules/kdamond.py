@@ -408,6 +408,7 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership im
     ARGUMENT_SPEC as OWNERSHIP_SPEC, HOST_STATE_ERRORS, LOCK_ARGUMENT_SPEC, locked_record,
 )
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_spec import validate_kdamond
+from ansible_collections.linux_mm.damon.plugins.module_utils._privilege import fail_unless_root
 from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import SysfsError
 
 
@@ -479,6 +480,7 @@ def main():
     features = detect(p["sysfs_root"], p["kernel_release"])
     if not features.available:
         module.fail_json(msg=features.reason, **result)
+    fail_unless_root(module, "kdamond", "write DAMON sysfs files", **result)  # the admin files and the lock are root's
     try:
         with locked_record(p["ownership_file"], "kdamond", p["lock_timeout_s"], module.check_mode) as own:
             _run(module, features, own, result)

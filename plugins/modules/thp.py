@@ -241,7 +241,10 @@ failed_read:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.linux_mm.damon.plugins.module_utils._privilege import fail_unless_root
+from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import (
+    ARGUMENT_SPEC as OWNERSHIP_SPEC, HOST_STATE_ERRORS, LOCK_ARGUMENT_SPEC, Ownership, locked_record,
+)
+from ansible_collections.linux_mm.damon.plugins.module_utils._privilege import fail_unless_root, needs_root
 from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import SysfsError
 from ansible_collections.linux_mm.damon.plugins.module_utils._thp import (
     ThpApplyError,
@@ -258,9 +261,6 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._thp import (
     remember_before,
     settings_view,
     validate,
-)
-from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import (
-    ARGUMENT_SPEC as OWNERSHIP_SPEC, HOST_STATE_ERRORS, LOCK_ARGUMENT_SPEC, locked_record,
 )
 
 SETTING_OPTIONS = ("enabled", "defrag", "shmem_enabled", "use_zero_page", "khugepaged")
@@ -295,11 +295,16 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            mutually_exclusive=[["restore", key] for key in SETTING_OPTIONS])
     p = module.params
-    if not module.check_mode:  # before the host lock and the record, which are root's too
-        fail_unless_root(module, "thp", "write THP settings")
     try:
-        with locked_record(p["ownership_file"], "thp", p["lock_timeout_s"], module.check_mode) as own:
-            result = _run(module, own)
+        if not p["restore"] and all(p[key] is None for key in SETTING_OPTIONS):
+            result = _run(module, Ownership.load(p["ownership_file"]))  # only reads: no lock needed
+        elif module.check_mode and needs_root("thp", "write THP settings"):
+            result = _run(module, Ownership(p["ownership_file"]))  # a preview; the record is root's
+        else:
+            if not module.check_mode:  # before the host lock and the record, which are root's too
+                fail_unless_root(module, "thp", "write THP settings")
+            with locked_record(p["ownership_file"], "thp", p["lock_timeout_s"], module.check_mode) as own:
+                result = _run(module, own)
     except HOST_STATE_ERRORS as e:
         module.fail_json(msg=str(e))
     module.exit_json(**result)
