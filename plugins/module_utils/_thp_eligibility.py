@@ -27,9 +27,11 @@ docs/real-applications.md and tests/vm/test_collapse_facts_guest.py):
   no resident pages is collapsed into a zero-filled huge page (max_ptes_none does not apply to
   MADV_COLLAPSE): that is bloat, never worth it.
 * Shared anonymous memory (MAP_SHARED|MAP_ANONYMOUS, SysV shm, memfd: ``/dev/zero
-  (deleted)``, ``/SYSV...``, ``/memfd:...``) is shmem. While ``shmem_enabled`` is ``never``
-  the kernel does not 2 MiB-align such mappings when they are created, so they can never be
-  PMD-mapped; ``deny`` forbids shmem THP altogether.
+  (deleted)``, ``/SYSV...``, ``/memfd:...``) is shmem. A shmem mapping whose address is not
+  2 MiB aligned to its offset can never be PMD-mapped (EINVAL), and while ``shmem_enabled``
+  is ``never`` the kernel does not align new shared mappings (PostgreSQL's shared_buffers
+  came out misaligned). A 2 MiB-aligned one collapses even under ``never`` (forced collapse);
+  ``deny`` forbids shmem THP altogether; faults and khugepaged need advise/within_size/always.
 * cgroup v2 has no THP switch on these kernels (6.12, 7.3); nothing to report there.
 """
 
@@ -100,7 +102,7 @@ def _shmem_aligned(vma, pmd):
     return (vma.start - vma.offset) % pmd == 0
 
 
-def vma_blocker(vma, settings, process_disabled=False):
+def vma_blocker(vma, settings, process_disabled=False, path="collapse"):
     """The reason code that keeps this mapping out of huge pages, or None."""
     pmd = settings["pmd_size"]
     if not settings["available"]:
@@ -110,7 +112,10 @@ def vma_blocker(vma, settings, process_disabled=False):
     if "nh" in (vma.vm_flags or ()):
         return VMA_NOHUGEPAGE
     if is_shmem(vma):
-        if settings["shmem_enabled"] in ("never", "deny"):
+        shmem = settings["shmem_enabled"]
+        # MADV_COLLAPSE ignores never (forced collapse), not deny; faults and khugepaged
+        # (the hugepage path) need advise/within_size/always.
+        if shmem == "deny" or (path == "hugepage" and shmem == "never"):
             return SHMEM_DISABLED
         if not _shmem_aligned(vma, pmd):
             return SHMEM_MISALIGNED
@@ -128,10 +133,12 @@ FIXES = {
                      "jemalloc with thp:never); only the application can undo it (process_madvise() does "
                      "not take MADV_HUGEPAGE): change its configuration and restart it"),
     SHMEM_DISABLED: ("shared anonymous memory is shmem: set /sys/kernel/mm/transparent_hugepage/shmem_enabled "
-                     "to advise (or within_size/always) and restart the application -- the kernel aligns a "
-                     "shared mapping to 2 MiB only if shmem THP is enabled when it is created"),
-    SHMEM_MISALIGNED: ("this shmem mapping is not 2 MiB aligned to its offset (it was created while "
-                       "shmem_enabled was never); restart the application now that shmem THP is enabled"),
+                     "to advise (or within_size/always) and restart the application, so that its shared "
+                     "memory is also mapped 2 MiB aligned"),
+    SHMEM_MISALIGNED: ("set /sys/kernel/mm/transparent_hugepage/shmem_enabled to advise (or within_size/always) "
+                       "if it is not, then restart the application: the kernel places a new shared mapping "
+                       "2 MiB aligned only while shmem THP is enabled, and a misaligned one can never be "
+                       "PMD-mapped"),
 }
 
 DETAILS = {
@@ -140,7 +147,8 @@ DETAILS = {
     PROCESS_DISABLED: "THP_enabled: 0 in /proc/PID/status (prctl PR_SET_THP_DISABLE)",
     VMA_NOHUGEPAGE: "mappings with nh (VM_NOHUGEPAGE) in smaps VmFlags",
     SHMEM_DISABLED: "shared anonymous (shmem) mappings while transparent_hugepage/shmem_enabled is {shmem}",
-    SHMEM_MISALIGNED: "shared anonymous (shmem) mappings not 2 MiB aligned to their offset",
+    SHMEM_MISALIGNED: ("shared anonymous (shmem) mappings whose address is not 2 MiB aligned to their offset "
+                       "(shmem_enabled is {shmem})"),
 }
 
 
@@ -183,7 +191,7 @@ def blockers(pid, sysfs_root="/sys", proc_root="/proc", path="collapse", vmas=No
         return result
     grouped = {}
     for vma in anon:
-        reason = vma_blocker(vma, settings)
+        reason = vma_blocker(vma, settings, path=path)
         if reason is None:
             continue
         group = grouped.setdefault(reason, [0, []])

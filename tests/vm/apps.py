@@ -446,8 +446,11 @@ def _main(argv=None) -> int:
             load = start_redis_load(g, args.hot_keys, value_size=args.value_size)
             time.sleep(5)
             out["ops_before"] = redis_ops(g)
+            # access-based (idle page tracking, or soft-dirty: GETs write the objects' LRU clock)
             out["ground_truth"] = ground_truth(g, r.pid, args.window, args.rounds)
             out["ops_after"] = redis_ops(g)
+            # exactly the hot keys' memory
+            out["hot_keys_memory"] = redis_hot_memory(g, r.pid, args.hot_keys)
             pid = r.pid
         else:
             pg = start_postgres(g, shared_buffers=args.shared_buffers)

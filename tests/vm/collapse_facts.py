@@ -142,7 +142,9 @@ def prctl_case():
 
 
 def shmem_cases(pidfd):
-    """Shared anonymous memory: default placement vs a 2 MiB-aligned MAP_FIXED placement, per setting."""
+    """Shared anonymous memory per shmem_enabled setting: where the kernel places new mappings
+    (4 of them, 16 MiB + 20 KiB each so that placement is not aligned by accident), and
+    MADV_COLLAPSE on a 2 MiB-aligned and on a misaligned (address - offset) placement."""
     with open(THP + "shmem_enabled") as f:
         orig = f.read().split("[")[1].split("]")[0]
     out = {}
@@ -150,20 +152,17 @@ def shmem_cases(pidfd):
         for setting in ("never", "advise"):
             with open(THP + "shmem_enabled", "w") as f:
                 f.write(setting)
-            for placement in ("default", "aligned_fixed"):
-                n = 8 * H
-                if placement == "default":
-                    a = libc.mmap(None, n, PROT_RW, MAP_SHARED | MAP_ANON, -1, 0)
-                else:
-                    hint = region(8)  # reserve an aligned range, then map shared over it
-                    a = libc.mmap(hint, n, PROT_RW, MAP_SHARED | MAP_ANON | MAP_FIXED, -1, 0)
-                ctypes.memset(a, 1, n)
+            n = 8 * H + 5 * P
+            placed = [libc.mmap(None, n, PROT_RW, MAP_SHARED | MAP_ANON, -1, 0) for _ in range(4)]
+            out["%s/default_placement_aligned" % setting] = sum(1 for a in placed if a % H == 0)
+            for placement, shift in (("aligned", 0), ("misaligned", P)):
+                hint = region(9)  # an aligned reservation, then a shared mapping over it
+                a = libc.mmap(hint + shift, 8 * H, PROT_RW, MAP_SHARED | MAP_ANON | MAP_FIXED, -1, 0)
+                ctypes.memset(a, 1, 8 * H)
                 s = -(-a // H) * H
                 r, st = traced(lambda s=s: collapse(pidfd, s, 2 * H))
                 out["%s/%s" % (setting, placement)] = {
-                    "aligned": a % H == 0, "result": r,
-                    "shmem_pmd_mapped": smaps_field(a, "ShmemPmdMapped"),
-                    "thp_eligible": smaps_field(a, "THPeligible")}
+                    "result": r, "shmem_pmd_mapped": smaps_field(a, "ShmemPmdMapped")}
     finally:
         with open(THP + "shmem_enabled", "w") as f:
             f.write(orig)

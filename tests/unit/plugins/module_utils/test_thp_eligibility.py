@@ -99,13 +99,22 @@ def test_kernel_without_thp(tmp_path):
     assert [b["reason"] for b in te.blockers(PID, sysfs_root=sys_root, proc_root=proc)] == [te.NO_THP]
 
 
-def test_postgres_shared_buffers_blocked_while_shmem_never(tmp_path):
+def test_postgres_shared_buffers_misaligned_while_shmem_never(tmp_path):
     proc, sys_root = _tree(tmp_path, PG_SMAPS)
     got = te.blockers(PID, sysfs_root=sys_root, proc_root=proc)
-    assert [b["reason"] for b in got] == [te.SHMEM_DISABLED]
-    assert got[0]["bytes"] == (8192 + 4096) * 1024
+    # the aligned mapping collapses even under never (forced collapse); the misaligned one never
+    assert [b["reason"] for b in got] == [te.SHMEM_MISALIGNED]
+    assert got[0]["bytes"] == 4096 * 1024
+    assert got[0]["mappings"] == [[SHM_UNALIGNED, SHM_UNALIGNED + 4 * H]]
     assert "never" in got[0]["detail"]
     assert "restart" in got[0]["fix"] and "shmem_enabled" in got[0]["fix"]
+
+
+def test_shmem_never_blocks_the_hugepage_path(tmp_path):
+    proc, sys_root = _tree(tmp_path, PG_SMAPS)
+    got = te.blockers(PID, sysfs_root=sys_root, proc_root=proc, path="hugepage")
+    assert [b["reason"] for b in got] == [te.SHMEM_DISABLED]
+    assert got[0]["bytes"] == (8192 + 4096) * 1024
 
 
 def test_shmem_enabled_but_mapping_created_unaligned(tmp_path):
@@ -222,12 +231,14 @@ def test_classify_process_disabled_blocks_everything(tmp_path):
     assert got["blockers"] == {te.PROCESS_DISABLED: 2 * H}
 
 
-def test_classify_shmem_never(tmp_path):
+def test_classify_shmem(tmp_path):
     proc, sys_root = _tree(tmp_path, PG_SMAPS)
     read_entries, kpf = _pagemap({})
-    (got,) = te.classify_ranges(PID, [(SHM, SHM + 4 * H)], sysfs_root=sys_root, proc_root=proc,
-                                read_entries=read_entries, kpageflags=kpf)
-    assert got["blockers"] == {te.SHMEM_DISABLED: 4 * H}
+    aligned, misaligned = te.classify_ranges(
+        PID, [(SHM, SHM + 4 * H), (SHM_UNALIGNED, SHM_UNALIGNED + 4 * H)], sysfs_root=sys_root, proc_root=proc,
+        read_entries=read_entries, kpageflags=kpf)
+    assert aligned["blockers"] == {}
+    assert misaligned["blockers"] == {te.SHMEM_MISALIGNED: 3 * H}   # 3 whole chunks inside the range
 
 
 def test_classify_tiny_range_is_partial(tmp_path):
