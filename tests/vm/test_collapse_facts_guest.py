@@ -11,8 +11,10 @@ reports the same blockers.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -79,9 +81,12 @@ print(json.dumps(t.blockers(int(sys.argv[1]))))
 
 
 def _install_module_utils(g):
-    g.ssh(f"mkdir -p {GUEST_LIB}", check=True)
-    for name in ("_procfs.py", "_thp_eligibility.py"):
-        g.put((MODULE_UTILS / name).read_text(), f"{GUEST_LIB}/{name}")
+    """All of plugins/module_utils (whatever imports whatever) under /root/lmd in the guest."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for f in sorted(MODULE_UTILS.glob("*.py")):
+            tar.add(f, arcname=f.name)
+    g.ssh(f"mkdir -p {GUEST_LIB} && tar -x -C {GUEST_LIB}", input=buf.getvalue(), check=True)
 
 
 def _collect(kernel: str) -> dict:
@@ -114,6 +119,10 @@ def _collect(kernel: str) -> dict:
     return facts
 
 
+# MADV_COLLAPSE of a 2 MiB-aligned shmem mapping while shmem_enabled is never
+ALIGNED_SHMEM_NEVER = {"damon-7.3": "ok", "damon-6.12": "ok"}
+
+
 @pytest.mark.parametrize("kernel", ["damon-7.3", "damon-6.12"])
 def test_madv_collapse_failure_causes(kernel):
     f = _collect(kernel)
@@ -136,6 +145,15 @@ def test_madv_collapse_failure_causes(kernel):
     assert ch["nohugepage"]["per_chunk"]["result"][2] == "EINVAL"
     # prctl(PR_SET_THP_DISABLE): THP_enabled 0, everything refused
     assert f["prctl"] == {"THP_enabled": "0", "collapse": "EINVAL"}
+    # shmem: a mapping misaligned to its offset never collapses; an aligned one does, even
+    # under shmem_enabled=never (forced collapse); advise makes the kernel align new mappings
+    sh = f["shmem"]
+    print("shmem", kernel, sh)
+    assert sh["never/misaligned"]["result"] == "EINVAL"
+    assert sh["advise/misaligned"]["result"] == "EINVAL"
+    assert sh["never/aligned"]["result"] == ALIGNED_SHMEM_NEVER[kernel]
+    assert sh["advise/aligned"]["result"] == "ok"
+    assert sh["advise/default_placement_aligned"] == 4
     # redis: every EINVAL chunk is an empty one (no page table) or in a nh mapping
     for key, n in f["redis_madvise"]["chunks"].items():
         nh, resident, err, scan = key.split("|")
