@@ -119,46 +119,63 @@ def _collect(kernel: str) -> dict:
     return facts
 
 
-# MADV_COLLAPSE of a 2 MiB-aligned shmem mapping while shmem_enabled is never
-ALIGNED_SHMEM_NEVER = {"damon-7.3": "ok", "damon-6.12": "ok"}
+# Where the kernels differ (tracepoint status names, and what an emptied or read-only chunk does)
+KERNEL = {
+    "damon-7.3": {"no_table": "no_pte_table", "walk_continues": True,
+                  "dontneed_whole": ("EINVAL", "no_pte_table"),      # CONFIG_PT_RECLAIM frees the table
+                  "only_read": ("ok", "succeeded")},                  # zero-filled 2 MiB
+    "damon-6.12": {"no_table": "pmd_none", "walk_continues": False,  # SCAN_PMD_NONE stops the walk
+                   "dontneed_whole": ("EINVAL", "no_writable_page"),  # table kept, SCAN_PAGE_RO
+                   "only_read": ("EINVAL", "no_writable_page")},
+}
+EMPTY_SCANS = {"no_pte_table", "pmd_none", "no_writable_page"}
 
 
 @pytest.mark.parametrize("kernel", ["damon-7.3", "damon-6.12"])
 def test_madv_collapse_failure_causes(kernel):
     f = _collect(kernel)
+    k = KERNEL[kernel]
     ch = f["chunks"]
     # madvise mode, no MADV_HUGEPAGE: smaps says not eligible, MADV_COLLAPSE works anyway
     assert f["enabled"].split("[")[1].startswith("madvise")
     assert ch["all_written"]["thp_eligible"] == "0"
     assert "hg" not in ch["all_written"]["vm_flags"].split()
     assert ch["all_written"]["one_call"]["result"] == "ok"
-    # a chunk never touched has no page table: the whole call fails with EINVAL, the other
-    # chunks are collapsed anyway; per chunk only that one fails
-    assert ch["never_touched"]["one_call"]["result"] == "EINVAL"
-    assert ch["never_touched"]["per_chunk"]["result"] == ["ok", "ok", "EINVAL", "ok"]
-    assert ch["never_touched"]["one_call"]["scan"][2] == "no_pte_table"
-    # a chunk with at least one resident page is collapsed: zero-filled up to 2 MiB (bloat)
+    # a chunk never touched has no page table: the whole call fails with EINVAL; 7.3 still
+    # collapses the chunks after it, 6.12 stops there; per chunk only that one fails
+    nt = ch["never_touched"]
+    assert nt["one_call"]["result"] == "EINVAL"
+    assert nt["one_call"]["scan"][2] == k["no_table"]
+    assert len(nt["one_call"]["scan"]) == (4 if k["walk_continues"] else 3)
+    assert nt["per_chunk"]["result"] == ["ok", "ok", "EINVAL", "ok"]
+    # a chunk emptied by MADV_DONTNEED, and a chunk that was only read (zero page)
+    for case in ("dontneed_whole", "only_read"):
+        result, scan = k[case]
+        assert ch[case]["per_chunk"]["result"][2] == result, case
+        assert ch[case]["per_chunk"]["scan"][2] == scan, case
+    # a chunk with one resident page is collapsed: zero-filled up to 2 MiB (bloat)
     assert ch["one_page_written"]["one_call"]["result"] == "ok"
     assert ch["dontneed_all_but_one"]["one_call"]["result"] == "ok"
     assert ch["one_page_written"]["rss_anon_growth_kb"] >= 2048 - 4
+    assert ch["free_whole"]["one_call"]["result"] == "ok"      # lazy-free pages collapse
     # VM_NOHUGEPAGE: refused before any scan
     assert ch["nohugepage"]["per_chunk"]["result"][2] == "EINVAL"
     # prctl(PR_SET_THP_DISABLE): THP_enabled 0, everything refused
     assert f["prctl"] == {"THP_enabled": "0", "collapse": "EINVAL"}
     # shmem: a mapping misaligned to its offset never collapses; an aligned one does, even
-    # under shmem_enabled=never (forced collapse); advise makes the kernel align new mappings
+    # under shmem_enabled=never (forced collapse); only non-never settings align new mappings
     sh = f["shmem"]
-    print("shmem", kernel, sh)
-    assert sh["never/misaligned"]["result"] == "EINVAL"
-    assert sh["advise/misaligned"]["result"] == "EINVAL"
-    assert sh["never/aligned"]["result"] == ALIGNED_SHMEM_NEVER[kernel]
-    assert sh["advise/aligned"]["result"] == "ok"
+    for setting in ("never", "advise"):
+        assert sh[setting + "/misaligned"]["result"] == "EINVAL"
+        assert sh[setting + "/aligned"]["result"] == "ok"
+        assert sh[setting + "/aligned"]["shmem_pmd_mapped"] == "4096 kB"
     assert sh["advise/default_placement_aligned"] == 4
-    # redis: every EINVAL chunk is an empty one (no page table) or in a nh mapping
+    assert sh["never/default_placement_aligned"] < 4
+    # redis: every EINVAL chunk is an empty one (no page table / no writable page) or in a nh mapping
     for key, n in f["redis_madvise"]["chunks"].items():
         nh, resident, err, scan = key.split("|")
         if err == "EINVAL":
-            assert nh == "nh" or (resident == "empty" and scan == "no_pte_table"), (key, n)
+            assert nh == "nh" or (resident == "empty" and scan in EMPTY_SCANS), (key, n)
     assert f["redis_madvise"]["thp_enabled"] == "1"
     assert [b["reason"] for b in f["redis_madvise"]["blockers"]] == ["vma_nohugepage"]  # thread stacks
     # THP always: redis's default disable-thp yes disables THP for the whole process
