@@ -21,7 +21,10 @@ emulator or a guest. As a tripwire the session reads (never writes) the host's
 kdamond 0 ``state``/``pid``, ``nr_kdamonds`` and THP ``enabled``/``defrag`` at
 start and end, and fails the whole session loudly if they differ.
 
-Fixtures: ``collection_path``, ``collections_root``, ``run_playbook``.
+Fixtures: ``collection_path``, ``collections_root``, ``run_playbook``, and real processes to
+use as monitoring targets: ``sleeper`` (a factory), ``target_pid``, ``target_pids``; and
+``world_readable_dir`` for modules run as nobody. Helpers
+that tests import (fake /proc and pagemap files, play shortcuts) are in ``tests/helpers/``.
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,3 +235,44 @@ def run_playbook(tmp_path):
                            tasks=data.get("tasks", []), stats=data.get("stats", {}))
 
     return run
+
+
+# --- 5. processes to monitor -------------------------------------------------------
+
+@pytest.fixture
+def sleeper():
+    """Start real processes (``sleep``) to use as vaddr targets: ``sleeper(seconds=3600)`` returns
+    the ``Popen``; every one still running is killed at teardown."""
+    procs = []
+
+    def spawn(seconds=3600):
+        proc = subprocess.Popen(["sleep", str(seconds)])
+        procs.append(proc)
+        return proc
+
+    yield spawn
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def world_readable_dir():
+    """A temporary directory user nobody can enter (tmp_path may sit under a 0700 directory)."""
+    path = Path(tempfile.mkdtemp(prefix="linux-mm-damon-nobody-"))
+    os.chmod(str(path), 0o755)
+    yield path
+    shutil.rmtree(str(path), ignore_errors=True)
+
+
+@pytest.fixture
+def target_pid(sleeper):
+    """The PID of one live process that only sleeps."""
+    return sleeper().pid
+
+
+@pytest.fixture
+def target_pids(sleeper):
+    """The PIDs of four live processes that only sleep."""
+    return [sleeper().pid for unused in range(4)]

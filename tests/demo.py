@@ -33,16 +33,19 @@ from tests.vm import images  # noqa: E402  pylint: disable=wrong-import-position
 from tests.vm.guest import Guest  # noqa: E402  pylint: disable=wrong-import-position
 
 MIB = 1 << 20
-PROCFS = REPO / "plugins" / "module_utils" / "_procfs.py"
+MODULE_UTILS = REPO / "plugins" / "module_utils"
+GUEST_LIB = "/root/lmd"
+# The module_utils range_huge_bytes needs, installed in the guest under an ansible_collections path.
+MEASURE_MODULE_UTILS = ("_sysfs_io.py", "_procfs.py", "_pagemap.py")
 # Runs in the guest: huge-page bytes of the workload's exact hot and cold ranges.
 MEASURE = """
 import json, sys
-sys.path.insert(0, "/root")
-import _procfs
+sys.path.insert(0, "%s")
+from ansible_collections.linux_mm.damon.plugins.module_utils import _pagemap
 w = json.load(open("/run/hotcold.json"))
-print(json.dumps(dict((part, _procfs.range_huge_bytes(w["pid"], w[part]["start"], w[part]["end"]))
+print(json.dumps(dict((part, _pagemap.range_huge_bytes(w["pid"], w[part]["start"], w[part]["end"]))
                       for part in ("hot", "cold"))))
-"""
+""" % GUEST_LIB
 
 
 def measure(guest):
@@ -76,7 +79,10 @@ def run(kernel="damon-7.3", policy="adaptive", hot_mb=64, cold_mb=256, rerun=Fal
     images.ensure(kernel)
     with Guest(kernel) as guest, tempfile.TemporaryDirectory() as tmp:
         print("Guest up: Linux %s (booted in %.0f s)" % (guest.uname(), guest.boot_seconds), flush=True)
-        guest.put(PROCFS.read_bytes(), "/root/_procfs.py")
+        target = GUEST_LIB + "/ansible_collections/linux_mm/damon/plugins/module_utils"
+        guest.ssh("mkdir -p " + target, check=True)
+        for name in MEASURE_MODULE_UTILS:
+            guest.put((MODULE_UTILS / name).read_bytes(), "%s/%s" % (target, name))
         guest.ssh("hotcold --hot-mb %d --cold-mb %d --daemonize --out /run/hotcold.json" % (hot_mb, cold_mb),
                   check=True)
         workload = json.loads(guest.read("/run/hotcold.json"))

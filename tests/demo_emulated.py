@@ -48,7 +48,7 @@ from tests.workloads import HotCold  # noqa: E402  pylint: disable=wrong-import-
 COLLECTIONS_ROOT = collection_tree.build().parents[2]
 sys.path.insert(0, str(COLLECTIONS_ROOT))
 # The collection's own page measurement (what hugepage_step reports), imported as the tests do.
-from ansible_collections.linux_mm.damon.plugins.module_utils import _procfs  # noqa: E402  pylint: disable=C0413,E0401
+from ansible_collections.linux_mm.damon.plugins.module_utils import _pagemap  # noqa: E402  pylint: disable=C0413,E0401
 
 MIB = 1 << 20
 KERNEL, KERNEL_RELEASE = "6.12", "6.12.117"
@@ -78,7 +78,7 @@ def playbook(name, extra, log, echo=True):
 
 def measure(workload):
     """Huge-page bytes of the workload's hot and cold part (real pages, pagemap + kpageflags)."""
-    return dict((part, _procfs.range_huge_bytes(workload.pid, *getattr(workload, part)) or 0) for part in ("hot", "cold"))
+    return dict((part, _pagemap.range_huge_bytes(workload.pid, *getattr(workload, part)) or 0) for part in ("hot", "cold"))
 
 
 def out_file(pid):

@@ -2,7 +2,12 @@
 # Copyright: (c) 2026, linux_mm.damon contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Controller side of linux_mm.damon.hugepage_tune: the loop runs here, the host does one step per iteration."""
+"""Controller side of linux_mm.damon.hugepage_tune: the loop runs here, the host does one step per iteration.
+
+It imports controller code only: the shared option specs (``_options``), the input checks
+(``_damon_spec``) and the loop and policies (``plugin_utils``); never the host-side step
+(``_hugepage``, ``_collapse`` with ctypes). ``tests/unit/plugins/test_import_graph.py`` checks it.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from ansible.utils.display import Display
 
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_layout import SpecError
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_spec import validate_hugepage_args
-from ansible_collections.linux_mm.damon.plugins.module_utils._hugepage import LOOP_ARGUMENT_SPEC
+from ansible_collections.linux_mm.damon.plugins.module_utils._options import HUGEPAGE_LOOP_OPTIONS
 from ansible_collections.linux_mm.damon.plugins.plugin_utils._policy import POLICIES
 from ansible_collections.linux_mm.damon.plugins.plugin_utils._tune_loop import StepFailed, run_loop
 
@@ -29,7 +34,7 @@ ARGUMENT_SPEC = dict(
     timeout_s=dict(type="float", default=600.0),
     host_budget_bytes=dict(type="int", default=0),
     prune=dict(type="bool", default=False),
-    **LOOP_ARGUMENT_SPEC
+    **HUGEPAGE_LOOP_OPTIONS
 )
 
 
@@ -48,7 +53,7 @@ class ActionModule(ActionBase):
         except SpecError as e:
             raise AnsibleActionFail(str(e))
         host = task_vars.get("inventory_hostname")
-        step_args = dict((k, args[k]) for k in LOOP_ARGUMENT_SPEC if args.get(k) is not None)
+        step_args = dict((k, args[k]) for k in HUGEPAGE_LOOP_OPTIONS if args.get(k) is not None)
         step_args["prune"] = args["prune"]
         facts = {}
 

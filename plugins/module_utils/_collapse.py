@@ -38,7 +38,9 @@ import os
 import platform
 import time
 
-from ansible_collections.linux_mm.damon.plugins.module_utils import _procfs
+from ansible_collections.linux_mm.damon.plugins.module_utils import _pagemap, _procfs
+from ansible_collections.linux_mm.damon.plugins.module_utils._damon_features import parse_release
+from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import errno_name, errno_words
 
 MADV_COLLAPSE = 25  # include/uapi/asm-generic/mman-common.h, Linux 6.1
 IOV_MAX = 1024  # UIO_MAXIOV; process_madvise() rejects larger vectors with EINVAL
@@ -67,14 +69,6 @@ RETRY_MAX_DELAY_S = 0.2
 EPERM_HINT = ("process_madvise() needs CAP_SYS_NICE and ptrace read access (PTRACE_MODE_READ) to the target "
               "process; run the task as root (become: true) or grant CAP_SYS_NICE and make sure Yama's "
               "ptrace_scope or a security module does not forbid access")
-
-
-def errno_name(err):
-    return errno_mod.errorcode.get(err, "E%d" % err)
-
-
-def errno_words(err):
-    return "%s (%s)" % (os.strerror(err), errno_name(err))
 
 
 class CollapseError(Exception):
@@ -225,7 +219,7 @@ class Chunk(object):
 
 
 def _chunk_density(entries, per):
-    present, swapped = _procfs.count_populated(entries)
+    present, swapped = _pagemap.count_populated(entries)
     return present, swapped, float(present + swapped) / per
 
 
@@ -282,7 +276,7 @@ def plan(ranges, vmas, read_entries, kpageflags, min_density, quota_bytes, huge,
 
     ``vmas``: mappings of the target (from smaps, or maps when smaps fields are missing).
     ``read_entries(start, end)``: pagemap entries of a chunk-aligned span.
-    ``kpageflags``: a :class:`_procfs.KPageFlags` (may be unavailable).
+    ``kpageflags``: a :class:`_pagemap.KPageFlags` (may be unavailable).
     Returns a list with one dict per range: its numbers, and ``chunks`` (Chunk objects;
     adjacent chunks skipped for the same reason are one Chunk with a ``count``).
 
@@ -373,7 +367,7 @@ def _already_huge(entries, vma, kpageflags, huge):
     vma_huge = vma.fields.get("AnonHugePages")
     if vma_huge == 0:
         return False
-    verdict = _procfs.is_whole_thp(entries, kpageflags)
+    verdict = _pagemap.is_whole_thp(entries, kpageflags)
     if verdict is not None:
         return verdict and vma_huge != 0
     if vma_huge is None:
@@ -471,11 +465,8 @@ def _chunk_hint(err, start, vma_reason):
 
 
 def _kernel_before(release, version):
-    parts = []
-    for piece in release.split("-")[0].split(".")[:2]:
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        parts.append(int(digits) if digits else 0)
-    return tuple(parts) < version
+    parsed = parse_release(release)
+    return parsed is None or parsed < version
 
 
 def _fatal(err, planned, failures, huge, start):
@@ -549,14 +540,10 @@ def summarize(planned, huge):
 # --- the whole run ---------------------------------------------------------------------
 
 def _refuse_kernel_thread(pid, proc_root):
-    try:
-        stat = _procfs.read_stat(pid, proc_root)
-        cmdline = _procfs.read_cmdline(pid, proc_root) if stat["ppid"] == 2 else None
-    except _procfs.ProcError:
-        return  # gone or unreadable: pidfd_open and the /proc reads below say so
-    if _procfs.is_kernel_thread(stat, cmdline):
+    identity = _procfs.read_identity(pid, proc_root)  # None: gone or unreadable, pidfd_open and the reads below say so
+    if identity is not None and identity[1]:
         raise CollapseError("pid: PID %d (%s) is a kernel thread; it has no user memory to collapse"
-                            % (pid, stat["comm"]))
+                            % (pid, identity[0]))
 
 
 def _overlapping(ranges, huge):
@@ -581,13 +568,12 @@ def _overlapping(ranges, huge):
 def collapse(pid, ranges, min_density=0.5, quota_bytes=0, retries=3, check_mode=False, kernel=None,
              proc_root=_procfs.PROC, huge=None, page=None, sleep=time.sleep, kpageflags=None):
     """Plan and (unless ``check_mode``) collapse; returns the module result fields."""
-    huge = huge or _procfs.pmd_size()
-    page = page or _procfs.page_size()
+    huge = huge or _pagemap.pmd_size()
+    page = page or _pagemap.page_size()
     normalized = normalize_ranges(ranges)
     validate_options(min_density, quota_bytes, retries, huge)
-    if isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid < _procfs.PID_MAX_LIMIT:
-        raise CollapseError("pid: %r is not a valid PID (1..%d; PID_MAX_LIMIT is %d)" % (
-            pid, _procfs.PID_MAX_LIMIT - 1, _procfs.PID_MAX_LIMIT))
+    if _procfs.bad_pid(pid):
+        raise CollapseError("pid: " + _procfs.bad_pid(pid))
     _refuse_kernel_thread(pid, proc_root)
     kernel = kernel or Kernel()
 
@@ -603,13 +589,13 @@ def collapse(pid, ranges, min_density=0.5, quota_bytes=0, retries=3, check_mode=
                                 % errno_words(e.errno), errno=e.errno)
         raise CollapseError("pidfd_open(%d) failed: %s" % (pid, errno_words(e.errno)), errno=e.errno)
     own_kpf = kpageflags is None
-    kpf = _procfs.KPageFlags() if own_kpf else kpageflags
+    kpf = _pagemap.KPageFlags() if own_kpf else kpageflags
     precise = bool(kpf.available)
     try:
         try:
             before = _procfs.anon_huge_bytes(pid, proc_root)
             vmas = list(_procfs.iter_smaps(pid, proc_root, keep=_overlapping(normalized, huge)))
-            with _procfs.Pagemap(pid, proc_root, page) as pagemap:
+            with _pagemap.Pagemap(pid, proc_root, page) as pagemap:
                 planned = plan(normalized, vmas, pagemap.entries, kpf, min_density, quota_bytes, huge, page)
         except _procfs.ProcessGone:
             raise CollapseError("process %d does not exist (it exited while its /proc files were read)" % pid,

@@ -16,6 +16,8 @@ import errno
 import os
 import re
 
+from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import SysfsError, errno_words, read_text
+
 # feature -> first mainline kernel (sources: Documentation/ABI/testing/sysfs-kernel-mm-damon,
 # damo's _damon_features.py).
 FEATURE_SINCE = {
@@ -227,7 +229,7 @@ def _root_problem(sysfs_root):
     except OSError as e:
         if e.errno == errno.ENOENT:
             return "sysfs root %s does not exist" % sysfs_root
-        return "sysfs root %s cannot be read: %s (%s)" % (sysfs_root, e.strerror, errno.errorcode.get(e.errno, "E?"))
+        return "sysfs root %s cannot be read: %s" % (sysfs_root, errno_words(e.errno or errno.EIO))
     if not os.path.isdir(sysfs_root):
         return "sysfs root %s is not a directory" % sysfs_root
     mm = os.path.join(sysfs_root, "kernel", "mm")
@@ -267,9 +269,8 @@ def exclusive_modules(sysfs_root):
     for name, label in EXCLUSIVE_MODULES.items():
         path = os.path.join(sysfs_root, "module", name, "parameters", "enabled")
         try:
-            with open(path) as f:
-                value = f.read().strip()
-        except OSError:
+            value = read_text(path)
+        except SysfsError:
             result[name] = {"label": label, "present": False, "enabled": False, "path": path}
             continue
         result[name] = {"label": label, "present": True, "enabled": value in ("Y", "1"), "path": path}

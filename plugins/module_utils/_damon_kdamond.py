@@ -45,8 +45,8 @@ class KdamondPlan(object):
 
 
 def _config(kd):
-    return {"state": kd.state, "index": kd.index, "refresh_ms": from_tree(KDAMOND, kd.tree).get("refresh_ms"),
-            "context": kd.context}
+    """What a kdamond is configured to be, in the shape of ``KdamondPlan.after`` (diffs compare like with like)."""
+    return {"state": kd.state, "refresh_ms": from_tree(KDAMOND, kd.tree).get("refresh_ms"), "context": kd.context}
 
 
 def _foreign_message(foreign):
@@ -247,5 +247,5 @@ def current(sysfs_root, features, p):
         return None
     kd = read_kdamond(sysfs_root, p.index, features)
     out = _config(kd)
-    out["pid"] = kd.pid
+    out.update(index=kd.index, pid=kd.pid)
     return out

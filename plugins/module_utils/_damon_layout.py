@@ -19,6 +19,9 @@ from __future__ import annotations
 import os
 
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_features import CORE_FILTER_TYPES
+from ansible_collections.linux_mm.damon.plugins.module_utils._options import (
+    AGGR_US, MAX_NR_REGIONS, MIN_NR_REGIONS, SAMPLE_US, UPDATE_US,
+)
 from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import read_optional
 
 ULONG_MAX = 2 ** 64 - 1
@@ -185,17 +188,17 @@ CONTEXT = [
     Field("operations", "operations", str, "vaddr"),
     Field("addr_unit", "addr_unit", int, 1, feature="addr_unit", ctype=ULONG),
     Group("monitoring_attrs", [
-        Field("sample_us", "monitoring_attrs/intervals/sample_us", int, 5000, ctype=ULONG),
-        Field("aggr_us", "monitoring_attrs/intervals/aggr_us", int, 100000, ctype=ULONG),
-        Field("update_us", "monitoring_attrs/intervals/update_us", int, 1000000, ctype=ULONG),
+        Field("sample_us", "monitoring_attrs/intervals/sample_us", int, SAMPLE_US, ctype=ULONG),
+        Field("aggr_us", "monitoring_attrs/intervals/aggr_us", int, AGGR_US, ctype=ULONG),
+        Field("update_us", "monitoring_attrs/intervals/update_us", int, UPDATE_US, ctype=ULONG),
         Group("intervals_goal", [
             Field("access_bp", "monitoring_attrs/intervals/intervals_goal/access_bp", int, 0, ctype=ULONG),
             Field("aggrs", "monitoring_attrs/intervals/intervals_goal/aggrs", int, 0, ctype=ULONG),
             Field("min_sample_us", "monitoring_attrs/intervals/intervals_goal/min_sample_us", int, 0, ctype=ULONG),
             Field("max_sample_us", "monitoring_attrs/intervals/intervals_goal/max_sample_us", int, 0, ctype=ULONG),
         ], feature="intervals_goal"),
-        Field("min_nr_regions", "monitoring_attrs/nr_regions/min", int, 10, ctype=ULONG),
-        Field("max_nr_regions", "monitoring_attrs/nr_regions/max", int, 1000, ctype=ULONG),
+        Field("min_nr_regions", "monitoring_attrs/nr_regions/min", int, MIN_NR_REGIONS, ctype=ULONG),
+        Field("max_nr_regions", "monitoring_attrs/nr_regions/max", int, MAX_NR_REGIONS, ctype=ULONG),
     ]),
     Many("targets", "targets/nr_targets", "targets", TARGET),
     Many("schemes", "schemes/nr_schemes", "schemes", SCHEME),

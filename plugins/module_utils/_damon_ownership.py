@@ -31,11 +31,8 @@ import stat
 import tempfile
 
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_features import EXCLUSIVE_MODULES
-from ansible_collections.linux_mm.damon.plugins.module_utils._host_lock import DEFAULT_TIMEOUT_S, HostLock, LockError, lock_path
+from ansible_collections.linux_mm.damon.plugins.module_utils._host_lock import HostLock, LockError, lock_path
 
-DEFAULT_PATH = "/run/linux_mm_damon/ownership.json"
-ARGUMENT_SPEC = dict(ownership_file=dict(type="path", default=DEFAULT_PATH))
-LOCK_ARGUMENT_SPEC = dict(lock_timeout_s=dict(type="float", default=DEFAULT_TIMEOUT_S))
 VERSION = 2
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 MAX_SLOTS = 1 << 16

@@ -20,8 +20,10 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._damon_features imp
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_layout import (
     CONTEXT, KDAMOND, UINT, ULONG, SpecError, check_int, check_ranges,
 )
+from ansible_collections.linux_mm.damon.plugins.module_utils._options import (
+    AGGR_US, MAX_NR_REGIONS, MIN_NR_REGIONS, SAMPLE_US, max_nr_accesses,
+)
 
-PID_MAX_LIMIT = _procfs.PID_MAX_LIMIT
 # More slots than this is a typo, not a pool: every later plan reads and compares every slot.
 POOL_SIZE_MAX = 64
 
@@ -74,9 +76,9 @@ def check_pool_size(value, where="pool_size"):
 
 def check_pid(where, pid):
     """SpecError unless ``pid`` can be a process id (1 .. PID_MAX_LIMIT - 1)."""
-    if isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid < PID_MAX_LIMIT:
-        raise SpecError("%s: %r is not a valid PID (1..%d; PID_MAX_LIMIT is %d)" % (
-            where, pid, PID_MAX_LIMIT - 1, PID_MAX_LIMIT))
+    problem = _procfs.bad_pid(pid)
+    if problem:
+        raise SpecError("%s: %s" % (where, problem))
 
 
 def check_target_process(where, pid, warnings, proc_root="/proc"):
@@ -87,13 +89,11 @@ def check_target_process(where, pid, warnings, proc_root="/proc"):
     threads too. A process that cannot be read is left to the later checks.
     """
     check_pid(where, pid)
-    try:
-        stat = _procfs.read_stat(pid, proc_root)
-        cmdline = _procfs.read_cmdline(pid, proc_root) if stat["ppid"] == 2 else None
-    except _procfs.ProcError:
+    identity = _procfs.read_identity(pid, proc_root)
+    if identity is None:
         return
-    comm = stat["comm"]
-    if _procfs.is_kernel_thread(stat, cmdline):
+    comm, kernel_thread = identity
+    if kernel_thread:
         raise SpecError("%s: PID %d (%s) is a kernel thread; it has no user address space to monitor or "
                         "collapse" % (where, pid, comm))
     if pid == 1:
@@ -111,15 +111,15 @@ def validate_monitoring_attrs(attrs, where="monitoring_attrs"):
     """sample_us >= 1, aggr_us >= sample_us, 3 <= min_nr_regions <= max_nr_regions, goal ordering."""
     attrs = attrs or {}
     check_ranges([m for m in CONTEXT if m.key == "monitoring_attrs"][0].members, attrs, where)
-    sample, aggr = attrs.get("sample_us", 5000), attrs.get("aggr_us", 100000)
+    sample, aggr = attrs.get("sample_us", SAMPLE_US), attrs.get("aggr_us", AGGR_US)
     if sample < 1 or aggr < sample:
         raise SpecError("%s: sample_us (%d) must be at least 1 and not above aggr_us (%d)" % (where, sample, aggr))
-    if attrs.get("min_nr_regions", 10) < 3:
+    if attrs.get("min_nr_regions", MIN_NR_REGIONS) < 3:
         raise SpecError("%s.min_nr_regions: DAMON needs at least 3 (got %d)" % (where, attrs["min_nr_regions"]))
-    _range(where, "min_nr_regions", "max_nr_regions", dict({"min_nr_regions": 10, "max_nr_regions": 1000}, **attrs))
+    _range(where, "min_nr_regions", "max_nr_regions", dict({"min_nr_regions": MIN_NR_REGIONS, "max_nr_regions": MAX_NR_REGIONS}, **attrs))
     goal = attrs.get("intervals_goal") or {}
     _range(where + ".intervals_goal", "min_sample_us", "max_sample_us", goal)
-    return aggr // sample
+    return max_nr_accesses(sample, aggr)
 
 
 def validate_kdamond(name, refresh_ms, pool_size):

@@ -20,7 +20,8 @@ import json
 import os
 import time
 
-DEFAULT_TIMEOUT_S = 120.0
+from ansible_collections.linux_mm.damon.plugins.module_utils._options import LOCK_TIMEOUT_S
+
 
 
 class LockError(Exception):
@@ -49,7 +50,7 @@ def _holder(fd):
 class HostLock(object):
     """``with HostLock(path, "kdamond", timeout_s): ...`` — exclusive, bounded wait."""
 
-    def __init__(self, path, module, timeout_s=DEFAULT_TIMEOUT_S, clock=time.monotonic, sleep=time.sleep):
+    def __init__(self, path, module, timeout_s=LOCK_TIMEOUT_S, clock=time.monotonic, sleep=time.sleep):
         self.path, self.module, self.timeout_s = path, module, timeout_s
         self.clock, self.sleep = clock, sleep
         self.fd = None

@@ -16,7 +16,7 @@ the access distribution, and, depending on the collapse path:
 - ``damos_collapse`` (Linux 7.2+): a ``collapse`` scheme at the threshold;
 - ``user_collapse`` (6.2+): a second ``stat`` scheme at the threshold (it keeps
   the threshold in sysfs and counts what is at or above it); the step collapses
-  the hot 2 MiB chunks itself with process_madvise(MADV_COLLAPSE);
+  the hot huge-page-sized chunks itself with process_madvise(MADV_COLLAPSE);
 - ``khugepaged``: a ``hugepage`` scheme; khugepaged collapses later, slowly.
 
 Monitoring intervals fit each application: real applications touch a hot page
@@ -27,7 +27,8 @@ their ratio (``kdamond_tune_intervals()``); we read them back with
 ``update_tuned_intervals``. In mode ``controller`` the caller (hugepage_tune)
 passes wider intervals per application.
 
-The access distribution is reported per 2 MiB-aligned chunk, i.e. per possible
+The access distribution is reported per PMD-aligned chunk (2 MiB on x86-64; the size is read from
+SYSFS_ROOT/kernel/mm/transparent_hugepage/hpage_pmd_size), i.e. per possible
 huge page: a chunk's level is the highest ``nr_accesses`` that covers at least
 half of it, whatever the DAMON regions that cover it. Tiny very hot regions in
 an otherwise cold chunk leave the chunk cold; they can never become a huge page.
@@ -38,40 +39,19 @@ from __future__ import annotations
 import os
 import time
 
-from ansible_collections.linux_mm.damon.plugins.module_utils import _collapse, _procfs
+from ansible_collections.linux_mm.damon.plugins.module_utils import _collapse, _pagemap, _procfs
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_kdamond import apply_plan, plan_kdamond
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_layout import UINT_MAX, ULONG_MAX, SpecError
-from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import ARGUMENT_SPEC as OWNERSHIP_SPEC, LOCK_ARGUMENT_SPEC
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_spec import COLLAPSE_FALLBACK, pid_alive
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_sysfs import (
     command, read_kdamonds, read_stats, read_tried_regions,
 )
+from ansible_collections.linux_mm.damon.plugins.module_utils._options import (
+    GOAL_ACCESS_BP, GOAL_AGGRS, MAX_SAMPLE_US, max_nr_accesses,
+)
 from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import SysfsError, read_optional
 
-PATHS = ("auto", "damos_collapse", "user_collapse", "khugepaged")
-INTERVAL_MODES = ("auto", "kernel", "controller", "off")
-# Options of hugepage_step that the hugepage_tune action passes through unchanged.
-LOOP_ARGUMENT_SPEC = dict(
-    path=dict(type="str", choices=list(PATHS), default="auto"),
-    interval_s=dict(type="float", default=5.0),
-    monitoring_attrs=dict(type="dict", default={}, options=dict(
-        sample_us=dict(type="int", default=5000), aggr_us=dict(type="int", default=100000),
-        min_nr_regions=dict(type="int", default=10), max_nr_regions=dict(type="int", default=1000))),
-    auto_intervals=dict(type="dict", default={}, options=dict(
-        mode=dict(type="str", choices=list(INTERVAL_MODES), default="auto"),
-        access_bp=dict(type="int", default=400),
-        aggrs=dict(type="int", default=3),
-        max_sample_us=dict(type="int", default=1000000))),
-    quota_bytes=dict(type="int", default=134217728),
-    pool_size=dict(type="int", default=4),
-    exclusive_modules=dict(type="str", choices=["fail", "stop"], default="fail"),
-    ownership_file=OWNERSHIP_SPEC["ownership_file"],
-    lock_timeout_s=LOCK_ARGUMENT_SPEC["lock_timeout_s"],
-    sysfs_root=dict(type="path", default="/sys"),
-    kernel_release=dict(type="str"),
-)
 NAME_PREFIX = "hugepage:"
-HUGE = 2 * 1024 * 1024
 BP = 10000
 ACTION_OF_PATH = {"damos_collapse": "collapse", "user_collapse": "stat", "khugepaged": "hugepage"}
 INTERVALS = "contexts/0/monitoring_attrs/intervals"
@@ -131,9 +111,10 @@ def threshold_of(app, max_nr):
     return max_nr + 1 if bp > BP else -(-bp * max_nr // BP)
 
 
-def context_for(app, path, attrs, quota_bytes, goal=None):
-    """The kdamond context of one application at its threshold (``attrs`` hold its intervals)."""
-    max_nr = attrs["aggr_us"] // attrs["sample_us"]
+def context_for(app, path, attrs, quota_bytes, huge, goal=None):
+    """The kdamond context of one application at its threshold (``attrs`` hold its intervals;
+    ``huge``: the PMD size, the smallest region worth collapsing)."""
+    max_nr = max_nr_accesses(attrs["sample_us"], attrs["aggr_us"])
     threshold = app["threshold"]
     attrs = dict(attrs)
     if goal:
@@ -141,7 +122,7 @@ def context_for(app, path, attrs, quota_bytes, goal=None):
     schemes = [{"action": "stat"}, {
         "action": ACTION_OF_PATH[path],
         # a threshold above the largest possible nr_accesses collapses nothing
-        "access_pattern": {"min_size": HUGE, "min_nr_accesses": threshold,
+        "access_pattern": {"min_size": huge, "min_nr_accesses": threshold,
                            "max_nr_accesses": max(max_nr, threshold)},
         "quotas": {"bytes": quota_bytes, "reset_interval_ms": 1000 if quota_bytes else 0,
                    "weights": {"nr_accesses_permil": 1000}},
@@ -162,6 +143,16 @@ def current_threshold(kdamond):
     return None
 
 
+def app_view(config):
+    """{state, pid, threshold, sample_us, aggr_us} of one application's kdamond config (a plan's before/after)."""
+    ctx = config.get("context") or {}
+    schemes = ctx.get("schemes") or []
+    attrs = ctx.get("monitoring_attrs") or {}
+    return {"state": config.get("state"), "pid": ((ctx.get("targets") or [{}])[0]).get("pid"),
+            "threshold": schemes[1].get("access_pattern", {}).get("min_nr_accesses") if len(schemes) > 1 else None,
+            "sample_us": attrs.get("sample_us"), "aggr_us": attrs.get("aggr_us")}
+
+
 def target_pid(kdamond):
     targets = (kdamond.context or {}).get("targets") or [{}]
     return targets[0].get("pid")
@@ -174,8 +165,8 @@ def live_intervals(kdamond_path):
     return tuple(int(v) for v in values) if all(values) else None
 
 
-def chunk_runs(regions):
-    """Sorted (start, end, level) runs of 2 MiB-aligned chunks from DAMON regions.
+def chunk_runs(regions, huge):
+    """Sorted (start, end, level) runs of ``huge``-aligned chunks (the PMD size) from DAMON regions.
 
     A chunk wholly inside one region has that region's nr_accesses; a chunk that
     regions share gets the highest level covering at least half of it. Work and
@@ -184,24 +175,24 @@ def chunk_runs(regions):
     runs, edges = [], {}
     for r in regions:
         start, end, level = r["start"], r["end"], r.get("nr_accesses", 0)
-        first, last = -(-start // HUGE) * HUGE, end // HUGE * HUGE
+        first, last = -(-start // huge) * huge, end // huge * huge
         if first < last:
             runs.append((first, last, level))
         for lo, hi in ((start, min(end, first)), (max(start, last), end)) if first < last else ((start, end),):
-            c = lo // HUGE * HUGE
+            c = lo // huge * huge
             while lo < hi:
-                part = min(hi, c + HUGE) - lo
+                part = min(hi, c + huge) - lo
                 edges.setdefault(c, {})
                 edges[c][level] = edges[c].get(level, 0) + part
-                lo, c = lo + part, c + HUGE
+                lo, c = lo + part, c + huge
     for c, cover in edges.items():
         covered, level = 0, 0
         for lv in sorted(cover, reverse=True):
             covered += cover[lv]
-            if 2 * covered >= HUGE:
+            if 2 * covered >= huge:
                 level = lv
                 break
-        runs.append((c, c + HUGE, level))
+        runs.append((c, c + huge, level))
     return sorted(runs)
 
 
@@ -224,9 +215,11 @@ class Step(object):
         self.path, self.attrs, self.quota_bytes = path, attrs, quota_bytes
         self.exclusive, self.pool_size, self.check_mode = exclusive, pool_size, check_mode
         self.auto = dict(auto_intervals or {})
+        self.huge = _pagemap.pmd_size(sysfs_root)
         check_loop_options([], self.auto)
         self.interval_mode = choose_interval_mode(features, self.auto.get("mode", "auto"))
         self.writes, self.applied = [], []
+        self.diff = {"before": {}, "after": {}}  # per application, the kdamond as it was and as planned
 
     def _kdamond_path(self, index):
         return os.path.join(self.root, "kernel/mm/damon/admin/kdamonds", str(index))
@@ -235,16 +228,29 @@ class Step(object):
         plan = plan_kdamond(self.root, self.features, self.own, NAME_PREFIX + name, state, context,
                             exclusive=self.exclusive, pool_size=self.pool_size)
         self.writes.extend(dict(path=p, value=v) for p, v in plan.writes)
+        self._record_diff(name, plan)
         if plan.writes and not self.check_mode:
             apply_plan(self.root, self.features, self.own, plan, self.applied)
         return plan
 
+    def _record_diff(self, name, plan):
+        before = app_view(plan.before) if plan.before else None
+        if before:
+            self.diff["before"][name] = before
+        if plan.after:
+            after = app_view(plan.after)
+            if self.interval_mode == "kernel" and before:  # the kernel tunes them; a commit leaves them alone
+                after.update(sample_us=before["sample_us"], aggr_us=before["aggr_us"])
+            self.diff["after"][name] = after
+        else:
+            self.diff["after"].pop(name, None)
+
     def _goal(self, attrs):
         if self.interval_mode != "kernel":
             return None
-        return {"access_bp": self.auto.get("access_bp", 400), "aggrs": self.auto.get("aggrs", 3),
+        return {"access_bp": self.auto.get("access_bp", GOAL_ACCESS_BP), "aggrs": self.auto.get("aggrs", GOAL_AGGRS),
                 "min_sample_us": attrs["sample_us"],
-                "max_sample_us": max(attrs["sample_us"], self.auto.get("max_sample_us", 1000000))}
+                "max_sample_us": max(attrs["sample_us"], self.auto.get("max_sample_us", MAX_SAMPLE_US))}
 
     def _refresh_tuned(self, owned, kds):
         """Copy the kernel's tuned intervals to sysfs before planning: a commit re-reads sample_us/aggr_us."""
@@ -299,7 +305,7 @@ class Step(object):
                 continue
             kd = kds[owned[app["name"]]] if owned.get(app["name"], len(kds)) < len(kds) else None
             attrs = self._attrs_for(app, kd)
-            max_nr = attrs["aggr_us"] // attrs["sample_us"]
+            max_nr = max_nr_accesses(attrs["sample_us"], attrs["aggr_us"])
             threshold = threshold_of(app, max_nr)
             if threshold is None and kd is not None:
                 threshold = current_threshold(kd)
@@ -307,7 +313,7 @@ class Step(object):
             entry["threshold"] = app["threshold"]
             try:
                 plan = self._ensure(app["name"], "running", context_for(
-                    app, self.path, attrs, self.quota_bytes, self._goal(attrs)))
+                    app, self.path, attrs, self.quota_bytes, self.huge, self._goal(attrs)))
             except (SysfsError, SpecError):
                 if pid_alive(app["pid"]):
                     raise
@@ -355,14 +361,14 @@ class Step(object):
 
     def _observe_one(self, entry, path, app, collapse):
         sample_us, aggr_us = live_intervals(path) or (self.attrs["sample_us"], self.attrs["aggr_us"])
-        max_nr = aggr_us // max(sample_us, 1)
+        max_nr = max_nr_accesses(sample_us, aggr_us)
         stats = read_stats(path)
         regions = read_tried_regions(path)[0] if self.features.has("tried_regions") else []
         threshold = entry["threshold"]
         histogram, chunks = {}, {}
         for r in regions:
             histogram[r["nr_accesses"]] = histogram.get(r["nr_accesses"], 0) + r["end"] - r["start"]
-        runs = chunk_runs(regions)
+        runs = chunk_runs(regions, self.huge)
         for s, e, level in runs:
             chunks[level] = chunks.get(level, 0) + e - s
         hot = _merge([(s, e) for s, e, level in runs if level >= threshold])
@@ -373,7 +379,7 @@ class Step(object):
                      scheme_stats=stats[1] if len(stats) > 1 else None, collapsed=None)
         if self.path == "user_collapse" and hot and collapse:
             entry["collapsed"] = self._collapse(entry, hot, app)
-        entry.update(self._huge_bytes(entry["pid"], hot, cold))
+        entry.update(self._huge_bytes(entry["pid"], hot, cold, self.huge))
         if entry["huge_bytes"] is None and not pid_alive(entry["pid"]):
             entry["exited"] = True
 
@@ -382,7 +388,7 @@ class Step(object):
         quota = self.quota_bytes if not budget else min(self.quota_bytes or budget, budget)
         try:
             done = _collapse.collapse(entry["pid"], [{"start": s, "end": e} for s, e in hot],
-                                      quota_bytes=quota, check_mode=self.check_mode)
+                                      quota_bytes=quota, check_mode=self.check_mode, huge=self.huge)
         except _collapse.CollapseError as e:
             if e.process_gone or not pid_alive(entry["pid"]):
                 entry["exited"] = True
@@ -391,12 +397,12 @@ class Step(object):
         return {"bytes": done["bytes_collapsed"], "chunks": done["chunks"]["collapsed"]}
 
     @staticmethod
-    def _huge_bytes(pid, hot, cold):
+    def _huge_bytes(pid, hot, cold, huge):
         """AnonHugePages of the process, and the huge-page bytes inside its hot and its cold chunks."""
         try:
             return {"huge_bytes": _procfs.anon_huge_bytes(pid),
-                    "huge_bytes_hot": sum(_procfs.range_huge_bytes(pid, s, e) or 0 for s, e in hot),
-                    "huge_bytes_cold": sum(_procfs.range_huge_bytes(pid, s, e) or 0 for s, e in cold)}
+                    "huge_bytes_hot": sum(_pagemap.range_huge_bytes(pid, s, e, huge) or 0 for s, e in hot),
+                    "huge_bytes_cold": sum(_pagemap.range_huge_bytes(pid, s, e, huge) or 0 for s, e in cold)}
         except _procfs.ProcError:
             return {"huge_bytes": None, "huge_bytes_hot": None, "huge_bytes_cold": None}
 

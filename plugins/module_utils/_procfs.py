@@ -2,12 +2,14 @@
 # Copyright: (c) 2026, linux_mm.damon contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Read-only parsing of /proc shared by the hot_processes and collapse modules.
+"""Read-only parsing of /proc: stat, status, cmdline, cgroup, maps/smaps, the process tree.
 
 Everything here only reads. Processes come and go while we read: a file of a
 process that has exited raises :class:`ProcessGone` (ENOENT or ESRCH), a file
 we may not read raises :class:`ProcAccessDenied` (EACCES or EPERM), so callers
-can skip such processes without catching raw ``OSError``.
+can skip such processes without catching raw ``OSError``. Page maps and huge
+pages are in :mod:`_pagemap`, CPU sampling in :mod:`_cpu_sampling`, the
+hot_processes ranking in :mod:`_hot_processes`.
 
 Formats (proc(5), Documentation/filesystems/proc.rst):
 
@@ -16,10 +18,6 @@ Formats (proc(5), Documentation/filesystems/proc.rst):
   (``PF_KTHREAD`` = 0x00200000), fields 14/15 ``utime``/``stime`` in clock
   ticks, field 22 ``starttime`` in clock ticks since boot.
 * ``status``, ``smaps_rollup``, ``smaps``: ``Key: value [kB]`` lines.
-* ``pagemap``: one native-endian 64-bit entry per virtual page; bit 63 page
-  present, bit 62 swapped, bits 0-54 the PFN (zero without CAP_SYS_ADMIN).
-* ``/proc/kpageflags``: one 64-bit flag word per PFN (root only); bit 15
-  ``COMPOUND_HEAD``, 16 ``COMPOUND_TAIL``, 22 ``THP``, 24 ``ZERO_PAGE``.
 """
 
 from __future__ import annotations
@@ -27,27 +25,14 @@ from __future__ import annotations
 import errno as errno_mod
 import os
 import re
-import signal
-import threading
-import time
-from array import array
+
+from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import errno_words
 
 PROC = "/proc"
 
 PF_KTHREAD = 0x00200000
 # include/linux/threads.h (64-bit): pid_max can be raised to this at most, and PIDs are below pid_max.
 PID_MAX_LIMIT = 4194304
-
-PM_PRESENT = 1 << 63
-PM_SWAP = 1 << 62
-PM_PFN_MASK = (1 << 55) - 1
-
-KPF_COMPOUND_HEAD = 1 << 15
-KPF_COMPOUND_TAIL = 1 << 16
-KPF_THP = 1 << 22
-KPF_ZERO_PAGE = 1 << 24
-
-ENTRY_SIZE = 8  # bytes per pagemap / kpageflags entry
 
 _GONE = (errno_mod.ENOENT, errno_mod.ESRCH)
 _DENIED = (errno_mod.EACCES, errno_mod.EPERM)
@@ -59,8 +44,7 @@ class ProcError(Exception):
     def __init__(self, path, err, what=None):
         self.path = path
         self.errno = err
-        name = errno_mod.errorcode.get(err, "E?")
-        msg = "reading %s failed: %s (%s)" % (path, os.strerror(err), name)
+        msg = "reading %s failed: %s" % (path, errno_words(err))
         if what:
             msg += "; " + what
         super().__init__(msg)
@@ -74,7 +58,8 @@ class ProcAccessDenied(ProcError):
     """We may not read this file of the process (ptrace access, hidepid, ...)."""
 
 
-def _raise_for(path, exc):
+def raise_for(path, exc):
+    """Raise ProcessGone, ProcAccessDenied or ProcError for an OSError from reading ``path``."""
     err = exc.errno or errno_mod.EIO
     if err in _GONE:
         raise ProcessGone(path, err)
@@ -89,40 +74,22 @@ def read_bytes(path):
         with open(path, "rb") as f:
             return f.read()
     except OSError as e:
-        _raise_for(path, e)
+        raise_for(path, e)
 
 
 def read_text(path):
     return read_bytes(path).decode("utf-8", "replace")
 
 
+def bad_pid(pid):
+    """Why ``pid`` cannot be a process id (1 .. PID_MAX_LIMIT - 1), or None."""
+    if isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid < PID_MAX_LIMIT:
+        return "%r is not a valid PID (1..%d; PID_MAX_LIMIT is %d)" % (pid, PID_MAX_LIMIT - 1, PID_MAX_LIMIT)
+    return None
+
+
 def pid_path(pid, name, proc_root=PROC):
     return os.path.join(proc_root, str(pid), name)
-
-
-def page_size():
-    return os.sysconf("SC_PAGE_SIZE")
-
-
-def pmd_size(sysfs_root="/sys"):
-    """Size of a PMD-mapped huge page (2 MiB on x86-64 with 4 KiB pages).
-
-    Read from ``kernel/mm/transparent_hugepage/hpage_pmd_size`` (read only);
-    without it, 512 base pages, which is the PMD size of every 4 KiB-page
-    architecture.
-    """
-    try:
-        with open(os.path.join(sysfs_root, "kernel/mm/transparent_hugepage/hpage_pmd_size")) as f:
-            value = int(f.read().strip())
-        if value > 0:
-            return value
-    except (OSError, ValueError):
-        pass
-    return page_size() * (page_size() // ENTRY_SIZE)
-
-
-def clock_ticks():
-    return os.sysconf("SC_CLK_TCK")
 
 
 # --- listing -------------------------------------------------------------
@@ -181,6 +148,20 @@ def is_kernel_thread(stat, cmdline=None):
     if stat["pid"] == 2 or (stat["ppid"] == 2 and cmdline is not None and not cmdline):
         return True
     return False
+
+
+def read_identity(pid, proc_root=PROC):
+    """(comm, is a kernel thread) of ``pid``; None when it cannot be read (gone, denied).
+
+    The command line is read only for children of kthreadd, where an empty one tells a
+    kernel thread on kernels whose stat flags do not show PF_KTHREAD.
+    """
+    try:
+        stat = read_stat(pid, proc_root)
+        cmdline = read_cmdline(pid, proc_root) if stat["ppid"] == 2 else None
+    except ProcError:
+        return None
+    return stat["comm"], is_kernel_thread(stat, cmdline)
 
 
 # --- status ----------------------------------------------------------------
@@ -403,14 +384,15 @@ def parse_maps(text):
     return vmas
 
 
-def parse_smaps(text):
-    vmas = []
+def _smaps_mappings(lines, keep=None):
+    """Mappings with their fields from smaps lines; ``keep(vma)`` drops unwanted ones before their fields."""
     current = None
-    for line in text.splitlines():
+    for line in lines:
         vma = _parse_vma_header(line)
         if vma is not None:
-            current = vma
-            vmas.append(vma)
+            if current is not None:
+                yield current
+            current = vma if keep is None or keep(vma) else None
             continue
         if current is None:
             continue
@@ -423,7 +405,12 @@ def parse_smaps(text):
             number = kb_value(value.strip())
             if number is not None:
                 current.fields[key] = number
-    return vmas
+    if current is not None:
+        yield current
+
+
+def parse_smaps(text):
+    return list(_smaps_mappings(text.splitlines()))
 
 
 def iter_smaps(pid, proc_root=PROC, keep=None):
@@ -433,32 +420,11 @@ def iter_smaps(pid, proc_root=PROC, keep=None):
     their fields are parsed: memory stays bounded by what the caller keeps.
     """
     path = pid_path(pid, "smaps", proc_root)
-    current = None
     try:
         with open(path, "rb") as f:
-            for raw in f:
-                line = raw.decode("utf-8", "replace").rstrip("\n")
-                vma = _parse_vma_header(line)
-                if vma is not None:
-                    if current is not None:
-                        yield current
-                    current = vma if keep is None or keep(vma) else None
-                    continue
-                if current is None:
-                    continue
-                key, sep, value = line.partition(":")
-                if not sep:
-                    continue
-                if key == "VmFlags":
-                    current.vm_flags = frozenset(value.split())
-                else:
-                    number = kb_value(value.strip())
-                    if number is not None:
-                        current.fields[key] = number
+            yield from _smaps_mappings((raw.decode("utf-8", "replace").rstrip("\n") for raw in f), keep)
     except OSError as e:
-        _raise_for(path, e)
-    if current is not None:
-        yield current
+        raise_for(path, e)
 
 
 def read_maps(pid, proc_root=PROC):
@@ -477,175 +443,6 @@ def find_vma(vmas, start, end):
     return None
 
 
-# --- pagemap and kpageflags ----------------------------------------------------
-
-def _pread_entries(fd, index, count, path):
-    """``count`` 64-bit entries from entry ``index`` of an open pagemap/kpageflags file."""
-    want = count * ENTRY_SIZE
-    data = b""
-    offset = index * ENTRY_SIZE
-    try:
-        while len(data) < want:
-            chunk = os.pread(fd, want - len(data), offset + len(data))
-            if not chunk:
-                break
-            data += chunk
-    except OSError as e:
-        _raise_for(path, e)
-    entries = array("Q")
-    entries.frombytes(data[:len(data) - len(data) % ENTRY_SIZE])
-    return entries
-
-
-class _FdFile(object):
-    """A /proc file kept open for pread(2); closes on exit of a with block."""
-
-    fd = None
-
-    def close(self):
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-class Pagemap(_FdFile):
-    """/proc/PID/pagemap opened once; ``entries(start, end)`` per virtual page."""
-
-    def __init__(self, pid, proc_root=PROC, page=None):
-        self.path = pid_path(pid, "pagemap", proc_root)
-        self.page = page or page_size()
-        try:
-            self.fd = os.open(self.path, os.O_RDONLY)
-        except OSError as e:
-            _raise_for(self.path, e)
-
-    def entries(self, start, end):
-        first = start // self.page
-        count = (end - start) // self.page
-        result = _pread_entries(self.fd, first, count, self.path)
-        if len(result) != count:
-            # Reads stop at the end of the address space only; anything shorter is a vanished mm.
-            raise ProcessGone(self.path, errno_mod.ESRCH)
-        return result
-
-
-class KPageFlags(_FdFile):
-    """/proc/kpageflags when readable (root), else ``available`` is False."""
-
-    def __init__(self, path=os.path.join(PROC, "kpageflags")):
-        self.path = path
-        self.fd = None
-        try:
-            self.fd = os.open(path, os.O_RDONLY)
-        except OSError:
-            self.fd = None
-
-    @property
-    def available(self):
-        return self.fd is not None
-
-    def flags(self, pfn, count=1):
-        if self.fd is None:
-            return None
-        try:
-            return _pread_entries(self.fd, pfn, count, self.path)
-        except ProcError:
-            return None
-
-
-def count_populated(entries):
-    """(present, swapped) counts of pagemap entries."""
-    present = swapped = 0
-    for e in entries:
-        if e & PM_PRESENT:
-            present += 1
-        elif e & PM_SWAP:
-            swapped += 1
-    return present, swapped
-
-
-def pfns_known(entries):
-    """True when present entries carry PFNs (we have CAP_SYS_ADMIN)."""
-    for e in entries:
-        if e & PM_PRESENT:
-            return bool(e & PM_PFN_MASK)
-    return False
-
-
-def is_whole_thp(entries, kpageflags):
-    """Whether the pages of one PMD-sized, PMD-aligned chunk are exactly one huge folio.
-
-    True when every page is present, the PFNs are contiguous from a PFN aligned to
-    the chunk's page count, the first page is a THP compound head and all the
-    others are its tails. None when that cannot be told (no PFNs or no kpageflags).
-    """
-    n = len(entries)
-    if n == 0:
-        return False
-    first = entries[0]
-    if not first & PM_PRESENT:
-        return False
-    pfn0 = first & PM_PFN_MASK
-    if not pfn0:
-        return None
-    if pfn0 % n:
-        return False
-    for i in range(n):
-        e = entries[i]
-        if not e & PM_PRESENT or (e & PM_PFN_MASK) != pfn0 + i:
-            return False
-    if kpageflags is None or not kpageflags.available:
-        return None
-    flags = kpageflags.flags(pfn0, n)
-    if flags is None or len(flags) != n:
-        return None
-    if not (flags[0] & KPF_THP and flags[0] & KPF_COMPOUND_HEAD):
-        return False
-    for f in flags[1:]:
-        if not (f & KPF_THP and f & KPF_COMPOUND_TAIL):
-            return False
-    return True
-
-
-def range_huge_bytes(pid, start, end, huge=None, proc_root=PROC, kpageflags=None):
-    """Bytes of [start, end) backed by whole PMD-sized THPs; None when that cannot be
-    told (PFNs and /proc/kpageflags need CAP_SYS_ADMIN).
-
-    Only the PMD-aligned chunks inside the range are examined. Unlike per-VMA
-    smaps, this separates ranges even when neighbouring mappings merged.
-    """
-    huge = huge or pmd_size()
-    astart = -(-start // huge) * huge
-    aend = end // huge * huge
-    if aend <= astart:
-        return 0
-    own = kpageflags is None
-    kpf = KPageFlags() if own else kpageflags
-    try:
-        if not kpf.available:
-            return None
-        total = 0
-        with Pagemap(pid, proc_root) as pm:
-            entries = pm.entries(astart, aend)
-            per = huge // pm.page
-            for i in range(0, len(entries), per):
-                verdict = is_whole_thp(entries[i:i + per], kpf)
-                if verdict is None:
-                    return None
-                if verdict:
-                    total += huge
-        return total
-    finally:
-        if own:
-            kpf.close()
-
-
 # --- process tree ----------------------------------------------------------------
 
 def ancestors(pid, proc_root=PROC, limit=4096):
@@ -661,241 +458,3 @@ def ancestors(pid, proc_root=PROC, limit=4096):
         except ProcError:
             break
     return chain
-
-
-# --- CPU sampling ----------------------------------------------------------------
-
-def sample_cpu(proc_root=PROC):
-    """One pass over /proc: {pid: stat dict} for every readable process, and the
-    monotonic time in the middle of the pass. Vanished processes are left out."""
-    t0 = time.monotonic()
-    stats = {}
-    for pid in list_pids(proc_root):
-        try:
-            stats[pid] = read_stat(pid, proc_root)
-        except ProcError:
-            continue
-    t1 = time.monotonic()
-    return stats, (t0 + t1) / 2.0
-
-
-# --- hot processes -----------------------------------------------------------------
-
-class HotProcessError(Exception):
-    """Bad filter input (unknown user, bad regular expression, ...)."""
-
-
-def resolve_users(users):
-    """Names or uids (ints or digit strings) -> set of uids; unknown names raise."""
-    import pwd  # pylint: disable=import-outside-toplevel
-
-    uids = set()
-    for user in users or ():
-        if isinstance(user, bool):
-            raise HotProcessError("users: %r is not a user name or uid" % (user,))
-        if isinstance(user, int):
-            uids.add(user)
-            continue
-        text = str(user).strip()
-        if text.isdigit():
-            uids.add(int(text))
-            continue
-        try:
-            uids.add(pwd.getpwnam(text).pw_uid)
-        except KeyError:
-            raise HotProcessError("users: no user named %r on this host" % text)
-    return uids
-
-
-def user_name(uid, cache):
-    import pwd  # pylint: disable=import-outside-toplevel
-
-    if uid not in cache:
-        try:
-            cache[uid] = pwd.getpwuid(uid).pw_name
-        except KeyError:
-            cache[uid] = str(uid)
-    return cache[uid]
-
-
-def compile_pattern(name, pattern):
-    if pattern is None:
-        return None
-    try:
-        return re.compile(pattern)
-    except re.error as e:
-        raise HotProcessError("%s: %r is not a valid regular expression: %s" % (name, pattern, e))
-
-
-# A pattern is matched against at most this many characters of a name or command line: a
-# backtracking pattern costs at least polynomial time in the text length, and argv can be
-# megabytes long. On top of that one match may take at most MATCH_TIME_S seconds (enforced
-# with a timer signal in the main thread; Python's regex engine checks signals while it runs).
-MATCH_TEXT_MAX = 4096
-MATCH_TIME_S = 1.0
-
-
-class _MatchTimeout(Exception):
-    pass
-
-
-def _on_alarm(signum, frame):
-    raise _MatchTimeout()
-
-
-def bounded_search(regex, text, option, pid, limit_s=MATCH_TIME_S):
-    """``regex.search`` on the first MATCH_TEXT_MAX characters of ``text``, in at most ``limit_s``."""
-    text = text[:MATCH_TEXT_MAX]
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
-        return regex.search(text)
-    previous = signal.signal(signal.SIGALRM, _on_alarm)
-    try:
-        signal.setitimer(signal.ITIMER_REAL, limit_s)
-        try:
-            return regex.search(text)
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-    except _MatchTimeout:
-        raise HotProcessError("%s: %r took more than %g s on the %d characters of PID %d's text (at most %d are "
-                              "matched); the pattern backtracks catastrophically, simplify it"
-                              % (option, regex.pattern, limit_s, len(text), pid, MATCH_TEXT_MAX))
-    finally:
-        signal.signal(signal.SIGALRM, previous)
-
-
-def _cpu_ticks(stat):
-    return stat["utime"] + stat["stime"]
-
-
-def rank_by_cpu(first, second):
-    """[(delta_ticks, pid)] for processes of ``second``, highest delta first, ties by pid.
-
-    A PID absent from ``first`` or with another start time (PID reused) started in
-    the window, so all its CPU time counts.
-    """
-    ranked = []
-    for pid, st in second.items():
-        before = first.get(pid)
-        base = _cpu_ticks(before) if before is not None and before["starttime"] == st["starttime"] else 0
-        ranked.append((max(0, _cpu_ticks(st) - base), pid))
-    ranked.sort(key=lambda item: (-item[0], item[1]))
-    return ranked
-
-
-def find_hot_processes(window_s=1.0, top=5, min_anon_rss_bytes=0, min_cpu_pct=0.0, name_pattern=None,
-                       cmdline_pattern=None, users=None, cgroup=None, exclude_pids=(), self_pid=None,
-                       proc_root=PROC, sleep=time.sleep, huge=None):
-    """Sample CPU time twice over ``window_s`` and return (processes, summary).
-
-    ``processes`` are the ``top`` busiest matching processes (all when ``top`` is 0),
-    highest CPU-time delta first, ties by PID. Kernel threads, zombies, ``self_pid``
-    with its ancestors, ``exclude_pids`` and processes that exit before their files
-    are read are left out.
-    """
-    name_re = compile_pattern("name_pattern", name_pattern)
-    cmdline_re = compile_pattern("cmdline_pattern", cmdline_pattern)
-    uids = resolve_users(users) if users else None
-    huge = huge or pmd_size()
-    ticks = float(clock_ticks())
-    self_pid = os.getpid() if self_pid is None else self_pid
-    excluded = set(ancestors(self_pid, proc_root)) | set(int(p) for p in exclude_pids or ())
-
-    first, t_first = sample_cpu(proc_root)
-    if window_s > 0:
-        sleep(window_s)
-    second, t_second = sample_cpu(proc_root)
-    elapsed = max(t_second - t_first, 1e-6)
-
-    summary = {
-        "window_s": round(elapsed, 6),
-        "scanned": len(second),
-        "exited": len(set(first) - set(second)),
-        "kernel_threads": 0,
-        "excluded": 0,
-        "filtered": 0,
-        "unreadable": 0,
-        "matched": 0,
-    }
-    candidates = []
-    for delta, pid in rank_by_cpu(first, second):
-        st = second[pid]
-        if is_kernel_thread(st):
-            summary["kernel_threads"] += 1
-            continue
-        if st["state"] in ("Z", "X", "x"):
-            summary["exited"] += 1
-            continue
-        if pid in excluded:
-            summary["excluded"] += 1
-            continue
-        cpu_seconds = delta / ticks
-        cpu_pct = 100.0 * cpu_seconds / elapsed
-        if cpu_pct < min_cpu_pct:
-            summary["filtered"] += 1
-            continue
-        try:
-            status = read_status(pid, proc_root)
-            cmdline = read_cmdline(pid, proc_root)
-            if is_kernel_thread(st, cmdline):
-                summary["kernel_threads"] += 1
-                continue
-            anon_rss = kb_value(status.get("RssAnon"))
-            if anon_rss is None:
-                anon_rss = read_smaps_rollup(pid, proc_root).get("Anonymous", 0)
-            uid = status_uid(status)
-            if anon_rss < min_anon_rss_bytes or (uids is not None and uid not in uids):
-                summary["filtered"] += 1
-                continue
-            if name_re is not None:
-                argv0 = os.path.basename(cmdline[0]) if cmdline else ""
-                if not (bounded_search(name_re, st["comm"], "name_pattern", pid)
-                        or (argv0 and bounded_search(name_re, argv0, "name_pattern", pid))):
-                    summary["filtered"] += 1
-                    continue
-            if cmdline_re is not None and not bounded_search(cmdline_re, " ".join(cmdline), "cmdline_pattern", pid):
-                summary["filtered"] += 1
-                continue
-            cgroups = read_cgroup(pid, proc_root)
-            if cgroup is not None and not cgroup_matches(cgroups, cgroup):
-                summary["filtered"] += 1
-                continue
-        except ProcessGone:
-            summary["exited"] += 1
-            continue
-        except ProcError:
-            summary["unreadable"] += 1
-            continue
-        candidates.append({
-            "pid": pid,
-            "ppid": st["ppid"],
-            "comm": st["comm"],
-            "cmdline": cmdline,
-            "uid": uid,
-            "cgroup": main_cgroup_path(cgroups),
-            "cpu_seconds": round(cpu_seconds, 6),
-            "cpu_pct": round(cpu_pct, 2),
-            "threads": st["num_threads"],
-            "anon_rss_bytes": anon_rss,
-            "thp_disabled": status.get("THP_enabled", "1").strip() == "0",
-        })
-    summary["matched"] = len(candidates)
-
-    names = {}
-    processes = []
-    for proc in candidates:
-        if top and len(processes) >= top:
-            break
-        try:
-            rollup = read_smaps_rollup(proc["pid"], proc_root)
-            anon_huge = rollup.get("AnonHugePages", 0)
-        except ProcessGone:
-            summary["exited"] += 1
-            summary["matched"] -= 1
-            continue
-        except ProcError:
-            anon_huge = None
-        proc["user"] = user_name(proc["uid"], names) if proc["uid"] is not None else None
-        proc["anon_huge_bytes"] = anon_huge
-        proc["thp_eligible"] = (not proc.pop("thp_disabled")) and proc["anon_rss_bytes"] >= huge
-        processes.append(proc)
-    return processes, summary

@@ -22,10 +22,14 @@ EBUSY_FIRST_DELAY_S = 0.01
 EBUSY_MAX_DELAY_S = 0.5
 
 
+def errno_name(err):
+    """'EBUSY' for errno 16 ('E300' for a number Python does not know)."""
+    return errno_mod.errorcode.get(err, "E%d" % err)
+
+
 def errno_words(err):
-    """'Device or resource busy (EBUSY)' for errno 16."""
-    name = errno_mod.errorcode.get(err, "E?")
-    return "%s (%s)" % (os.strerror(err), name)
+    """'Device or resource busy (EBUSY)' for errno 16: every message that names an errno says it so."""
+    return "%s (%s)" % (os.strerror(err), errno_name(err))
 
 
 class SysfsError(Exception):

@@ -23,11 +23,7 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import (
-    SysfsError,
-    read_optional,
-    write_text,
-)
+from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import read_optional, write_text
 
 THP_SUBDIR = os.path.join("kernel", "mm", "transparent_hugepage")
 
@@ -90,13 +86,20 @@ class ThpError(Exception):
     """Bad input, an unreadable tree or unexpected file content; nothing was written."""
 
 
-class ThpApplyError(Exception):
-    """A write failed; ``applied`` lists the changes made before it."""
+class ThpPlan(object):
+    """What a thp run writes, planned before any write (the idiom of ``_damon_kdamond.KdamondPlan``).
 
-    def __init__(self, sysfs_error, applied):
-        self.sysfs_error = sysfs_error
-        self.applied = applied
-        super().__init__(str(sysfs_error))
+    ``changes``: ordered ``{key, path, before, after}`` (values as written to the file);
+    ``writes``: the same as ``(path, value)``; ``before``/``after``: the writable settings
+    as nested views, for diff mode.
+    """
+
+    def __init__(self, changes, before, after):
+        self.changes, self.before, self.after = changes, before, after
+
+    @property
+    def writes(self):
+        return [(c["path"], c["after"]) for c in self.changes]
 
 
 # --------------------------------------------------------------------------
@@ -291,7 +294,7 @@ def validate(desired, state, page_size=None):
 
 
 def plan(state, desired):
-    """Ordered list of ``{key, path, before, after}`` writes (values as written to the file)."""
+    """A :class:`ThpPlan` from the current ``state`` to the ``desired`` settings; only reads."""
     changes = []
     for setting in SETTINGS:
         key = setting.key
@@ -309,7 +312,7 @@ def plan(state, desired):
                 "after": format_value(setting.kind, wanted),
             }
         )
-    return changes
+    return ThpPlan(changes, settings_view(state["values"]), settings_view(expected_values(state, desired)))
 
 
 def remember_before(saved, changes):
@@ -343,16 +346,13 @@ def expected_values(state, desired):
     return values
 
 
-def apply(changes, write=write_text):
-    """Write ``changes`` in order; return them. ThpApplyError on the first failure."""
-    applied = []
-    for change in changes:
-        try:
-            write(change["path"], change["after"])
-        except SysfsError as e:
-            raise ThpApplyError(e, [public_change(c) for c in applied])
-        applied.append(change)
-    return [public_change(c) for c in applied]
+def apply(p, applied, write=write_text):
+    """Write the plan's changes in order, appending each one done to ``applied`` (as
+    :func:`public_change`); the first failing write raises its SysfsError."""
+    for change in p.changes:
+        write(change["path"], change["after"])
+        applied.append(public_change(change))
+    return applied
 
 
 def public_change(change):

@@ -21,11 +21,12 @@ docs/real-applications.md and tests/vm/test_collapse_facts_guest.py):
 * It refuses (EINVAL) VMAs with VM_NOHUGEPAGE (``nh``), every VMA of a process after
   prctl(PR_SET_THP_DISABLE) (``THP_enabled: 0``), and shmem whose mapping is not 2 MiB aligned
   to its file offset.
-* Per 2 MiB chunk: a chunk without a page table (never touched, or emptied by MADV_DONTNEED,
-  which frees empty page tables on 7.3 with CONFIG_PT_RECLAIM) fails the call with EINVAL --
-  the other chunks of the same call are still collapsed. A chunk with a page table but few or
-  no resident pages is collapsed into a zero-filled huge page (max_ptes_none does not apply to
-  MADV_COLLAPSE): that is bloat, never worth it.
+* Per 2 MiB chunk: a chunk without a page table (never touched; on 7.3 also one emptied by
+  MADV_DONTNEED, which frees empty page tables with CONFIG_PT_RECLAIM) fails the call with
+  EINVAL; 7.3 still collapses the other chunks of the call, 6.12 stops there. On 6.12 a chunk
+  with no writable page (emptied by MADV_DONTNEED, or only read: zero page) fails too; 7.3
+  zero-fills it. A chunk with a single resident page is collapsed and zero-filled to 2 MiB on
+  both (max_ptes_none does not apply to MADV_COLLAPSE): bloat, never worth it.
 * Shared anonymous memory (MAP_SHARED|MAP_ANONYMOUS, SysV shm, memfd: ``/dev/zero
   (deleted)``, ``/SYSV...``, ``/memfd:...``) is shmem. A shmem mapping whose address is not
   2 MiB aligned to its offset can never be PMD-mapped (EINVAL), and while ``shmem_enabled``
@@ -39,7 +40,8 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.linux_mm.damon.plugins.module_utils import _procfs
+from ansible_collections.linux_mm.damon.plugins.module_utils import _pagemap, _procfs
+from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import SysfsError, read_text
 
 THP_DIR = "kernel/mm/transparent_hugepage"
 
@@ -64,9 +66,8 @@ _SHMEM_PREFIXES = ("/dev/zero", "/SYSV", "/memfd:")
 
 def _read(path):
     try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
+        return read_text(path)
+    except SysfsError:
         return None
 
 
@@ -87,7 +88,7 @@ def thp_settings(sysfs_root="/sys"):
         "available": os.path.isdir(base),
         "enabled": _selected(_read(os.path.join(base, "enabled"))),
         "shmem_enabled": _selected(_read(os.path.join(base, "shmem_enabled"))),
-        "pmd_size": _procfs.pmd_size(sysfs_root) or 2 << 20,
+        "pmd_size": _pagemap.pmd_size(sysfs_root),
     }
 
 
@@ -190,7 +191,10 @@ def blockers(pid, sysfs_root="/sys", proc_root="/proc", path="collapse", vmas=No
         result.append(_entry(PROCESS_DISABLED, sum(_rss(v) for v in anon), settings))
         return result
     grouped = {}
+    pmd = settings["pmd_size"]
     for vma in anon:
+        if -(-vma.start // pmd) * pmd + pmd > vma.end:
+            continue  # no whole 2 MiB chunk (guard pages, small SysV segments): never huge anyway
         reason = vma_blocker(vma, settings, path=path)
         if reason is None:
             continue
@@ -210,12 +214,13 @@ def classify_ranges(pid, ranges, sysfs_root="/sys", proc_root="/proc", vmas=None
 
     Per range: ``{"start", "end", "bytes": {state: n}, "blockers": {reason: n}}`` where the
     states are ``collapsible`` (whole aligned 2 MiB chunks, inside one mapping, with resident
-    pages and not yet huge), ``already_huge``, ``empty`` (no resident page: MADV_COLLAPSE
-    fails with EINVAL without a page table and zero-fills the chunk with one -- never collapse),
+    pages and not yet huge), ``already_huge``, ``empty`` (no resident page other than the
+    shared zero page: MADV_COLLAPSE fails with EINVAL, or on 7.3 zero-fills a chunk that still
+    has a page table into a 2 MiB huge page of nothing -- never collapse),
     ``partial`` (the range's unaligned head and tail), ``vma_edge`` (the chunk crosses a
     mapping boundary or is unmapped) and ``blocked`` (see ``blockers`` for the reasons).
     ``read_entries(start, end)`` returns pagemap entries (default: /proc/PID/pagemap);
-    ``kpageflags``: a _procfs.KPageFlags (default: /proc/kpageflags when readable). Without
+    ``kpageflags``: a _pagemap.KPageFlags (default: /proc/kpageflags when readable). Without
     PFNs (not root), a chunk with every page present counts as collapsible.
     """
     settings = thp_settings(sysfs_root)
@@ -228,11 +233,11 @@ def classify_ranges(pid, ranges, sysfs_root="/sys", proc_root="/proc", vmas=None
     own = []
     pagemap = None
     if read_entries is None:
-        pagemap = _procfs.Pagemap(pid, proc_root)
+        pagemap = _pagemap.Pagemap(pid, proc_root)
         own.append(pagemap)
         read_entries = pagemap.entries
     if kpageflags is None:
-        kpageflags = _procfs.KPageFlags(os.path.join(proc_root, "kpageflags"))
+        kpageflags = _pagemap.KPageFlags(os.path.join(proc_root, "kpageflags"))
         own.append(kpageflags)
     try:
         return [_classify_one(start, end, vmas, settings, disabled, read_entries, kpageflags, pmd)
@@ -263,14 +268,34 @@ def _classify_one(start, end, vmas, settings, disabled, read_entries, kpageflags
             reasons[reason] = reasons.get(reason, 0) + pmd
             continue
         entries = read_entries(chunk, chunk + pmd)
-        present, swapped = _procfs.count_populated(entries)
-        if present + swapped == 0:
+        present, swapped = _pagemap.count_populated(entries)
+        if present + swapped - _zero_page_entries(entries) == 0:
             counts[EMPTY] += pmd
-        elif present == len(entries) and _procfs.is_whole_thp(entries, kpageflags):
+        elif present == len(entries) and _pagemap.is_whole_thp(entries, kpageflags):
             counts[ALREADY_HUGE] += pmd
         else:
             counts[COLLAPSIBLE] += pmd
     return out
+
+
+def _zero_page_entries(entries):
+    """Present entries that map the shared zero page (read, never written).
+
+    The zero page is one PFN mapped at every such address, so a PFN that repeats within a
+    chunk is it (KSM-merged pages repeat too; they are no better to collapse). Without PFNs
+    (not root) nothing can be told: 0.
+    """
+    seen, repeated = {}, 0
+    for e in entries:
+        if e & _pagemap.PM_PRESENT:
+            pfn = e & _pagemap.PM_PFN_MASK
+            if not pfn:
+                return 0
+            seen[pfn] = seen.get(pfn, 0) + 1
+    for n in seen.values():
+        if n > 1:
+            repeated += n
+    return repeated
 
 
 def summarize(pid, name, entries):

@@ -272,34 +272,23 @@ errno_name:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.linux_mm.damon.plugins.module_utils._collapse import (
-    CollapseError,
-    collapse,
-    errno_name,
-)
+from ansible_collections.linux_mm.damon.plugins.module_utils._collapse import CollapseError, collapse
 from ansible_collections.linux_mm.damon.plugins.module_utils._privilege import CAP_SYS_NICE, fail_unless_root
+from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import errno_name
 
 
-def argument_spec():
-    return dict(
-        pid=dict(type="int", required=True),
-        ranges=dict(
-            type="list",
-            elements="dict",
-            required=True,
-            options=dict(
-                start=dict(type="raw", required=True),
-                end=dict(type="raw", required=True),
-            ),
-        ),
-        min_density=dict(type="float", default=0.5),
-        quota_bytes=dict(type="bytes", default=0),
-        retries=dict(type="int", default=3),
-    )
+ARGUMENT_SPEC = dict(
+    pid=dict(type="int", required=True),
+    ranges=dict(type="list", elements="dict", required=True, options=dict(
+        start=dict(type="raw", required=True), end=dict(type="raw", required=True))),
+    min_density=dict(type="float", default=0.5),
+    quota_bytes=dict(type="bytes", default=0),
+    retries=dict(type="int", default=3),
+)
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
     if not module.check_mode:  # check mode only reads the target's smaps and pagemap
         fail_unless_root(module, "collapse", "collapse another process's memory with process_madvise(MADV_COLLAPSE)",

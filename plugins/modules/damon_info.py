@@ -90,21 +90,14 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_features import (
     OPERATIONS_SINCE, detect, exclusive_modules, parse_release,
 )
-from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import ARGUMENT_SPEC as OWNERSHIP_SPEC, Ownership
+from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import Ownership
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_sysfs import digest, read_kdamonds
-from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import SysfsError
+from ansible_collections.linux_mm.damon.plugins.module_utils._options import OWNERSHIP_OPTIONS, SYSFS_OPTIONS
+from ansible_collections.linux_mm.damon.plugins.module_utils._privilege import CAP_SYS_NICE, CAP_SYS_PTRACE, effective_caps
+from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import SysfsError, read_optional
 from ansible_collections.linux_mm.damon.plugins.module_utils._thp import ThpError, read_state
 
-CAP_SYS_NICE = 23
-CAP_SYS_PTRACE = 19
-
-
-def _effective_caps():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("CapEff:"):
-                return int(line.split()[1], 16)
-    return 0
+ARGUMENT_SPEC = dict(SYSFS_OPTIONS, **OWNERSHIP_OPTIONS)
 
 
 def user_space_collapse(release):
@@ -113,7 +106,7 @@ def user_space_collapse(release):
     version = parse_release(release)
     if version is None or version < (6, 1):
         missing.append("MADV_COLLAPSE needs Linux 6.1 (this kernel is %s)" % release)
-    caps = _effective_caps()
+    caps = effective_caps()
     if not caps & (1 << CAP_SYS_NICE):
         missing.append("CAP_SYS_NICE is needed to call process_madvise on other processes")
     if not caps & (1 << CAP_SYS_PTRACE) and os.geteuid() != 0:
@@ -124,21 +117,14 @@ def user_space_collapse(release):
 def _operations(features, kdamonds):
     for kd in kdamonds:
         avail = os.path.join(kd.path, "contexts", "0", "avail_operations")
-        if os.path.exists(avail):
-            with open(avail) as f:
-                return sorted(f.read().split())
+        text = read_optional(avail)
+        if text is not None:
+            return sorted(text.split())
     return features.supported(OPERATIONS_SINCE)
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            sysfs_root=dict(type="path", default="/sys"),
-            kernel_release=dict(type="str"),
-            **OWNERSHIP_SPEC
-        ),
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     root = module.params["sysfs_root"]
     features = detect(root, module.params["kernel_release"])
     result = dict(changed=False, kernel_release=features.release, available=features.available,

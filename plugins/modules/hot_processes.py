@@ -251,7 +251,7 @@ import math
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.linux_mm.damon.plugins.module_utils._procfs import (
+from ansible_collections.linux_mm.damon.plugins.module_utils._hot_processes import (
     HotProcessError,
     find_hot_processes,
 )
@@ -260,18 +260,17 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._privilege import C
 MAX_WINDOW_S = 3600.0
 
 
-def argument_spec():
-    return dict(
-        window_s=dict(type="float", default=1.0),
-        top=dict(type="int", default=5),
-        min_anon_rss_bytes=dict(type="bytes", default=0),
-        min_cpu_pct=dict(type="float", default=0.0),
-        name_pattern=dict(type="str"),
-        cmdline_pattern=dict(type="str"),
-        users=dict(type="list", elements="raw"),
-        cgroup=dict(type="str"),
-        exclude_pids=dict(type="list", elements="int", default=[]),
-    )
+ARGUMENT_SPEC = dict(
+    window_s=dict(type="float", default=1.0),
+    top=dict(type="int", default=5),
+    min_anon_rss_bytes=dict(type="bytes", default=0),
+    min_cpu_pct=dict(type="float", default=0.0),
+    name_pattern=dict(type="str"),
+    cmdline_pattern=dict(type="str"),
+    users=dict(type="list", elements="raw"),
+    cgroup=dict(type="str"),
+    exclude_pids=dict(type="list", elements="int", default=[]),
+)
 
 
 def as_apps(processes):
@@ -284,7 +283,7 @@ def as_apps(processes):
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
     fail_unless_root(module, "hot_processes", "read other processes' memory statistics (/proc/PID/smaps_rollup)",
                      enough_cap=CAP_SYS_PTRACE)

@@ -25,6 +25,8 @@ description:
   - Applications that exited have their kdamonds removed, also when they exit while being configured, and so
     do unlisted applications of other tasks whose process is gone; with O(prune) every kdamond of this loop whose
     application is not listed is removed too. Everything removed is listed in RV(pruned).
+  - In diff mode it returns, per application, its kdamond before and after the step (state, PID, threshold and
+    monitoring intervals); applications whose kdamond is created or removed appear on one side only.
   - The M(linux_mm.damon.hugepage_tune) action calls this module once per iteration; it can also be used alone.
 author: linux_mm.damon contributors (@linux-mm-damon)
 extends_documentation_fragment:
@@ -211,7 +213,8 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._damon_kdamond impo
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_layout import SpecError
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import HOST_STATE_ERRORS, locked_record
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_spec import pid_alive, validate_hugepage_args
-from ansible_collections.linux_mm.damon.plugins.module_utils._hugepage import LOOP_ARGUMENT_SPEC, Step, choose_path, wait
+from ansible_collections.linux_mm.damon.plugins.module_utils._hugepage import Step, choose_path, wait
+from ansible_collections.linux_mm.damon.plugins.module_utils._options import HUGEPAGE_LOOP_OPTIONS, max_nr_accesses
 from ansible_collections.linux_mm.damon.plugins.module_utils._privilege import fail_unless_root
 from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import SysfsError
 
@@ -223,7 +226,7 @@ ARGUMENT_SPEC = dict(
     state=dict(type="str", choices=["present", "observed", "absent"], default="present"),
     initial_threshold=dict(type="int"),
     prune=dict(type="bool", default=False),
-    **LOOP_ARGUMENT_SPEC
+    **HUGEPAGE_LOOP_OPTIONS
 )
 
 
@@ -242,7 +245,7 @@ def main():
         module.warn(warning)
     names = [a["name"] for a in p["apps"]]
     attrs = p["monitoring_attrs"]
-    max_nr = attrs["aggr_us"] // max(attrs["sample_us"], 1)
+    max_nr = max_nr_accesses(attrs["sample_us"], attrs["aggr_us"])
     started = time.monotonic()
     try:
         path = result["path"] = choose_path(features, p["path"])
@@ -276,6 +279,9 @@ def main():
     result["dropped"] = sorted(set([r["name"] for r in result["pruned"]] + [e["name"] for e in result["apps"] if e["exited"]]))
     collapsed = sum((e.get("collapsed") or {}).get("bytes", 0) for e in result["apps"])
     result["changed"] = bool(step.writes) or collapsed > 0
+    if module._diff:
+        result["diff"] = dict(before=step.diff["before"], after=step.diff["after"],
+                              before_header="hugepage_step applications", after_header="hugepage_step applications")
     module.exit_json(**result)
 
 

@@ -404,10 +404,12 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._damon_kdamond impo
     KdamondError, apply_plan, current, plan_kdamond,
 )
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_layout import SpecError
-from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import (
-    ARGUMENT_SPEC as OWNERSHIP_SPEC, HOST_STATE_ERRORS, LOCK_ARGUMENT_SPEC, locked_record,
-)
+from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import HOST_STATE_ERRORS, locked_record
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_spec import validate_kdamond
+from ansible_collections.linux_mm.damon.plugins.module_utils._options import (
+    AGGR_US, EXCLUSIVE_OPTIONS, LOCK_OPTIONS, MAX_NR_REGIONS, MIN_NR_REGIONS, OWNERSHIP_OPTIONS, SAMPLE_US,
+    SYSFS_OPTIONS, UPDATE_US,
+)
 from ansible_collections.linux_mm.damon.plugins.module_utils._privilege import fail_unless_root
 from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import SysfsError
 
@@ -422,8 +424,8 @@ ARGUMENT_SPEC = dict(
     operations=dict(type="str", choices=["vaddr", "fvaddr", "paddr"], default="vaddr"),
     refresh_ms=_int(),
     monitoring_attrs=dict(type="dict", default={}, options=dict(
-        sample_us=_int(5000), aggr_us=_int(100000), update_us=_int(1000000),
-        min_nr_regions=_int(10), max_nr_regions=_int(1000),
+        sample_us=_int(SAMPLE_US), aggr_us=_int(AGGR_US), update_us=_int(UPDATE_US),
+        min_nr_regions=_int(MIN_NR_REGIONS), max_nr_regions=_int(MAX_NR_REGIONS),
         intervals_goal=dict(type="dict", options=dict(
             access_bp=_int(), aggrs=_int(), min_sample_us=_int(), max_sample_us=_int())),
     )),
@@ -457,11 +459,8 @@ ARGUMENT_SPEC = dict(
             addr_start=_int(), addr_end=_int(), target_idx=_int(), min=_int(), max=_int())),
         max_nr_snapshots=_int(),
     )),
-    exclusive_modules=dict(type="str", choices=["fail", "stop"], default="fail"),
     pool_size=_int(1),
-    sysfs_root=dict(type="path", default="/sys"),
-    kernel_release=dict(type="str"),
-    **dict(OWNERSHIP_SPEC, **LOCK_ARGUMENT_SPEC)
+    **dict(EXCLUSIVE_OPTIONS, **OWNERSHIP_OPTIONS, **LOCK_OPTIONS, **SYSFS_OPTIONS)
 )
 
 

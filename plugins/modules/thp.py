@@ -241,13 +241,11 @@ failed_read:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import (
-    ARGUMENT_SPEC as OWNERSHIP_SPEC, HOST_STATE_ERRORS, LOCK_ARGUMENT_SPEC, Ownership, locked_record,
-)
+from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import HOST_STATE_ERRORS, Ownership, locked_record
+from ansible_collections.linux_mm.damon.plugins.module_utils._options import LOCK_OPTIONS, OWNERSHIP_OPTIONS, SYSFS_OPTIONS
 from ansible_collections.linux_mm.damon.plugins.module_utils._privilege import fail_unless_root, needs_root
 from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import SysfsError
 from ansible_collections.linux_mm.damon.plugins.module_utils._thp import (
-    ThpApplyError,
     ThpError,
     apply,
     desired_from_params,
@@ -259,40 +257,30 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._thp import (
     read_state,
     desired_from_saved,
     remember_before,
-    settings_view,
     validate,
 )
 
 SETTING_OPTIONS = ("enabled", "defrag", "shmem_enabled", "use_zero_page", "khugepaged")
 
 
-def argument_spec():
-    return dict(
-        sysfs_root=dict(type="path", default="/sys"),
-        enabled=dict(type="str"),
-        defrag=dict(type="str"),
-        shmem_enabled=dict(type="str"),
-        use_zero_page=dict(type="bool"),
-        khugepaged=dict(
-            type="dict",
-            options=dict(
-                defrag=dict(type="bool"),
-                pages_to_scan=dict(type="int"),
-                scan_sleep_millisecs=dict(type="int"),
-                alloc_sleep_millisecs=dict(type="int"),
-                max_ptes_none=dict(type="int"),
-                max_ptes_swap=dict(type="int"),
-                max_ptes_shared=dict(type="int"),
-            ),
-        ),
-        save_previous=dict(type="bool", default=True),
-        restore=dict(type="bool", default=False),
-        **dict(OWNERSHIP_SPEC, **LOCK_ARGUMENT_SPEC)
-    )
+ARGUMENT_SPEC = dict(
+    enabled=dict(type="str"),
+    defrag=dict(type="str"),
+    shmem_enabled=dict(type="str"),
+    use_zero_page=dict(type="bool"),
+    khugepaged=dict(type="dict", options=dict(
+        defrag=dict(type="bool"), pages_to_scan=dict(type="int"), scan_sleep_millisecs=dict(type="int"),
+        alloc_sleep_millisecs=dict(type="int"), max_ptes_none=dict(type="int"), max_ptes_swap=dict(type="int"),
+        max_ptes_shared=dict(type="int"))),
+    save_previous=dict(type="bool", default=True),
+    restore=dict(type="bool", default=False),
+    sysfs_root=SYSFS_OPTIONS["sysfs_root"],
+    **dict(OWNERSHIP_OPTIONS, **LOCK_OPTIONS)
+)
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
                            mutually_exclusive=[["restore", key] for key in SETTING_OPTIONS])
     p = module.params
     try:
@@ -322,46 +310,38 @@ def _run(module, own):
     except SysfsError as e:
         module.fail_json(msg=str(e), failed_read=e.as_dict())
 
-    changes = plan(state, desired)
-    after_values = expected_values(state, desired)
-    result = dict(changed=bool(changes), changes=[public_change(c) for c in changes])
+    planned = plan(state, desired)
+    result = dict(changed=bool(planned.changes), changes=[public_change(c) for c in planned.changes])
     if module._diff:
-        result["diff"] = dict(
-            before=settings_view(state["values"]),
-            after=settings_view(after_values),
-        )
+        result["diff"] = dict(before=planned.before, after=planned.after)
     if p["restore"] and not module.check_mode and own.thp_saved:
         own.thp_saved = {}  # restored below, or already back to what it was
         own.dirty = True
-    elif p["save_previous"] and changes:
-        remember_before(own.thp_saved, changes)
+    elif p["save_previous"] and planned.changes:
+        remember_before(own.thp_saved, planned.changes)
     result["saved"] = dict(own.thp_saved)
 
-    if module.check_mode or not changes:
+    if module.check_mode or not planned.changes:
         result["thp"] = full_view(state["values"], state["choices"], state["read_only"])
         return result
 
     own.save()  # the values to restore are on disk before the first write
+    applied = []
     try:
-        apply(changes)
-    except ThpApplyError as e:
-        if e.applied:
-            done = "%d earlier write(s) were applied (see applied); running the task again converges" % len(e.applied)
+        apply(planned, applied)
+    except SysfsError as e:
+        if applied:
+            done = "%d earlier write(s) were applied (see applied); running the task again converges" % len(applied)
         else:
             done = "nothing was written"
-        module.fail_json(
-            msg="%s; %s" % (e, done),
-            changed=bool(e.applied),
-            applied=e.applied,
-            changes=[public_change(c) for c in changes],
-            failed_write=e.sysfs_error.as_dict(),
-        )
+        module.fail_json(msg="%s; %s" % (e, done), changed=bool(applied), applied=applied,
+                         changes=result["changes"], failed_write=e.as_dict())
 
     try:
         read_only = read_read_only(state["dir"])
     except (ThpError, SysfsError):
         read_only = state["read_only"]
-    result["thp"] = full_view(after_values, state["choices"], read_only)
+    result["thp"] = full_view(expected_values(state, desired), state["choices"], read_only)
     return result
 
 

@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import time
 
+from ansible_collections.linux_mm.damon.plugins.module_utils._options import (
+    AGGR_US, MAX_SAMPLE_US, SAMPLE_US, max_nr_accesses,
+)
 from ansible_collections.linux_mm.damon.plugins.plugin_utils._policy import (
     Observation, decide, from_bp, initial_threshold, levels, noise_floor, split_host_budget, to_bp,
 )
@@ -102,8 +105,8 @@ def nothing_hot_message(name, obs, intervals, why):
 def _widen(state, obs, app, auto, ratio, time_left_s):
     """Next (sample_us, aggr_us) for the controller, or None when already at the widest allowed."""
     sample_us, aggr_us = state.seen_intervals
-    ratio = max(1, aggr_us // max(1, sample_us)) if aggr_us else ratio
-    widest = min(auto.get("max_sample_us", 1000000), int(time_left_s * 1e6 / DEADLINE_SHARE / ratio))
+    ratio = max(1, max_nr_accesses(sample_us, aggr_us)) if aggr_us else ratio
+    widest = min(auto.get("max_sample_us", MAX_SAMPLE_US), int(time_left_s * 1e6 / DEADLINE_SHARE / ratio))
     new = min(sample_us * WIDEN_FACTOR, widest)
     if new <= sample_us:
         return None
@@ -121,12 +124,12 @@ def run_loop(call_step, apps, policy, step_args, max_iterations, timeout_s, host
     per-iteration ``trace``.
     """
     attrs = step_args.get("monitoring_attrs") or {}
-    sample_us = attrs.get("sample_us", 5000)
-    ratio = max(1, attrs.get("aggr_us", 100000) // max(1, sample_us))
+    sample_us = attrs.get("sample_us", SAMPLE_US)
+    ratio = max(1, max_nr_accesses(sample_us, attrs.get("aggr_us", AGGR_US)))
     # the kernel's goal and the controller stop widening where an aggregation interval
     # would take more than a share of the run's time budget
     auto = dict(step_args.get("auto_intervals") or {})
-    auto["max_sample_us"] = max(sample_us, min(auto.get("max_sample_us", 1000000),
+    auto["max_sample_us"] = max(sample_us, min(auto.get("max_sample_us", MAX_SAMPLE_US),
                                                int(timeout_s * 1e6 / DEADLINE_SHARE / ratio)))
     step_args = dict(step_args, auto_intervals=auto)
     budgets = split_host_budget(host_budget_bytes, dict((a["name"], a.get("budget_bytes") or 0) for a in apps))
@@ -257,7 +260,7 @@ def _decide_one(app, state, result, policy, auto, ratio, time_left_s):
         elif mode == "kernel":
             moving = prev_intervals is None or max(now[0], prev_intervals[0]) > SETTLED_RATIO * min(
                 now[0], prev_intervals[0])
-            at_max = now[0] >= auto.get("max_sample_us", 1000000)
+            at_max = now[0] >= auto.get("max_sample_us", MAX_SAMPLE_US)
             if moving and not at_max:
                 reason += "; the kernel is still tuning the intervals (now %s/%s): wait" % (
                     human_us(now[0]), human_us(now[1]))

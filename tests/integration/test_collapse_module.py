@@ -20,27 +20,23 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import pytest
 
+from ansible_collections.linux_mm.damon.plugins.module_utils import _pagemap as pagemap
 from ansible_collections.linux_mm.damon.plugins.module_utils import _procfs as procfs
+from ansible_collections.linux_mm.damon.plugins.module_utils._damon_features import parse_release
 from tests.workloads import HotCold, WorkloadUnavailable, build
+from tests.helpers.playbooks import run_tasks
+from tests.helpers.unprivileged import NOBODY, run_module_as_nobody
 
 MIB = 1 << 20
-HUGE = procfs.pmd_size()
+HUGE = pagemap.pmd_size()
 THP_ENABLED = "/sys/kernel/mm/transparent_hugepage/enabled"
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
-
-
-def _kernel_version():
-    parts = platform.release().split("-")[0].split(".")
-    return tuple(int("".join(ch for ch in p if ch.isdigit()) or 0) for p in parts[:2])
 
 
 def _skip_reason():
@@ -48,7 +44,7 @@ def _skip_reason():
         return "MADV_COLLAPSE is Linux only"
     if os.geteuid() != 0:
         return "process_madvise() needs CAP_SYS_NICE and the exact coverage check needs root"
-    if _kernel_version() < (6, 1):
+    if (parse_release(platform.release()) or (0, 0)) < (6, 1):
         return "kernel %s predates MADV_COLLAPSE (6.1)" % platform.release()
     try:
         with open(THP_ENABLED) as f:  # read only
@@ -57,7 +53,7 @@ def _skip_reason():
         return "no transparent huge page support (%s missing)" % THP_ENABLED
     if "[always]" in enabled:
         return "THP enabled=always: page faults already map huge pages, so no 4 KiB baseline exists"
-    if procfs.KPageFlags().available is False:
+    if pagemap.KPageFlags().available is False:
         return "/proc/kpageflags is not readable"
     try:
         build("hotcold")
@@ -78,7 +74,7 @@ def workload():
 
 
 def coverage(pid, rng):
-    value = procfs.range_huge_bytes(pid, rng[0], rng[1], HUGE)
+    value = pagemap.range_huge_bytes(pid, rng[0], rng[1], HUGE)
     assert value is not None
     return value
 
@@ -91,18 +87,6 @@ def vma_of(pid, rng):
 
 def collapse_task(pid, ranges, **options):
     return {"linux_mm.damon.collapse": dict(options, pid=pid, ranges=ranges)}
-
-
-def run_tasks(run_playbook, tasks, check=False, diff=False):
-    names = ["collapse task %d" % i for i in range(len(tasks))]
-    play = {
-        "hosts": "localhost",
-        "gather_facts": False,
-        "tasks": [dict(task, name=name, ignore_errors=True) for name, task in zip(names, tasks)],
-    }
-    run = run_playbook(play, check=check, diff=diff, timeout=240)
-    assert run.rc == 0, run.explain()
-    return [run[name] for name in names]
 
 
 def hexrange(rng):
@@ -244,37 +228,12 @@ def test_bad_input_fails_clearly(run_playbook, workload, options, message):
     assert coverage(workload.pid, workload.hot) == 0
 
 
-@pytest.fixture
-def world_readable_dir():
-    path = Path(tempfile.mkdtemp(prefix="collapse-nobody-"))
-    os.chmod(str(path), 0o755)
-    yield path
-    shutil.rmtree(str(path), ignore_errors=True)
-
-
 def test_without_cap_sys_nice_fails_up_front(collections_root, world_readable_dir):
     """The module run as nobody on nobody's own process: ptrace access yes, CAP_SYS_NICE no."""
-    nobody = 65534
-    tmp_path = world_readable_dir
-    module = collections_root / "ansible_collections" / "linux_mm" / "damon" / "plugins" / "modules" / "collapse.py"
-    probe = subprocess.run(["setpriv", "--reuid=%d" % nobody, "--regid=%d" % nobody, "--clear-groups", "--",
-                            sys.executable, "-c", "open(%r).close()" % str(module)],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60, check=False)
-    if probe.returncode:  # e.g. a checkout under a 0700 directory: nobody cannot reach the venv or the module
-        pytest.skip("user nobody cannot run this checkout's Python or read the module: %s" % probe.stderr.strip()[-200:])
-    with HotCold(hot_mb=4, cold_mb=2, user=nobody) as w:
-        args = tmp_path / "args.json"
-        args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"pid": w.pid, "ranges": [hexrange(w.hot)]}}))
-        os.chmod(str(args), 0o644)
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(collections_root), os.environ.get("PYTHONPATH", "")]),
-                   HOME=str(tmp_path))
-        proc = subprocess.run(["setpriv", "--reuid=%d" % nobody, "--regid=%d" % nobody, "--clear-groups",
-                               "--inh-caps=-all", "--bounding-set=-all", "--", sys.executable, str(module), str(args)],
-                              env=env, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              timeout=60, check=False)
+    with HotCold(hot_mb=4, cold_mb=2, user=NOBODY) as w:
+        result = run_module_as_nobody(collections_root, world_readable_dir, "collapse.py",
+                                      {"pid": w.pid, "ranges": [hexrange(w.hot)]}, timeout=60)
         assert coverage(w.pid, w.hot) == 0
-    assert proc.stdout.strip(), proc.stderr
-    result = json.loads(proc.stdout)
     assert result["failed"] is True, result
     # said up front, before any process_madvise() call or /proc read of the target
     assert "needs root (become: true)" in result["msg"] and "without CAP_SYS_NICE" in result["msg"], result

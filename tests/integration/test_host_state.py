@@ -37,15 +37,6 @@ def write(root, rel, value):
 
 
 @pytest.fixture
-def sleepers():
-    procs = [subprocess.Popen(["sleep", "900"]) for unused in range(4)]
-    yield [p.pid for p in procs]
-    for p in procs:
-        p.kill()
-        p.wait()
-
-
-@pytest.fixture
 def record(tmp_path):
     directory = tmp_path / "rec"
     directory.mkdir(mode=0o700)
@@ -101,13 +92,13 @@ def check_record_agrees(emu, record):
 
 @pytest.mark.parametrize("runs", [2, 4])
 def test_simultaneous_playbooks_lose_no_update_and_mix_no_configuration(
-        runs, emulator_trials, tmp_path, record, sleepers):
+        runs, emulator_trials, tmp_path, record, target_pids):
     """``runs`` ansible-playbook processes started together, each 20 trials of create/commit on its own kdamond,
     the odd ones removing theirs at the end, beside a foreign kdamond."""
     trials = emulator_trials
     with EmulatedSysfs(kernel="6.12", scenario={"speed": 0, "modules": {"damon_stat": False}}) as emu:
         seed = playbook_file(tmp_path, "seed", [{"linux_mm.damon.kdamond": kdamond_args(
-            emu, record, "seed", sleepers[0], 1, state="stopped", pool_size=runs + 2)}])
+            emu, record, "seed", target_pids[0], 1, state="stopped", pool_size=runs + 2)}])
         assert start_playbook(seed, tmp_path, "seed").wait() == 0, (tmp_path / "seed.out").read_text()
         foreign = runs + 1  # the last idle slot: someone else starts a kdamond there
         for rel, value in (("contexts/nr_contexts", "1"), ("contexts/0/operations", "paddr"),
@@ -119,12 +110,12 @@ def test_simultaneous_playbooks_lose_no_update_and_mix_no_configuration(
         procs = []
         for i in range(runs):
             tasks = [{"name": "trial", "loop": list(range(1, trials + 1)),
-                      "linux_mm.damon.kdamond": dict(kdamond_args(emu, record, "run%d" % i, sleepers[i], 0),
+                      "linux_mm.damon.kdamond": dict(kdamond_args(emu, record, "run%d" % i, target_pids[i], 0),
                                                      schemes=[{"action": "stat", "access_pattern": {
                                                          "min_size": 2097152, "min_nr_accesses": "{{ item }}"}}])}]
             if i % 2:
                 tasks.append({"name": "remove", "linux_mm.damon.kdamond": kdamond_args(
-                    emu, record, "run%d" % i, sleepers[i], 0, state="absent")})
+                    emu, record, "run%d" % i, target_pids[i], 0, state="absent")})
             procs.append(start_playbook(playbook_file(tmp_path, "run%d" % i, tasks), tmp_path, "run%d" % i))
         assert [p.wait(timeout=800) for p in procs] == [0] * runs, [
             (tmp_path / ("run%d.out" % i)).read_text()[-3000:] for i in range(runs)]
@@ -135,7 +126,7 @@ def test_simultaneous_playbooks_lose_no_update_and_mix_no_configuration(
         for i in range(0, runs, 2):
             kd = kds[names["run%d" % i]]
             ctx = kd.context
-            assert kd.running and [t["pid"] for t in ctx["targets"]] == [sleepers[i]], kd.describe()
+            assert kd.running and [t["pid"] for t in ctx["targets"]] == [target_pids[i]], kd.describe()
             assert [s["access_pattern"]["min_nr_accesses"] for s in ctx["schemes"]] == [trials], ctx["schemes"]
         assert read(emu.root, "%d/pid" % foreign) == foreign_pid and str(foreign) not in slots
         for i in range(runs):  # every trial reported ok; the first of each made a change
@@ -149,11 +140,11 @@ def emulator_trials():
 
 
 @pytest.mark.parametrize("kill_at_from_end", [1, 2, 5])
-def test_sigkill_of_ansible_playbook_at_a_write_then_rerun_converges(kill_at_from_end, tmp_path, record, sleepers):
+def test_sigkill_of_ansible_playbook_at_a_write_then_rerun_converges(kill_at_from_end, tmp_path, record, target_pids):
     """A real SIGKILL of the module process (the emulator kills the writer at write n): the re-run
     converges, and state: absent can still remove the kdamond. kill_at_from_end 1 is the 'on' write."""
     with EmulatedSysfs(kernel="6.12", scenario={"speed": 0, "modules": {"damon_stat": False}}) as emu:
-        args = kdamond_args(emu, record, "hot", sleepers[0], 4, pool_size=2)
+        args = kdamond_args(emu, record, "hot", target_pids[0], 4, pool_size=2)
         play = playbook_file(tmp_path, "apply", [{"linux_mm.damon.kdamond": args}])
         absent = playbook_file(tmp_path, "absent", [{"linux_mm.damon.kdamond": dict(args, state="absent")}])
         check = playbook_file(tmp_path, "check", [{"linux_mm.damon.kdamond": args}])
@@ -177,7 +168,7 @@ def test_sigkill_of_ansible_playbook_at_a_write_then_rerun_converges(kill_at_fro
         assert results(tmp_path, "gone")[0]["changed"] and read(emu.root, "nr_kdamonds") == "0"  # only our slots: all go
 
 
-def test_a_record_from_before_a_reboot_never_stops_a_new_kdamond_with_an_old_pid(tmp_path, record, sleepers):
+def test_a_record_from_before_a_reboot_never_stops_a_new_kdamond_with_an_old_pid(tmp_path, record, target_pids):
     """After a reboot a foreign kdamond got the pid our old record names: it is left alone."""
     with EmulatedSysfs(kernel="6.12", scenario={"speed": 0, "modules": {"damon_stat": False}}) as emu:
         write(emu.root, "nr_kdamonds", "1")
@@ -188,7 +179,7 @@ def test_a_record_from_before_a_reboot_never_stops_a_new_kdamond_with_an_old_pid
             json.dump({"version": 2, "boot_id": "a-boot-before-this-one",
                        "slots": {"0": {"name": "hot", "pid": pid, "digest": None}}}, f)
         absent = playbook_file(tmp_path, "absent", [{"linux_mm.damon.kdamond": dict(
-            kdamond_args(emu, record, "hot", sleepers[0], 4), state="absent")}])
+            kdamond_args(emu, record, "hot", target_pids[0], 4), state="absent")}])
         assert start_playbook(absent, tmp_path, "absent").wait() == 0
         res = results(tmp_path, "absent")[0]
         assert not res["changed"] and any("earlier boot" in w for w in res.get("warnings", [])), res
@@ -196,7 +187,7 @@ def test_a_record_from_before_a_reboot_never_stops_a_new_kdamond_with_an_old_pid
         assert json.load(open(record))["slots"] == {}
 
 
-def test_a_read_only_record_fails_before_any_sysfs_write(tmp_path, record, sleepers):
+def test_a_read_only_record_fails_before_any_sysfs_write(tmp_path, record, target_pids):
     """The record's place cannot be written (here: its directory is a file system mounted read-only)."""
     if os.geteuid() != 0:
         pytest.skip("mounting a read-only file system needs root")
@@ -205,7 +196,7 @@ def test_a_read_only_record_fails_before_any_sysfs_write(tmp_path, record, sleep
     try:
         with EmulatedSysfs(kernel="6.12", scenario={"speed": 0, "modules": {"damon_stat": False}}) as emu:
             play = playbook_file(tmp_path, "apply", [{"linux_mm.damon.kdamond": kdamond_args(
-                emu, record, "hot", sleepers[0], 4)}])
+                emu, record, "hot", target_pids[0], 4)}])
             emu.reset_faults()
             assert start_playbook(play, tmp_path, "ro").wait() != 0
             res = results(tmp_path, "ro")[0]
@@ -215,10 +206,10 @@ def test_a_read_only_record_fails_before_any_sysfs_write(tmp_path, record, sleep
         subprocess.run(["umount", directory], check=False)
 
 
-def test_a_waiting_run_names_the_holder(tmp_path, record, sleepers):
+def test_a_waiting_run_names_the_holder(tmp_path, record, target_pids):
     """A run that cannot get the host lock in lock_timeout_s fails and says who holds it."""
     with EmulatedSysfs(kernel="6.12", scenario={"speed": 0, "modules": {"damon_stat": False}}) as emu:
-        args = kdamond_args(emu, record, "hot", sleepers[0], 4)
+        args = kdamond_args(emu, record, "hot", target_pids[0], 4)
         emu.hang_writer_at(0)
         holder = start_playbook(playbook_file(tmp_path, "holder", [{"linux_mm.damon.kdamond": args}]),
                                 tmp_path, "holder")

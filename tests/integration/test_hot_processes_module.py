@@ -22,6 +22,7 @@ import uuid
 import pytest
 
 from ansible_collections.linux_mm.damon.plugins.module_utils import _procfs as procfs
+from tests.helpers.playbooks import run_tasks
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
@@ -53,18 +54,6 @@ def hot_task(**options):
     return {"linux_mm.damon.hot_processes": options}
 
 
-def run_tasks(run_playbook, tasks, check=False):
-    names = ["hot task %d" % i for i in range(len(tasks))]
-    play = {
-        "hosts": "localhost",
-        "gather_facts": False,
-        "tasks": [dict(task, name=name, ignore_errors=True) for name, task in zip(names, tasks)],
-    }
-    run = run_playbook(play, check=check, timeout=240)
-    assert run.rc == 0, run.explain()
-    return [run[name] for name in names]
-
-
 def pids(result):
     assert result["_status"] == "ok", result
     return [p["pid"] for p in result["processes"]]
@@ -75,9 +64,10 @@ def test_busy_ranks_above_idle_and_fields(run_playbook, children):
     assert pids(result) == [children["busy"], children["idle"]]
     assert result["changed"] is False
     busy, idle = result["processes"]
-    assert busy["cpu_seconds"] > idle["cpu_seconds"]
-    assert busy["cpu_pct"] > 20.0, busy
-    assert idle["cpu_pct"] < 5.0, idle
+    # no share of a CPU is asserted: a loaded machine gives the busy child what it can
+    assert busy["cpu_seconds"] > idle["cpu_seconds"] == 0.0, (busy, idle)  # the idle child only sleeps
+    window = result["summary"]["window_s"]
+    assert busy["cpu_pct"] == pytest.approx(100.0 * busy["cpu_seconds"] / window, abs=0.01)
     assert idle["anon_rss_bytes"] >= 64 * MIB > busy["anon_rss_bytes"]
     assert idle["cmdline"][-1] == children["marker"] + "-idle"
     assert idle["ppid"] == os.getpid()
@@ -87,7 +77,7 @@ def test_busy_ranks_above_idle_and_fields(run_playbook, children):
     assert busy["comm"] == procfs.read_stat(children["busy"])["comm"]
     assert busy["cgroup"] == procfs.main_cgroup_path(procfs.read_cgroup(children["busy"]))
     assert result["summary"]["matched"] == 2
-    assert 0.4 < result["summary"]["window_s"] < 5
+    assert window >= 0.5  # the samples are at least the requested window apart
 
 
 def test_filters(run_playbook, children):
@@ -97,7 +87,7 @@ def test_filters(run_playbook, children):
     cases = [
         (dict(min_anon_rss_bytes="32M"), [children["idle"]]),
         (dict(top=1), [children["busy"]]),
-        (dict(min_cpu_pct=10), [children["busy"]]),
+        (dict(min_cpu_pct=0.01), [children["busy"]]),  # the idle child uses no CPU at all
         (dict(exclude_pids=[children["busy"]]), [children["idle"]]),
         (dict(name_pattern="^%s$" % comm), [children["busy"], children["idle"]]),
         (dict(name_pattern="^no-such-name$"), []),

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.linux_mm.damon.plugins.module_utils import _procfs
+from ansible_collections.linux_mm.damon.plugins.module_utils import _pagemap
 from tests.emulator import EmulatedSysfs
 from tests.workloads import HotCold
 
@@ -66,7 +66,7 @@ def emulated_huge(emu, pieces):
 
 
 def real_huge(pid, pieces):
-    return [_procfs.range_huge_bytes(pid, s, e) for s, e in pieces]
+    return [_pagemap.range_huge_bytes(pid, s, e) for s, e in pieces]
 
 
 @pytest.mark.parametrize("kernel,release", [("7.3", "7.3.4"), ("6.12", "6.12.117")])
@@ -89,7 +89,7 @@ def test_warm_chunks_collapse_cold_ones_do_not(run_playbook, tmp_path, kernel, r
             else:  # user-space collapse of the real process's memory
                 assert real_huge(w.pid, warm) == [PIECE] * len(warm), out["trace"]
                 assert real_huge(w.pid, cold) == [0] * len(cold)
-                assert _procfs.range_huge_bytes(w.pid, *w.cold) == 0
+                assert _pagemap.range_huge_bytes(w.pid, *w.cold) == 0
             assert "redis-server: threshold" in out["msg"]
 
             again = run_playbook(tune(emu, tmp_path / "own.json", w.pid, release))

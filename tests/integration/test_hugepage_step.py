@@ -51,9 +51,19 @@ def test_native_collapse_path_collapses_the_hot_range_only(run_playbook, tmp_pat
         slots = json.loads(own.read_text())["slots"]
         assert [s["name"] for s in slots.values()].count("hugepage:hotcold") == 1 and len(slots) == 4  # the pool
 
-        again = run_playbook(step(emu, own, "7.3.4", [{"name": "hotcold", "pid": w.pid}]))
+        again = run_playbook(step(emu, own, "7.3.4", [{"name": "hotcold", "pid": w.pid}]), diff=True)
         assert again.rc == 0 and again[0]["writes"] == [] and not again[0]["changed"], again.explain()
         assert again[0]["apps"][0]["threshold"] == 10  # kept from the running kdamond
+        diff = again[0]["diff"]
+        assert diff["before"] == diff["after"] and diff["after"]["hotcold"]["threshold"] == 10, diff
+
+        lower = [{"name": "hotcold", "pid": w.pid, "threshold": 6}]
+        preview = run_playbook(step(emu, own, "7.3.4", lower), check=True, diff=True)
+        assert preview.rc == 0 and preview[0]["changed"], preview.explain()
+        diff = preview[0]["diff"]
+        assert (diff["before"]["hotcold"]["threshold"], diff["after"]["hotcold"]["threshold"]) == (10, 6), diff
+        assert diff["before"]["hotcold"]["state"] == diff["after"]["hotcold"]["state"] == "on"
+        assert diff["after"]["hotcold"]["pid"] == w.pid
 
         gone = run_playbook(step(emu, own, "7.3.4", [], state="absent"))
         assert gone.rc == 0 and gone[0]["dropped"] == ["hotcold"], gone.explain()
@@ -173,6 +183,6 @@ def test_collapse_of_an_exited_process_marks_it_exited(monkeypatch):
 
     monkeypatch.setattr(_collapse, "collapse", gone)
     step = _hugepage.Step.__new__(_hugepage.Step)
-    step.quota_bytes, step.check_mode = 0, False
+    step.quota_bytes, step.check_mode, step.huge = 0, False, 2 << 20
     entry = {"pid": 4242, "exited": False}
     assert step._collapse(entry, [(0, 2 << 20)], {}) is None and entry["exited"]

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -84,17 +85,38 @@ def test_threshold_rises_when_the_hot_set_moves(run_playbook, tmp_path):
         assert after > before, (before, after, second[0]["trace"])
 
 
+def _running_slot(record, name):
+    """Whether the ownership record names a running kdamond called ``name`` (it has a pid)."""
+    try:
+        slots = json.loads(record.read_text())["slots"]
+    except (OSError, ValueError, KeyError):
+        return False  # not written yet
+    return any(slot.get("name") == name and slot.get("pid") for slot in slots.values())
+
+
+def _when(condition, action, done, poll_s=0.05):
+    """Call ``action`` once ``condition()`` holds, unless ``done`` is set first."""
+    while not done.wait(poll_s):
+        if condition():
+            action()
+            return
+
+
 def test_an_application_that_exits_mid_loop_is_dropped(run_playbook, tmp_path):
     own = tmp_path / "own.json"
     with HotCold() as stays, HotCold() as leaves, EmulatedSysfs(
             kernel="6.12", scenario={"speed": 20, "targets": [model(stays), model(leaves)]}) as emu:
         apps = [{"name": "stays", "pid": stays.pid}, {"name": "leaves", "pid": leaves.pid}]
-        timer = threading.Timer(4.0, leaves.stop)
-        timer.start()
+        # an event, not a delay: 'leaves' exits once its kdamond runs (the record names its pid), whatever the load
+        done = threading.Event()
+        watcher = threading.Thread(target=_when, args=(lambda: _running_slot(own, "hugepage:leaves"), leaves.stop,
+                                                       done), daemon=True)
+        watcher.start()
         try:
             run = run_playbook(tune(emu, own, apps, kernel="6.12.117", policy="stepdown", path="khugepaged"))
         finally:
-            timer.cancel()
+            done.set()
+            watcher.join()
         assert run.rc == 0, run.explain()
         assert run[0]["dropped"] == ["leaves"] and "stays" in run[0]["thresholds"]
 

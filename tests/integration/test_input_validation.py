@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from tests.emulator import EmulatedSysfs
+from tests.helpers import playbooks
+from tests.helpers.unprivileged import run_module_as_nobody
 from tests.integration.test_thp_module import make_tree
 
 pytestmark = [pytest.mark.emulator, pytest.mark.timeout(600)]
 
 ADMIN = "kernel/mm/damon/admin/kdamonds"
-NOBODY = 65534
 
 
 def read(root, rel):
@@ -34,16 +33,7 @@ def read(root, rel):
 
 
 def play(*tasks):
-    named = [dict(task, name=task.get("name", "task %d" % i), ignore_errors=True) for i, task in enumerate(tasks)]
-    return [{"hosts": "localhost", "gather_facts": False, "tasks": named}]
-
-
-@pytest.fixture
-def sleeper():
-    proc = subprocess.Popen(["sleep", "600"])
-    yield proc.pid
-    proc.kill()
-    proc.wait()
+    return playbooks.play(*tasks, ignore_errors=True)  # every result is checked for its own failure
 
 
 def kdamond(root, own, name="hot", **options):
@@ -52,7 +42,7 @@ def kdamond(root, own, name="hot", **options):
     return {"linux_mm.damon.kdamond": args}
 
 
-def test_kdamond_refuses_values_beyond_kernel_types_and_unordered_pairs(run_playbook, tmp_path, sleeper):
+def test_kdamond_refuses_values_beyond_kernel_types_and_unordered_pairs(run_playbook, tmp_path, target_pid):
     own = tmp_path / "own.json"
     stat = {"action": "stat"}
     cases = [
@@ -80,7 +70,7 @@ def test_kdamond_refuses_values_beyond_kernel_types_and_unordered_pairs(run_play
     with EmulatedSysfs(kernel="7.3") as emu:
         tasks = []
         for options, unused in cases:
-            options.setdefault("targets", [{"pid": sleeper}])
+            options.setdefault("targets", [{"pid": target_pid}])
             options.setdefault("schemes", [stat])
             tasks.append(kdamond(emu.root, own, **options))
         first = run_playbook(play(*tasks))
@@ -110,11 +100,11 @@ def tune(emu, own, apps, **options):
     return {"linux_mm.damon.hugepage_tune": args}
 
 
-def test_hugepage_tune_refuses_bad_options_before_the_first_step(run_playbook, tmp_path, sleeper):
+def test_hugepage_tune_refuses_bad_options_before_the_first_step(run_playbook, tmp_path, target_pid):
     own = tmp_path / "own.json"
-    app = {"name": "web", "pid": sleeper}
+    app = {"name": "web", "pid": target_pid}
     cases = [
-        (dict(apps=[app, {"name": "db", "pid": sleeper}, {"name": "web", "pid": sleeper}]),
+        (dict(apps=[app, {"name": "db", "pid": target_pid}, {"name": "web", "pid": target_pid}]),
          "apps: application names must be unique; 'web' is given as apps[0] and apps[2]"),
         (dict(timeout_s="nan"), "timeout_s: nan is not a finite number"),
         (dict(interval_s="inf"), "interval_s: inf is not a finite number"),
@@ -139,12 +129,12 @@ def test_hugepage_tune_refuses_bad_options_before_the_first_step(run_playbook, t
         assert read(emu.root, "nr_kdamonds") == "0" and not own.exists()
 
 
-def test_collapse_of_the_whole_address_space_is_planned_over_the_mappings(run_playbook, sleeper):
+def test_collapse_of_the_whole_address_space_is_planned_over_the_mappings(run_playbook, target_pid):
     """[0, 2**47) used to build 2**26 chunk objects (the module got killed); now it costs what sleep maps."""
-    task = {"linux_mm.damon.collapse": {"pid": sleeper, "ranges": [{"start": 0, "end": 2 ** 47}],
+    task = {"linux_mm.damon.collapse": {"pid": target_pid, "ranges": [{"start": 0, "end": 2 ** 47}],
                                         "quota_bytes": 0}}
     run = run_playbook(play(task, dict(task, **{"linux_mm.damon.collapse": {
-        "pid": sleeper, "ranges": [{"start": 0, "end": "0x100000000000"}]}})), check=True)
+        "pid": target_pid, "ranges": [{"start": 0, "end": "0x100000000000"}]}})), check=True)
     assert run[0]["_status"] == "ok", run.explain()
     assert run[0]["chunks"]["skipped_unmapped"] > 2 ** 47 // (2 << 20) // 2
     assert run[0]["chunks"]["collapsed"] == 0
@@ -189,45 +179,17 @@ def test_a_vanished_sysfs_root_is_reported_as_such(run_playbook, tmp_path):
 
 # --- not root --------------------------------------------------------------------------------
 
-@pytest.fixture
-def world_readable_dir():
-    path = Path(tempfile.mkdtemp(prefix="validation-nobody-"))
-    os.chmod(str(path), 0o755)
-    yield path
-    shutil.rmtree(str(path), ignore_errors=True)
-
-
-def _as_nobody(collections_root, workdir, module_name, args):
-    module = collections_root / "ansible_collections" / "linux_mm" / "damon" / "plugins" / "modules" / module_name
-    probe = subprocess.run(["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups", "--",
-                            sys.executable, "-c", "open(%r).close()" % str(module)],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60, check=False)
-    if probe.returncode:
-        pytest.skip("user nobody cannot run this checkout's Python or read the module: %s" % probe.stderr[-200:])
-    args_file = workdir / ("%s.json" % module_name)
-    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-    os.chmod(str(args_file), 0o644)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(collections_root), os.environ.get("PYTHONPATH", "")]),
-               HOME=str(workdir))
-    proc = subprocess.run(["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups",
-                           "--inh-caps=-all", "--bounding-set=-all", "--", sys.executable, str(module), str(args_file)],
-                          env=env, cwd=str(workdir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          timeout=120, check=False)
-    assert proc.stdout.strip(), proc.stderr
-    return json.loads(proc.stdout)
-
-
 def test_not_root_is_said_up_front(collections_root, world_readable_dir):
     thp = Path(make_tree(world_readable_dir))
     for path in (world_readable_dir / "kernel", world_readable_dir / "kernel" / "mm", thp, thp / "khugepaged"):
         os.chmod(str(path), 0o755)
-    result = _as_nobody(collections_root, world_readable_dir, "thp.py",
+    result = run_module_as_nobody(collections_root, world_readable_dir, "thp.py",
                         {"sysfs_root": str(world_readable_dir), "enabled": "always"})
     assert result.get("failed") is True, result
     assert result["msg"].startswith("linux_mm.damon.thp needs root (become: true) to write THP settings"), result
     assert (thp / "enabled").read_text() == "always [madvise] never\n"  # nothing written
 
-    result = _as_nobody(collections_root, world_readable_dir, "hot_processes.py", {"window_s": 0})
+    result = run_module_as_nobody(collections_root, world_readable_dir, "hot_processes.py", {"window_s": 0})
     assert result.get("failed") is True, result
     assert "linux_mm.damon.hot_processes needs root (become: true)" in result["msg"]
     assert "without CAP_SYS_PTRACE" in result["msg"]

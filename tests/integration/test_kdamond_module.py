@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 
 import pytest
 
 from tests.emulator import EmulatedSysfs
+from tests.helpers.playbooks import play
 
 pytestmark = [pytest.mark.emulator, pytest.mark.timeout(300)]
 
@@ -23,39 +23,20 @@ def read(root, rel):
         return f.read().strip()
 
 
-@pytest.fixture
-def workload():
-    proc = subprocess.Popen(["sleep", "600"])
-    yield proc.pid
-    proc.kill()
-    proc.wait()
-
-
 def kdamond_task(emu, own, name="hot", kernel="6.12.0", **options):
     args = dict(name=name, sysfs_root=emu.root, kernel_release=kernel, ownership_file=str(own))
     args.update(options)
     return {"linux_mm.damon.kdamond": args}
 
 
-def play(*tasks, ignore_errors=False):
-    named = []
-    for i, task in enumerate(tasks):
-        task = dict(task)
-        task.setdefault("name", "task %d" % i)
-        if ignore_errors:
-            task["ignore_errors"] = True
-        named.append(task)
-    return [{"hosts": "localhost", "gather_facts": False, "tasks": named}]
-
-
 def stat_scheme(min_nr_accesses=5):
     return {"action": "stat", "access_pattern": {"min_size": 2097152, "min_nr_accesses": min_nr_accesses}}
 
 
-def test_check_mode_diff_apply_and_idempotence(run_playbook, tmp_path, workload):
+def test_check_mode_diff_apply_and_idempotence(run_playbook, tmp_path, target_pid):
     own = tmp_path / "own.json"
     with EmulatedSysfs(kernel="6.12") as emu:
-        task = kdamond_task(emu, own, targets=[{"pid": workload}], schemes=[stat_scheme()])
+        task = kdamond_task(emu, own, targets=[{"pid": target_pid}], schemes=[stat_scheme()])
 
         checked = run_playbook(play(task), check=True, diff=True)
         assert checked.rc == 0, checked.explain()
@@ -75,9 +56,12 @@ def test_check_mode_diff_apply_and_idempotence(run_playbook, tmp_path, workload)
 
         again = run_playbook(play(task), diff=True)
         assert again.rc == 0 and not again[0]["changed"] and again[0]["writes"] == [], again.explain()
+        # before and after have one shape: an unchanged kdamond shows no difference at all (no stray index)
+        assert again[0]["diff"]["before"] == again[0]["diff"]["after"], again[0]["diff"]
+        assert again[0]["kdamond"]["index"] == 0  # the result names the slot
 
         pid_before = read(emu.root, "0/pid")
-        task = kdamond_task(emu, own, targets=[{"pid": workload}], schemes=[stat_scheme(9)])
+        task = kdamond_task(emu, own, targets=[{"pid": target_pid}], schemes=[stat_scheme(9)])
         tuned = run_playbook(play(task), diff=True)
         assert tuned.rc == 0, tuned.explain()
         writes = [(w["path"].split("kdamonds/")[1], w["value"]) for w in tuned[0]["writes"]]
@@ -86,7 +70,7 @@ def test_check_mode_diff_apply_and_idempotence(run_playbook, tmp_path, workload)
         assert before == 5
         assert read(emu.root, "0/pid") == pid_before  # committed, not restarted
 
-        stopped = run_playbook(play(kdamond_task(emu, own, state="stopped", targets=[{"pid": workload}],
+        stopped = run_playbook(play(kdamond_task(emu, own, state="stopped", targets=[{"pid": target_pid}],
                                                  schemes=[stat_scheme(9)])))
         assert stopped.rc == 0 and stopped[0]["changed"], stopped.explain()
         assert read(emu.root, "0/state") == "off"
@@ -98,21 +82,21 @@ def test_check_mode_diff_apply_and_idempotence(run_playbook, tmp_path, workload)
         assert not run_playbook(play(kdamond_task(emu, own, state="absent")))[0]["changed"]
 
 
-def test_bad_input_fails_clearly_and_writes_nothing(run_playbook, tmp_path, workload):
+def test_bad_input_fails_clearly_and_writes_nothing(run_playbook, tmp_path, target_pid):
     own = tmp_path / "own.json"
     with EmulatedSysfs(kernel="6.12") as emu:
         cases = [
-            (dict(targets=[{"pid": workload}], schemes=[{"action": "collapse"}]),
+            (dict(targets=[{"pid": target_pid}], schemes=[{"action": "collapse"}]),
              "action 'collapse' needs Linux 7.2; this kernel is 6.12.0"),
-            (dict(targets=[{"pid": workload}], schemes=[{"action": "explode"}]), "'explode' is not a DAMON action"),
+            (dict(targets=[{"pid": target_pid}], schemes=[{"action": "explode"}]), "'explode' is not a DAMON action"),
             (dict(targets=[{"pid": 4194305}], schemes=[stat_scheme()]), "targets[0].pid: 4194305 is not a valid PID"),
-            (dict(targets=[{"pid": workload}], schemes=[{"action": "stat", "access_pattern": {"min_age": 9, "max_age": 3}}]),
+            (dict(targets=[{"pid": target_pid}], schemes=[{"action": "stat", "access_pattern": {"min_age": 9, "max_age": 3}}]),
              "min_age (9) is greater than max_age (3)"),
-            (dict(targets=[{"pid": workload}], schemes=[{"action": "stat", "access_pattern": {"min_size": -1}}]),
+            (dict(targets=[{"pid": target_pid}], schemes=[{"action": "stat", "access_pattern": {"min_size": -1}}]),
              "schemes[0].access_pattern.min_size: -1 is out of range for unsigned long"),
-            (dict(targets=[{"pid": workload}], schemes=[{"action": "stat", "quotas": {"bytes": "lots"}}]),
+            (dict(targets=[{"pid": target_pid}], schemes=[{"action": "stat", "quotas": {"bytes": "lots"}}]),
              "bytes"),
-            (dict(targets=[{"pid": workload}], monitoring_attrs={"intervals_goal": {"access_bp": 400, "aggrs": 3}}),
+            (dict(targets=[{"pid": target_pid}], monitoring_attrs={"intervals_goal": {"access_bp": 400, "aggrs": 3}}),
              "monitoring_attrs.intervals_goal needs Linux 6.15"),
         ]
         run = run_playbook(play(*[kdamond_task(emu, own, **options) for options, unused in cases], ignore_errors=True))
@@ -134,21 +118,21 @@ def test_bad_input_fails_clearly_and_writes_nothing(run_playbook, tmp_path, work
     assert "CONFIG_DAMON_SYSFS" in missing[2]["reason"]
 
 
-def test_nr_accesses_above_the_possible_maximum_warns(run_playbook, tmp_path, workload):
+def test_nr_accesses_above_the_possible_maximum_warns(run_playbook, tmp_path, target_pid):
     with EmulatedSysfs(kernel="6.12") as emu:
-        run = run_playbook(play(kdamond_task(emu, tmp_path / "own.json", targets=[{"pid": workload}],
+        run = run_playbook(play(kdamond_task(emu, tmp_path / "own.json", targets=[{"pid": target_pid}],
                                              schemes=[stat_scheme(90)])), check=True)
         assert run.rc == 0, run.explain()
         assert any("aggr_us/sample_us = 20" in w for w in run[0].get("warnings", [])), run[0]
 
 
-def test_exclusive_module_fails_by_default_or_is_stopped_and_restored(run_playbook, tmp_path, workload):
+def test_exclusive_module_fails_by_default_or_is_stopped_and_restored(run_playbook, tmp_path, target_pid):
     own = tmp_path / "own.json"
     enabled = "module/damon_stat/parameters/enabled"
     with EmulatedSysfs(kernel="7.3") as emu:
         with open(os.path.join(emu.root, enabled)) as f:
             assert f.read().strip() == "Y"
-        spec = dict(kernel="7.3.4", targets=[{"pid": workload}], schemes=[stat_scheme()])
+        spec = dict(kernel="7.3.4", targets=[{"pid": target_pid}], schemes=[stat_scheme()])
         refused = run_playbook(play(kdamond_task(emu, own, **spec)))
         assert refused[0]["_status"] == "failed"
         assert "DAMON_STAT" in refused[0]["msg"] and "exclusive_modules=stop" in refused[0]["msg"]
@@ -168,13 +152,13 @@ def test_exclusive_module_fails_by_default_or_is_stopped_and_restored(run_playbo
         assert json.loads(own.read_text())["stopped_modules"] == []
 
 
-def test_foreign_kdamonds_are_reported_and_never_touched(run_playbook, tmp_path, workload):
+def test_foreign_kdamonds_are_reported_and_never_touched(run_playbook, tmp_path, target_pid):
     from tests.emulator import FOREIGN_PADDR_KDAMOND  # pylint: disable=import-outside-toplevel
 
     own = tmp_path / "own.json"
     with EmulatedSysfs(kernel="6.18", scenario={"speed": 0, "modules": {"damon_stat": False}, "kdamonds": [FOREIGN_PADDR_KDAMOND]}) as emu:
         foreign_pid = read(emu.root, "0/pid")
-        spec = dict(kernel="6.18.4", targets=[{"pid": workload}], schemes=[stat_scheme()])
+        spec = dict(kernel="6.18.4", targets=[{"pid": target_pid}], schemes=[stat_scheme()])
         run = run_playbook(play(
             kdamond_task(emu, own, **spec),
             {"linux_mm.damon.damon_info": dict(sysfs_root=emu.root, kernel_release="6.18.4", ownership_file=str(own))},
@@ -194,9 +178,9 @@ def test_foreign_kdamonds_are_reported_and_never_touched(run_playbook, tmp_path,
         assert info["thp"]["values"]["enabled"] in ("always", "madvise", "never")
 
 
-def test_idle_slots_we_own_are_reused_while_a_foreign_kdamond_runs(run_playbook, tmp_path, workload):
+def test_idle_slots_we_own_are_reused_while_a_foreign_kdamond_runs(run_playbook, tmp_path, target_pid):
     own = tmp_path / "own.json"
-    spec = dict(targets=[{"pid": workload}], schemes=[stat_scheme()], state="stopped")
+    spec = dict(targets=[{"pid": target_pid}], schemes=[stat_scheme()], state="stopped")
     with EmulatedSysfs(kernel="6.12", scenario={"speed": 0}) as emu:
         made = run_playbook(play(kdamond_task(emu, own, name="a", **spec), kdamond_task(emu, own, name="b", **spec)))
         assert made.rc == 0, made.explain()
@@ -223,9 +207,9 @@ def test_idle_slots_we_own_are_reused_while_a_foreign_kdamond_runs(run_playbook,
         assert read(emu.root, "0/pid") == foreign_pid and read(emu.root, "0/contexts/0/schemes/0/action") == "pageout"
 
 
-def test_a_failed_write_reports_what_was_applied_and_a_rerun_converges(run_playbook, tmp_path, workload):
+def test_a_failed_write_reports_what_was_applied_and_a_rerun_converges(run_playbook, tmp_path, target_pid):
     own = tmp_path / "own.json"
-    spec = dict(targets=[{"pid": workload}], schemes=[stat_scheme()])
+    spec = dict(targets=[{"pid": target_pid}], schemes=[stat_scheme()])
     with EmulatedSysfs(kernel="6.12", scenario={"speed": 0}) as emu:
         # A wrong kernel_release makes the plan write refresh_ms (6.17+), which 6.12 does not have.
         broken = run_playbook(play(kdamond_task(emu, own, kernel="6.18.0", refresh_ms=1000, **spec)))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 
 import pytest
 
@@ -120,15 +119,6 @@ _ORIGINAL_WRITE = _damon_sysfs.write_text
 
 
 @pytest.fixture
-def sleeper():
-    procs = [subprocess.Popen(["sleep", "900"]) for unused in range(2)]
-    yield [p.pid for p in procs]
-    for p in procs:
-        p.kill()
-        p.wait()
-
-
-@pytest.fixture
 def host(tmp_path, monkeypatch):
     record_dir = tmp_path / "rec"
     record_dir.mkdir(mode=0o700)
@@ -155,9 +145,9 @@ def sweep(host, setup, task, check):
     return total
 
 
-def test_sweep_new_kdamond_on_an_empty_host(host, sleeper):
+def test_sweep_new_kdamond_on_an_empty_host(host, target_pids):
     def task(h):
-        return h.kdamond("a", "running", context(sleeper[0]), pool_size=3)
+        return h.kdamond("a", "running", context(target_pids[0]), pool_size=3)
 
     def check(h, unused, k):
         slots = h.check_record_agrees()
@@ -168,14 +158,14 @@ def test_sweep_new_kdamond_on_an_empty_host(host, sleeper):
     assert sweep(host, lambda h: None, task, check) > 10
 
 
-def test_sweep_growing_nr_kdamonds_past_owned_stopped_slots(host, sleeper):
+def test_sweep_growing_nr_kdamonds_past_owned_stopped_slots(host, target_pids):
     def setup(h):  # scheme-less slots keep the sweep short; the rewrite path is the same
-        h.kdamond("a", "stopped", context(sleeper[0], 3, schemes=False))
-        h.kdamond("b", "stopped", context(sleeper[1], 4, schemes=False))
+        h.kdamond("a", "stopped", context(target_pids[0], 3, schemes=False))
+        h.kdamond("b", "stopped", context(target_pids[1], 4, schemes=False))
         return h.snapshot()
 
     def task(h):
-        return h.kdamond("c", "running", context(sleeper[0], 6))
+        return h.kdamond("c", "running", context(target_pids[0], 6))
 
     def check(h, before, k):
         slots = h.check_record_agrees()
@@ -191,9 +181,9 @@ def _with_foreign(h, pid):
     return h.snapshot()
 
 
-def test_sweep_commit_of_a_running_kdamond_beside_a_foreign_one(host, sleeper):
+def test_sweep_commit_of_a_running_kdamond_beside_a_foreign_one(host, target_pids):
     def task(h):
-        return h.kdamond("a", "running", context(sleeper[0], 9))
+        return h.kdamond("a", "running", context(target_pids[0], 9))
 
     def check(h, before, k):
         h.check_record_agrees()
@@ -201,10 +191,10 @@ def test_sweep_commit_of_a_running_kdamond_beside_a_foreign_one(host, sleeper):
         assert after[1] == before[1], "kill at write %d touched the foreign kdamond" % k
         assert after[0][:2] == before[0][:2], "kill at write %d restarted kdamond a" % k
 
-    sweep(host, lambda h: _with_foreign(h, sleeper[0]), task, check)
+    sweep(host, lambda h: _with_foreign(h, target_pids[0]), task, check)
 
 
-def test_sweep_absent_beside_a_foreign_one(host, sleeper):
+def test_sweep_absent_beside_a_foreign_one(host, target_pids):
     def task(h):
         return h.kdamond("a", "absent")
 
@@ -213,11 +203,11 @@ def test_sweep_absent_beside_a_foreign_one(host, sleeper):
         assert h.snapshot()[1] == before[1], "kill at write %d touched the foreign kdamond" % k
         assert h.snapshot()[0][0] == "off" and slots["0"]["name"] is None, (k, slots)
 
-    sweep(host, lambda h: _with_foreign(h, sleeper[0]), task, check)
+    sweep(host, lambda h: _with_foreign(h, target_pids[0]), task, check)
 
 
-def test_sweep_hugepage_step_configure(host, sleeper):
-    apps = [{"name": "db", "pid": sleeper[0], "threshold": 8}]
+def test_sweep_hugepage_step_configure(host, target_pids):
+    apps = [{"name": "db", "pid": target_pids[0], "threshold": 8}]
 
     def task(h):
         return h.step(apps)

@@ -49,15 +49,7 @@ def test_readme_module_defaults_example_as_written(run_playbook):
         assert "DAMON available: True, THP enabled: always" in run.stdout
 
 
-@pytest.fixture
-def sleeper():
-    proc = subprocess.Popen(["sleep", "600"])
-    yield proc.pid
-    proc.kill()
-    proc.wait()
-
-
-def test_every_member_takes_the_group_default_and_the_others_run_beside_it(run_playbook, tmp_path, sleeper):
+def test_every_member_takes_the_group_default_and_the_others_run_beside_it(run_playbook, tmp_path, target_pid):
     """sysfs_root given only through module_defaults: each member uses it; non-members are untouched.
 
     Before the group was fixed, hot_processes and collapse failed here with "Unsupported
@@ -74,7 +66,7 @@ def test_every_member_takes_the_group_default_and_the_others_run_beside_it(run_p
             {"name": "hugepage_tune", "linux_mm.damon.hugepage_tune": {
                 "apps": [], "interval_s": 0.1, "max_iterations": 1, "ownership_file": own}},
             {"name": "hot_processes", "linux_mm.damon.hot_processes": {"window_s": 0.1, "top": 1}},
-            {"name": "collapse", "linux_mm.damon.collapse": {"pid": sleeper, "ranges": [
+            {"name": "collapse", "linux_mm.damon.collapse": {"pid": target_pid, "ranges": [
                 {"start": 2 << 20, "end": 4 << 20}]}},  # nothing mapped there: skipped, unchanged
         ]
         assert sorted(t["name"] for t in tasks[:5]) == runtime_group()

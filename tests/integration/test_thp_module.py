@@ -21,6 +21,9 @@ import os
 
 import pytest
 
+from tests.emulator import EmulatedSysfs
+from tests.helpers.playbooks import run_tasks
+
 THP = os.path.join("kernel", "mm", "transparent_hugepage")
 
 CHOICES = {
@@ -98,24 +101,6 @@ def kernelize(changes):
             f.write(text + "\n")
 
 
-def run_tasks(run_playbook, tasks, check=False, diff=False):
-    """Run the tasks in one play (failures ignored) and return their results."""
-    return run_tasks_with_output(run_playbook, tasks, check=check, diff=diff)[0]
-
-
-def run_tasks_with_output(run_playbook, tasks, check=False, diff=False):
-    """Like run_tasks, and the playbook's stdout."""
-    names = ["thp task %d" % i for i in range(len(tasks))]
-    play = {
-        "hosts": "localhost",
-        "gather_facts": False,
-        "tasks": [dict(task, name=name, ignore_errors=True) for name, task in zip(names, tasks)],
-    }
-    run = run_playbook(play, check=check, diff=diff, timeout=240)
-    assert run.rc == 0, run.explain()
-    return [run[name] for name in names], run.stdout
-
-
 def thp_task(root, **options):
     options.setdefault("ownership_file", os.path.join(os.path.dirname(str(root)), "record", "own.json"))
     return {"linux_mm.damon.thp": dict(options, sysfs_root=str(root))}
@@ -145,11 +130,9 @@ def test_check_mode_predicts_and_writes_nothing(run_playbook, tmp_path):
     root = tmp_path / "sys"
     base = make_tree(root)
     before = snapshot(root)
-    (r,), stdout = run_tasks_with_output(
-        run_playbook,
-        [thp_task(root, enabled="never", khugepaged={"pages_to_scan": 8})],
-        check=True, diff=True,
-    )
+    (r,), run = run_tasks(run_playbook, [thp_task(root, enabled="never", khugepaged={"pages_to_scan": 8})],
+                          check=True, diff=True, with_run=True)
+    stdout = run.stdout
     assert r["_status"] == "ok", r
     assert r["changed"] is True
     assert r["changes"] == [
@@ -373,16 +356,12 @@ def test_write_failure_reports_applied_and_rerun_converges(run_playbook, tmp_pat
 # Against the FUSE emulator (kernel semantics for writes, no kernelize step).
 
 
+@pytest.mark.emulator
 @pytest.mark.parametrize("kernel", ["6.6", "6.12"])
 def test_against_emulator_converges(run_playbook, kernel):
-    emulator = pytest.importorskip("tests.emulator", reason="the sysfs emulator is not available")
-    if not hasattr(emulator, "EmulatedSysfs"):
-        pytest.skip("tests.emulator has no EmulatedSysfs yet")
-    with emulator.EmulatedSysfs(kernel=kernel) as emu:
+    with EmulatedSysfs(kernel=kernel) as emu:
         root = str(emu.root)
         base = os.path.join(root, THP)
-        if not os.path.isdir(base):
-            pytest.skip("the emulator has no transparent_hugepage tree yet")
         desired = {
             "enabled": "never",
             "defrag": "defer",
@@ -408,7 +387,6 @@ def test_against_emulator_converges(run_playbook, kernel):
 @pytest.mark.emulator
 def test_restore_round_trip(run_playbook, tmp_path):
     """The hugepage role's stop entry point relies on this: what start changed, stop puts back."""
-    from tests.emulator import EmulatedSysfs
     record = tmp_path / "record" / "own.json"
     with EmulatedSysfs(kernel="7.3", scenario={"speed": 0, "thp": {"enabled": "madvise"}}) as emu:
         def task(**options):

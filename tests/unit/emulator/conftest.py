@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 
 import pytest
 
@@ -36,18 +35,3 @@ def mount():
         emu.stop()
 
 
-@pytest.fixture
-def sleeper():
-    """A real process (``sleep``) to use as a vaddr target; killed at teardown."""
-    procs = []
-
-    def spawn(seconds=120):
-        proc = subprocess.Popen(["sleep", str(seconds)])
-        procs.append(proc)
-        return proc
-
-    yield spawn
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)

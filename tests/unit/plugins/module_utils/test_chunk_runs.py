@@ -8,7 +8,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.linux_mm.damon.plugins.module_utils._hugepage import HUGE, chunk_runs, threshold_of
+from ansible_collections.linux_mm.damon.plugins.module_utils._hugepage import chunk_runs, threshold_of
+from tests.helpers.pagemap import HUGE
 
 K = 4096
 BASE = 0x7F0000000000
@@ -19,18 +20,18 @@ def region(start, end, nr):
 
 
 def test_a_tiny_very_hot_region_leaves_its_chunk_cold():
-    runs = chunk_runs([region(0, 4 * K, 20), region(4 * K, 2 * HUGE, 0)])
+    runs = chunk_runs([region(0, 4 * K, 20), region(4 * K, 2 * HUGE, 0)], HUGE)
     assert runs == [(BASE, BASE + HUGE, 0), (BASE + HUGE, BASE + 2 * HUGE, 0)]
 
 
 def test_whole_chunks_take_their_region_level_in_one_run():
-    runs = chunk_runs([region(0, 64 * HUGE, 7)])
+    runs = chunk_runs([region(0, 64 * HUGE, 7)], HUGE)
     assert runs == [(BASE, BASE + 64 * HUGE, 7)]
 
 
 def test_a_shared_chunk_takes_the_highest_level_covering_half_of_it():
     half = HUGE // 2
-    runs = chunk_runs([region(0, HUGE + half + K, 9), region(HUGE + half + K, 3 * HUGE, 2)])
+    runs = chunk_runs([region(0, HUGE + half + K, 9), region(HUGE + half + K, 3 * HUGE, 2)], HUGE)
     assert runs == [(BASE, BASE + HUGE, 9), (BASE + HUGE, BASE + 2 * HUGE, 9), (BASE + 2 * HUGE, BASE + 3 * HUGE, 2)]
 
 
@@ -49,7 +50,7 @@ def test_chunks_cover_the_regions_aligned_and_disjoint(parts):
     for pages, nr in parts:
         regions.append(region(cursor, cursor + pages * K, nr))
         cursor += pages * K
-    runs = chunk_runs(regions)
+    runs = chunk_runs(regions, HUGE)
     assert all(s % HUGE == 0 and e % HUGE == 0 and s < e for s, e, unused in runs)
     assert all(a[1] <= b[0] for a, b in zip(runs, runs[1:]))
     covered = sum(e - s for s, e, unused in runs)

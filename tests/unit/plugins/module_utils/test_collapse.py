@@ -24,16 +24,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.linux_mm.damon.plugins.module_utils import _collapse as collapse
+from ansible_collections.linux_mm.damon.plugins.module_utils import _pagemap as pagemap
 from ansible_collections.linux_mm.damon.plugins.module_utils import _procfs as procfs
+from tests.helpers.pagemap import HUGE, PAGE, PER, FakeKpf, present, thp_flags
 
-PAGE = 4096
-PER = 512
-HUGE = PAGE * PER
 BASE = 0x7F0000000000  # huge-page aligned
-
-
-def present(pfn=0):
-    return procfs.PM_PRESENT | pfn
 
 
 class Memory:
@@ -54,22 +49,6 @@ class Memory:
     def read_entries(self, start, end):
         self.reads.append((start, end))
         return array("Q", [self.pages.get(i, 0) for i in range(start // PAGE, end // PAGE)])
-
-
-class FakeKpf:
-    def __init__(self, flags=None, available=True):
-        self.flags_by_pfn = flags or {}
-        self.available = available
-
-    def flags(self, pfn, count=1):
-        return array("Q", [self.flags_by_pfn.get(pfn + i, 0) for i in range(count)])
-
-
-def thp_flags(pfn0):
-    flags = {pfn0: procfs.KPF_THP | procfs.KPF_COMPOUND_HEAD}
-    for i in range(1, PER):
-        flags[pfn0 + i] = procfs.KPF_THP | procfs.KPF_COMPOUND_TAIL
-    return flags
 
 
 def vma(start, end, anon_huge=0, flags=("rd", "wr", "mr", "mw", "me"), perms="rw-p"):
@@ -163,7 +142,7 @@ def test_plan_dense_sparse_and_threshold():
     mem.fill(BASE + 2 * HUGE, BASE + 2 * HUGE + 256 * PAGE)  # exactly half
     mem.fill(BASE + 3 * HUGE, BASE + 3 * HUGE + 255 * PAGE)  # just below half
     mem.fill(BASE + 4 * HUGE, BASE + 4 * HUGE + 200 * PAGE)
-    mem.fill(BASE + 4 * HUGE + 200 * PAGE, BASE + 4 * HUGE + 256 * PAGE, entry=procfs.PM_SWAP)  # swapped counts
+    mem.fill(BASE + 4 * HUGE + 200 * PAGE, BASE + 4 * HUGE + 256 * PAGE, entry=pagemap.PM_SWAP)  # swapped counts
     planned = do_plan([(BASE, BASE + 6 * HUGE)], [vma(BASE, BASE + 8 * HUGE)], mem)
     assert states(planned) == ["collapse", "skipped_sparse", "collapse", "skipped_sparse", "collapse",
                                "skipped_sparse"]

@@ -22,6 +22,7 @@ from array import array
 import pytest
 
 from ansible_collections.linux_mm.damon.plugins.module_utils import _collapse as collapse
+from ansible_collections.linux_mm.damon.plugins.module_utils import _hot_processes as hot
 from ansible_collections.linux_mm.damon.plugins.module_utils import _procfs as procfs
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_features import detect, from_table
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_layout import (
@@ -34,6 +35,8 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._privilege import (
     CAP_SYS_NICE, effective_caps, needs_root,
 )
 from ansible_collections.linux_mm.damon.plugins.plugin_utils._policy import split_host_budget
+from tests.helpers.fake_proc import FakeProc
+from tests.helpers.pagemap import HUGE, PAGE, FakeKpf, present
 
 
 class Flags(object):
@@ -271,9 +274,6 @@ def test_pool_size_and_per_app_values_in_the_hugepage_options():
 
 # --- collapse: bounded by the mappings, not by the range -------------------------------------
 
-PAGE = 4096
-HUGE = 2 << 20
-PER = HUGE // PAGE
 BASE_ADDR = 0x7F0000000000  # 2 MiB aligned
 
 
@@ -285,11 +285,7 @@ class Mem(object):
 
     def read_entries(self, start, end):
         self.reads.append((start, end))
-        return array("Q", [procfs.PM_PRESENT] * ((end - start) // PAGE))
-
-
-class NoKpf(object):
-    available = False
+        return array("Q", [present()] * ((end - start) // PAGE))
 
 
 def _vma(start, end, rss=None):
@@ -309,7 +305,7 @@ def test_collapse_plan_of_a_huge_range_is_bounded_by_the_mappings():
     ranges = [(0, 2 ** 40), (low, low + 2 ** 40)]
     tracemalloc.start()
     try:
-        planned = collapse.plan(ranges, vmas, mem.read_entries, NoKpf(), 0.5, 0, HUGE, PAGE)
+        planned = collapse.plan(ranges, vmas, mem.read_entries, FakeKpf(available=False), 0.5, 0, HUGE, PAGE)
         unused, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -328,7 +324,7 @@ def test_collapse_plan_of_the_whole_address_space_reads_pagemap_in_bounded_batch
     mem = Mem()
     big = 1000 * HUGE
     vmas = [_vma(BASE_ADDR, BASE_ADDR + big)]
-    planned = collapse.plan([(0, 2 ** 64 - 1)], vmas, mem.read_entries, NoKpf(), 0.5, 8 * HUGE, HUGE, PAGE)
+    planned = collapse.plan([(0, 2 ** 64 - 1)], vmas, mem.read_entries, FakeKpf(available=False), 0.5, 8 * HUGE, HUGE, PAGE)
     assert max(end - start for start, end in mem.reads) <= collapse.READ_BATCH_CHUNKS * HUGE
     states = [(c.state, c.count) for c in planned[0]["chunks"]]
     assert states[0] == ("skipped_unmapped", BASE_ADDR // HUGE)
@@ -355,34 +351,26 @@ def test_collapse_check_mode_over_the_whole_user_address_space_of_a_real_process
 
 def test_patterns_see_at_most_4096_characters():
     regex = re.compile(r"x$")
-    assert procfs.bounded_search(regex, "a" * 4095 + "x", "cmdline_pattern", 7)
-    assert not procfs.bounded_search(regex, "a" * 5000 + "x", "cmdline_pattern", 7)
+    assert hot.bounded_search(regex, "a" * 4095 + "x", "cmdline_pattern", 7)
+    assert not hot.bounded_search(regex, "a" * 5000 + "x", "cmdline_pattern", 7)
 
 
 def test_a_catastrophic_pattern_fails_with_its_option_instead_of_running_for_ever():
     regex = re.compile(r"(a+)+$")
-    with pytest.raises(procfs.HotProcessError, match=r"cmdline_pattern: '\(a\+\)\+\$' took more than 0\.2 s .*PID 7"):
-        procfs.bounded_search(regex, "a" * 40 + "!", "cmdline_pattern", 7, limit_s=0.2)
-    assert procfs.bounded_search(regex, "aaa", "cmdline_pattern", 7)  # the timer is gone afterwards
+    with pytest.raises(hot.HotProcessError, match=r"cmdline_pattern: '\(a\+\)\+\$' took more than 0\.2 s .*PID 7"):
+        hot.bounded_search(regex, "a" * 40 + "!", "cmdline_pattern", 7, limit_s=0.2)
+    assert hot.bounded_search(regex, "aaa", "cmdline_pattern", 7)  # the timer is gone afterwards
 
 
 def test_hot_process_scan_truncates_long_command_lines(tmp_path):
-    root = tmp_path / "proc"
-    for pid, comm, cmdline, ppid in ((1, "init", ["/sbin/init"], 0), (100, "java", ["java"] + ["-Dx=1"] * 2000
-                                                                         + ["end"], 1)):
-        d = root / str(pid)
-        d.mkdir(parents=True)
-        fields = ["S", ppid, ppid, 0, 0, -1, 0x400000, 0, 0, 0, 0, 10, 10, 0, 0, 20, 0, 1, 0, 100, 0, 100]
-        (d / "stat").write_text("%d (%s) %s\n" % (pid, comm, " ".join(str(f) for f in fields)))
-        (d / "status").write_text("Name:\t%s\nUid:\t0\t0\t0\t0\nRssAnon:\t65536 kB\nTHP_enabled:\t1\n" % comm)
-        (d / "cmdline").write_bytes(b"".join(a.encode() + b"\0" for a in cmdline))
-        (d / "cgroup").write_text("0::/\n")
-        (d / "smaps_rollup").write_text("Rss: 65536 kB\nAnonymous: 65536 kB\nAnonHugePages: 0 kB\n")
-    (root / "stat").write_text("cpu  1 1 1 1 1 1 1 1 1 1\n")
-    found, unused = procfs.find_hot_processes(window_s=0, top=0, cmdline_pattern=r"java", proc_root=str(root),
+    proc = FakeProc(tmp_path / "proc")
+    proc.add(1, comm="init", ppid=0, ticks=20, starttime=100, cmdline=["/sbin/init"], cgroup="0::/\n")
+    proc.add(100, comm="java", ticks=20, starttime=100, cmdline=["java"] + ["-Dx=1"] * 2000 + ["end"], cgroup="0::/\n")
+    root = proc.root
+    found, unused = hot.find_hot_processes(window_s=0, top=0, cmdline_pattern=r"java", proc_root=str(root),
                                               self_pid=999, huge=HUGE, sleep=lambda s: None)
     assert [p["pid"] for p in found] == [100]
-    found, unused = procfs.find_hot_processes(window_s=0, top=0, cmdline_pattern=r"end$", proc_root=str(root),
+    found, unused = hot.find_hot_processes(window_s=0, top=0, cmdline_pattern=r"end$", proc_root=str(root),
                                               self_pid=999, huge=HUGE, sleep=lambda s: None)
     assert found == []  # "end" is beyond the first 4096 characters
 

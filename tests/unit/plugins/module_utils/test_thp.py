@@ -346,15 +346,19 @@ def test_validate_setting_missing_on_this_kernel(tmp_path):
 
 def test_plan_empty_when_already_set(tmp_path):
     state = _state(tmp_path)
-    assert _thp.plan(state, dict(DEFAULTS)) == []
-    assert _thp.plan(state, {}) == []
+    assert _thp.plan(state, dict(DEFAULTS)).changes == []
+    assert _thp.plan(state, {}).changes == []
 
 
 def test_plan_orders_khugepaged_first_and_enabled_last(tmp_path):
     state = _state(tmp_path)
     desired = {"enabled": "always", "defrag": "defer", "use_zero_page": False, "khugepaged/pages_to_scan": 65536}
-    changes = _thp.plan(state, desired)
+    planned = _thp.plan(state, desired)
+    changes = planned.changes
     assert [c["key"] for c in changes] == ["khugepaged/pages_to_scan", "use_zero_page", "defrag", "enabled"]
+    assert planned.writes == [(c["path"], c["after"]) for c in changes]
+    assert (planned.before["enabled"], planned.after["enabled"]) == ("madvise", "always")
+    assert planned.after["khugepaged"]["pages_to_scan"] == 65536 and planned.before["use_zero_page"] is True
     base = state["dir"]
     assert [_thp.public_change(c) for c in changes] == [
         {"path": os.path.join(base, "khugepaged/pages_to_scan"), "before": "4096", "after": "65536"},
@@ -366,8 +370,7 @@ def test_plan_orders_khugepaged_first_and_enabled_last(tmp_path):
 
 def test_apply_writes_the_value_only(tmp_path):
     state = _state(tmp_path)
-    changes = _thp.plan(state, {"enabled": "never", "khugepaged/defrag": False})
-    applied = _thp.apply(changes)
+    applied = _thp.apply(_thp.plan(state, {"enabled": "never", "khugepaged/defrag": False}), [])
     assert [c["after"] for c in applied] == ["0", "never"]
     # One write(2) of the bare value at offset 0 (a kernel would show the bracketed list
     # again; a plain file keeps what was written, plus any longer old tail since
@@ -379,11 +382,11 @@ def test_apply_writes_the_value_only(tmp_path):
 def test_apply_then_read_back_through_kernel_semantics(tmp_path):
     state = _state(tmp_path)
     desired = {"enabled": "never", "defrag": "always", "khugepaged/max_ptes_none": 409}
-    _thp.apply(_thp.plan(state, desired), write=kernel_write)
+    _thp.apply(_thp.plan(state, desired), [], write=kernel_write)
     assert read_file(state["dir"], "enabled") == "always madvise [never]"
     again = _thp.read_state(str(tmp_path))
     assert again["values"] == _thp.expected_values(state, desired)
-    assert _thp.plan(again, desired) == []
+    assert _thp.plan(again, desired).changes == []
 
 
 def test_apply_failure_reports_applied_writes(tmp_path):
@@ -392,14 +395,15 @@ def test_apply_failure_reports_applied_writes(tmp_path):
     # A directory in place of use_zero_page: its write fails after pages_to_scan was written.
     os.unlink(os.path.join(state["dir"], "use_zero_page"))
     os.mkdir(os.path.join(state["dir"], "use_zero_page"))
-    with pytest.raises(_thp.ThpApplyError) as e:
-        _thp.apply(changes)
+    applied = []
+    with pytest.raises(SysfsError) as e:
+        _thp.apply(changes, applied)
     err = e.value
-    assert err.applied == [
+    assert applied == [
         {"path": os.path.join(state["dir"], "khugepaged/pages_to_scan"), "before": "4096", "after": "1"}
     ]
-    assert err.sysfs_error.path == os.path.join(state["dir"], "use_zero_page")
-    assert err.sysfs_error.errno == errno.EISDIR
+    assert err.path == os.path.join(state["dir"], "use_zero_page")
+    assert err.errno == errno.EISDIR
     assert str(err) == "writing '0' to %s failed: Is a directory (EISDIR)" % os.path.join(state["dir"], "use_zero_page")
     assert read_file(state["dir"], "enabled") == "always [madvise] never"
 
@@ -409,9 +413,10 @@ def test_apply_failure_on_first_write(tmp_path):
         raise SysfsError(path, errno.EINVAL, value=value)
 
     state = _state(tmp_path)
-    with pytest.raises(_thp.ThpApplyError) as e:
-        _thp.apply(_thp.plan(state, {"enabled": "never"}), write=failing)
-    assert e.value.applied == []
+    applied = []
+    with pytest.raises(SysfsError) as e:
+        _thp.apply(_thp.plan(state, {"enabled": "never"}), applied, write=failing)
+    assert applied == []
     assert "Invalid argument (EINVAL)" in str(e.value)
 
 
@@ -462,9 +467,9 @@ def test_property_plan_converges(current, desired_full, keep, omit):
         state = _thp.read_state(root)
         _thp.validate(desired, state, page_size=4096)
         changes = _thp.plan(state, desired)
-        assert len(changes) == sum(1 for k, v in desired.items() if current[k] != v)
-        applied = _thp.apply(changes, write=kernel_write)
-        assert len(applied) == len(changes)
+        assert len(changes.changes) == sum(1 for k, v in desired.items() if current[k] != v)
+        applied = _thp.apply(changes, [], write=kernel_write)
+        assert len(applied) == len(changes.changes)
         after = _thp.read_state(root)
         for key, value in desired.items():
             assert after["values"][key] == value
@@ -472,6 +477,6 @@ def test_property_plan_converges(current, desired_full, keep, omit):
             assert after["values"][key] == current[key]
         assert after["values"] == _thp.expected_values(state, desired)
         assert after["choices"] == state["choices"]
-        assert _thp.plan(after, desired) == []
+        assert _thp.plan(after, desired).changes == []
     finally:
         shutil.rmtree(root)

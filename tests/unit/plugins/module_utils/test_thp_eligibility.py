@@ -38,6 +38,7 @@ def _vma(start, end, perms, path, rss_kb, flags, offset=0, inode=0, dev="00:00")
 REDIS_SMAPS = "".join([
     _vma(0x55D000000000, 0x55D000200000, "r-xp", "/usr/bin/redis-server", 900, "rd ex mr mw me", inode=77),
     _vma(HEAP, HEAP + 8 * H, "rw-p", "", 16384, "rd wr mr mw me nr sd"),
+    _vma(STACK - P, STACK, "---p", "", 0, "mr mw me ac sd nh"),          # its guard page: too small to matter
     _vma(STACK, STACK + 4 * H, "rw-p", "", 16, "rd wr mr mw me ac sd nh"),
 ])
 PG_SMAPS = "".join([
@@ -45,6 +46,8 @@ PG_SMAPS = "".join([
     _vma(SHM, SHM + 4 * H, "rw-s", "/dev/zero (deleted)", 8192, "rd wr sh mr mw me ms sd", inode=27, dev="00:01"),
     _vma(SHM_UNALIGNED, SHM_UNALIGNED + 4 * H, "rw-s", "/dev/zero (deleted)", 4096, "rd wr sh mr mw me ms sd",
          inode=28, dev="00:01"),
+    _vma(SHM_UNALIGNED + 8 * H + P, SHM_UNALIGNED + 8 * H + 2 * P, "rw-s", "/SYSV000043a2 (deleted)", 4,
+         "rd wr sh mr mw me ms sd", inode=0, dev="00:01"),              # PostgreSQL's 4 KiB SysV segment
 ])
 
 
@@ -179,6 +182,8 @@ def _pagemap(layout):
             ents = [PRESENT | (base + 7 * i + 1) for i in range(per)]
         elif kind == "one":
             ents = [PRESENT | base] + [0] * (per - 1)
+        elif kind == "zero":          # only read: every page maps the one zero-page PFN
+            ents = [PRESENT | 0x4242] * per
         else:
             ents = [0] * per
         table[idx] = ents
@@ -193,7 +198,7 @@ def _pagemap(layout):
 
 def test_classify_heap_range(tmp_path):
     proc, sys_root = _tree(tmp_path, REDIS_SMAPS)
-    read_entries, kpf = _pagemap({0: "huge", 1: "full", 2: "empty", 3: "one", 4: "full"})
+    read_entries, kpf = _pagemap({0: "huge", 1: "full", 2: "empty", 3: "one", 4: "full", 5: "zero"})
     # from 4 KiB into chunk 0 to half-way into chunk 5: chunk 0's head and chunk 5's half are partial
     start, end = HEAP + P, HEAP + 5 * H + H // 2
     (got,) = te.classify_ranges(PID, [(start, end)], sysfs_root=sys_root, proc_root=proc,
@@ -204,6 +209,9 @@ def test_classify_heap_range(tmp_path):
     assert b[te.EMPTY] == H                     # chunk 2: EINVAL without a page table, bloat with one
     assert b[te.ALREADY_HUGE] == 0              # chunk 0 is not whole inside the range
     assert got["blockers"] == {}
+    (zero,) = te.classify_ranges(PID, [(HEAP + 5 * H, HEAP + 6 * H)], sysfs_root=sys_root, proc_root=proc,
+                                 read_entries=read_entries, kpageflags=kpf)
+    assert zero["bytes"][te.EMPTY] == H           # only the zero page: nothing to gain
     (whole,) = te.classify_ranges(PID, [(HEAP, HEAP + 2 * H)], sysfs_root=sys_root, proc_root=proc,
                                   read_entries=read_entries, kpageflags=kpf)
     assert whole["bytes"][te.ALREADY_HUGE] == H and whole["bytes"][te.COLLAPSIBLE] == H
@@ -256,7 +264,7 @@ def test_classify_reads_real_pagemap_file(tmp_path):
     per = H // P
     with open("%s/%d/pagemap" % (proc, PID), "wb") as f:   # sparse: only the heap's entries
         f.seek(HEAP // P * 8)
-        f.write(struct.pack("%dQ" % per, *([PRESENT | 5] * per)))        # chunk 0 resident
+        f.write(struct.pack("%dQ" % per, *[PRESENT | (5 + 3 * i) for i in range(per)]))  # chunk 0 resident
         f.write(struct.pack("%dQ" % per, *([0] * per)))                  # chunk 1 empty
     (got,) = te.classify_ranges(PID, [(HEAP, HEAP + 2 * H)], sysfs_root=sys_root, proc_root=proc)
     assert got["bytes"][te.COLLAPSIBLE] == H

@@ -1,0 +1,64 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, linux_mm.damon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Argument specs and defaults that more than one plugin takes: one definition each.
+
+Imported by host-side modules and by the controller-side hugepage_tune action
+alike, so it imports nothing: the controller must not load host code (ctypes,
+/proc and sysfs readers) to learn an option's type. The modules' DOCUMENTATION
+repeats these defaults (mostly through ``plugins/doc_fragments/_common.py``); ansible-test's
+validate-modules checks that documentation and argument spec agree.
+"""
+
+from __future__ import annotations
+
+# DAMON's own defaults for a new context (mm/damon/core.c, damon_new_ctx()); a kdamond written
+# without monitoring_attrs gets them, and so does every spec that leaves them out.
+SAMPLE_US = 5000
+AGGR_US = 100000
+UPDATE_US = 1000000
+MIN_NR_REGIONS = 10
+MAX_NR_REGIONS = 1000
+
+OWNERSHIP_FILE = "/run/linux_mm_damon/ownership.json"
+LOCK_TIMEOUT_S = 120.0
+
+# Options of every module that reads DAMON sysfs (the action group linux_mm.damon.damon).
+SYSFS_OPTIONS = dict(
+    sysfs_root=dict(type="path", default="/sys"),
+    kernel_release=dict(type="str"),
+)
+OWNERSHIP_OPTIONS = dict(ownership_file=dict(type="path", default=OWNERSHIP_FILE))
+LOCK_OPTIONS = dict(lock_timeout_s=dict(type="float", default=LOCK_TIMEOUT_S))
+EXCLUSIVE_OPTIONS = dict(exclusive_modules=dict(type="str", choices=["fail", "stop"], default="fail"))
+
+# The hugepage loop: collapse paths and who widens the monitoring intervals.
+PATHS = ("auto", "damos_collapse", "user_collapse", "khugepaged")
+INTERVAL_MODES = ("auto", "kernel", "controller", "off")
+GOAL_ACCESS_BP = 400
+GOAL_AGGRS = 3
+MAX_SAMPLE_US = 1000000
+
+# Options of hugepage_step that the hugepage_tune action passes through unchanged.
+HUGEPAGE_LOOP_OPTIONS = dict(
+    path=dict(type="str", choices=list(PATHS), default="auto"),
+    interval_s=dict(type="float", default=5.0),
+    monitoring_attrs=dict(type="dict", default={}, options=dict(
+        sample_us=dict(type="int", default=SAMPLE_US), aggr_us=dict(type="int", default=AGGR_US),
+        min_nr_regions=dict(type="int", default=MIN_NR_REGIONS),
+        max_nr_regions=dict(type="int", default=MAX_NR_REGIONS))),
+    auto_intervals=dict(type="dict", default={}, options=dict(
+        mode=dict(type="str", choices=list(INTERVAL_MODES), default="auto"),
+        access_bp=dict(type="int", default=GOAL_ACCESS_BP),
+        aggrs=dict(type="int", default=GOAL_AGGRS),
+        max_sample_us=dict(type="int", default=MAX_SAMPLE_US))),
+    quota_bytes=dict(type="int", default=134217728),
+    pool_size=dict(type="int", default=4),
+    **dict(EXCLUSIVE_OPTIONS, **OWNERSHIP_OPTIONS, **LOCK_OPTIONS, **SYSFS_OPTIONS)
+)
+
+
+def max_nr_accesses(sample_us, aggr_us):
+    """The largest ``nr_accesses`` a region can reach: samples per aggregation interval."""
+    return aggr_us // max(sample_us, 1)
