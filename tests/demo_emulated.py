@@ -141,7 +141,7 @@ def main(argv=None):
           % out["workload"]["pid"])
     print("  %-26s %14s %14s" % ("", "before", "after"))
     print("  %-26s %13.0f%% %13.0f%%" % ("hot part in huge pages", 100.0 * before["hot"] / hot,
-                                          100.0 * after["hot"] / hot))
+                                         100.0 * after["hot"] / hot))
     print("  %-26s %10.0f MiB %10.0f MiB" % ("cold part in huge pages", before["cold"] / MIB, after["cold"] / MIB))
     for row in out["report"]:
         print("Fleet report row %s/%s: path %s, threshold %s (least nr_accesses per aggregation interval a region"

@@ -23,7 +23,6 @@ import time
 from ansible_collections.linux_mm.damon.plugins.module_utils._options import LOCK_TIMEOUT_S
 
 
-
 class LockError(Exception):
     """The host lock cannot be taken; nothing was changed."""
 

@@ -104,7 +104,6 @@ def bounded_search(regex, text, option, pid, limit_s=MATCH_TIME_S):
         signal.signal(signal.SIGALRM, previous)
 
 
-
 def find_hot_processes(window_s=1.0, top=5, min_anon_rss_bytes=0, min_cpu_pct=0.0, name_pattern=None,
                        cmdline_pattern=None, users=None, cgroup=None, exclude_pids=(), self_pid=None,
                        proc_root=_procfs.PROC, sleep=time.sleep, huge=None):

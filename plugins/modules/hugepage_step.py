@@ -110,7 +110,7 @@ options:
             widens them step by step.
           - V(auto) is V(kernel) where the kernel has C(intervals_goal), else V(controller). V(off) keeps O(monitoring_attrs).
         type: str
-        choices: [auto, kernel, controller, off]
+        choices: [auto, kernel, controller, "off"]
         default: auto
       access_bp:
         description: C(intervals_goal/access_bp), the share of access events (basis points) the kernel aims at.

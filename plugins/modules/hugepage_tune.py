@@ -108,7 +108,7 @@ options:
           - V(kernel) lets the kernel tune them (C(intervals_goal), Linux 6.15+); V(controller) lets this loop
             widen them; V(auto) picks V(kernel) where available; V(off) keeps O(monitoring_attrs).
         type: str
-        choices: [auto, kernel, controller, off]
+        choices: [auto, kernel, controller, "off"]
         default: auto
       access_bp:
         description: C(intervals_goal/access_bp).

@@ -184,7 +184,7 @@ def test_not_root_is_said_up_front(collections_root, world_readable_dir):
     for path in (world_readable_dir / "kernel", world_readable_dir / "kernel" / "mm", thp, thp / "khugepaged"):
         os.chmod(str(path), 0o755)
     result = run_module_as_nobody(collections_root, world_readable_dir, "thp.py",
-                        {"sysfs_root": str(world_readable_dir), "enabled": "always"})
+                                  {"sysfs_root": str(world_readable_dir), "enabled": "always"})
     assert result.get("failed") is True, result
     assert result["msg"].startswith("linux_mm.damon.thp needs root (become: true) to write THP settings"), result
     assert (thp / "enabled").read_text() == "always [madvise] never\n"  # nothing written

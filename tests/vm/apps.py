@@ -72,7 +72,7 @@ def _status(guest, pid: int) -> dict:
     out = _ssh(guest, f"cat /proc/{int(pid)}/status")
     fields = {}
     for line in out.splitlines():
-        k, _, v = line.partition(":")
+        k, unused, v = line.partition(":")
         fields[k] = v.strip()
     return fields
 
@@ -169,7 +169,7 @@ def redis_ops(guest, port: int = REDIS_PORT) -> dict:
     """Hits/misses/ops so far (INFO stats)."""
     out = redis_cli(guest, "INFO", "stats", port=port)
     keys = ("total_commands_processed", "keyspace_hits", "keyspace_misses", "instantaneous_ops_per_sec")
-    return {k: int(v) for k, _, v in (line.strip().partition(":") for line in out.splitlines())
+    return {k: int(v) for k, unused, v in (line.strip().partition(":") for line in out.splitlines())
             if k in keys}
 
 
@@ -407,7 +407,7 @@ def redis_hot_memory(guest, pid: int, hot_keys: int = 100_000, port: int = REDIS
     """
     evals = " && ".join(
         "redis-cli -p %d EVAL %s 0 %d %d" % (port, shlex.quote(TOUCH_HOT_KEYS_LUA), first,
-                                              min(first + batch, hot_keys) - 1)
+                                             min(first + batch, hot_keys) - 1)
         for first in range(0, hot_keys, batch))
     return ground_truth(guest, pid, window_s=0, rounds=1, min_touched_pages=1, method="soft_dirty",
                         between=evals, per_chunk=per_chunk)
@@ -418,7 +418,7 @@ def redis_hot_memory(guest, pid: int, hot_keys: int = 100_000, port: int = REDIS
 # ---------------------------------------------------------------------------
 
 def _main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tests.vm.apps", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m tests.vm.apps", description=__doc__.split("\n", maxsplit=1)[0])
     ap.add_argument("--kernel", default="damon-7.3", choices=("damon-7.3", "damon-6.12"))
     ap.add_argument("--memory-mb", type=int, default=4096)
     ap.add_argument("--window", type=float, default=10.0, help="idle-tracking window (s)")

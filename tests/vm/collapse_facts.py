@@ -80,7 +80,7 @@ def prep(kind, c):
     if kind == "only_read":
         b = (ctypes.c_char * H).from_address(c)
         for i in range(0, H, P):
-            _ = b[i]
+            unused = b[i]  # a read touches the page
         return
     if kind == "one_page_written":
         ctypes.memset(c, 1, P)
@@ -153,7 +153,7 @@ def shmem_cases(pidfd):
             with open(THP + "shmem_enabled", "w") as f:
                 f.write(setting)
             n = 8 * H + 5 * P
-            placed = [libc.mmap(None, n, PROT_RW, MAP_SHARED | MAP_ANON, -1, 0) for _ in range(4)]
+            placed = [libc.mmap(None, n, PROT_RW, MAP_SHARED | MAP_ANON, -1, 0) for unused in range(4)]
             out["%s/default_placement_aligned" % setting] = sum(1 for a in placed if a % H == 0)
             for placement, shift in (("aligned", 0), ("misaligned", P)):
                 hint = region(9)  # an aligned reservation, then a shared mapping over it

@@ -33,5 +33,3 @@ def mount():
     yield start
     for emu in started:
         emu.stop()
-
-

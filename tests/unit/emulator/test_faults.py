@@ -115,7 +115,7 @@ def test_hang_point_blocks_until_release():
     results = []
     t = threading.Thread(target=lambda: results.append(write(f, STATE, "on")))
     t.start()
-    for _ in range(500):
+    for unused in range(500):
         if f.status()["hung"]:
             break
         t.join(0.01)
@@ -154,7 +154,8 @@ print("done", flush=True)
 
 
 def run_writer(m):
-    return subprocess.run([sys.executable, "-c", WRITER, m.root], capture_output=True, text=True, timeout=30)
+    return subprocess.run([sys.executable, "-c", WRITER, m.root], capture_output=True, text=True, timeout=30,
+                          check=False)
 
 
 def test_errno_injection_latency_and_counter_through_fuse(mount):

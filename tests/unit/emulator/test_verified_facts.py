@@ -43,7 +43,7 @@ def test_zombie_target_keeps_the_kdamond_running_until_reaped(mount, sleeper):
     os.kill(proc.pid, signal.SIGKILL)
     # not waited for: a zombie. get_pid_task() still finds it, so the kdamond goes on,
     # trying regions but applying nothing (no mm) and seeing no accesses.
-    for _ in range(500):  # wait for the exit without reaping it
+    for unused in range(500):  # wait for the exit without reaping it
         with open("/proc/%d/stat" % proc.pid) as f:
             if f.read().rsplit(")", 1)[1].split()[0] == "Z":
                 break

@@ -26,7 +26,7 @@ from ansible_collections.linux_mm.damon.plugins.module_utils import _hot_process
 from ansible_collections.linux_mm.damon.plugins.module_utils import _procfs as procfs
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_features import detect, from_table
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_layout import (
-    CONTEXT, KDAMOND, Field, Filters, Group, Many, SpecError, to_tree,
+    CONTEXT, KDAMOND, Field, SpecError, to_tree,
 )
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_spec import (
     check_finite, check_pool_size, validate_context, validate_hugepage_args, validate_kdamond,
@@ -368,10 +368,10 @@ def test_hot_process_scan_truncates_long_command_lines(tmp_path):
     proc.add(100, comm="java", ticks=20, starttime=100, cmdline=["java"] + ["-Dx=1"] * 2000 + ["end"], cgroup="0::/\n")
     root = proc.root
     found, unused = hot.find_hot_processes(window_s=0, top=0, cmdline_pattern=r"java", proc_root=str(root),
-                                              self_pid=999, huge=HUGE, sleep=lambda s: None)
+                                           self_pid=999, huge=HUGE, sleep=lambda s: None)
     assert [p["pid"] for p in found] == [100]
     found, unused = hot.find_hot_processes(window_s=0, top=0, cmdline_pattern=r"end$", proc_root=str(root),
-                                              self_pid=999, huge=HUGE, sleep=lambda s: None)
+                                           self_pid=999, huge=HUGE, sleep=lambda s: None)
     assert found == []  # "end" is beyond the first 4096 characters
 
 
