@@ -49,13 +49,16 @@ echo %(thp)s > /sys/kernel/mm/transparent_hugepage/enabled  # guest
 sync; echo 3 > /proc/sys/vm/drop_caches; echo 1 > /proc/sys/vm/compact_memory
 cat /sys/kernel/mm/transparent_hugepage/enabled
 """
+GUEST_LIB = "/root/lmd"
+# The module_utils range_huge_bytes needs, installed in the guest under an ansible_collections path.
+EXACT_MODULE_UTILS = ("_sysfs_io.py", "_procfs.py", "_pagemap.py")
 EXACT = r"""
 import json, sys
-sys.path.insert(0, "/root")
-import _procfs
+sys.path.insert(0, "%s")
+from ansible_collections.linux_mm.damon.plugins.module_utils import _pagemap
 w = json.load(open("/run/bench/w.json"))
-print(json.dumps(dict((p, _procfs.range_huge_bytes(w["pid"], w[p]["start"], w[p]["end"])) for p in ("hot", "hot2", "cold"))))
-"""
+print(json.dumps(dict((p, _pagemap.range_huge_bytes(w["pid"], w[p]["start"], w[p]["end"])) for p in ("hot", "hot2", "cold"))))
+""" % GUEST_LIB
 
 
 def _samples(guest):
@@ -158,7 +161,10 @@ def run_kernel(kernel, configs=CONFIGS, phase1_s=60, phase2_s=60, write=True, in
         guest.ssh("mkdir -p /run/bench && : > /run/bench/module_calls.log", check=True)
         guest.put(binary.read_bytes(), "/root/chase", mode=0o755)
         guest.put((BENCH / "guest_sampler.py").read_bytes(), "/root/guest_sampler.py")
-        guest.put((REPO / "plugins" / "module_utils" / "_procfs.py").read_bytes(), "/root/_procfs.py")
+        target = GUEST_LIB + "/ansible_collections/linux_mm/damon/plugins/module_utils"
+        guest.ssh("mkdir -p " + target, check=True)
+        for name in EXACT_MODULE_UTILS:
+            guest.put((REPO / "plugins" / "module_utils" / name).read_bytes(), "%s/%s" % (target, name))
         guest.put(WRAPPER, "/usr/local/bin/bench-python3", mode=0o755)
         inventory = Path(tmp) / "inventory.yml"
         guest.write_inventory(inventory)

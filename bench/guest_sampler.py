@@ -10,7 +10,7 @@ threads and of this sampler, and the THP counters of /proc/vmstat. Stops when th
 Huge-page bytes: per PMD-aligned 2 MiB chunk, the chunk counts as one huge page when its first
 and last pages are present with PFNs pfn0 and pfn0+511, pfn0 is 512-aligned and /proc/kpageflags
 marks pfn0 as a THP compound head (bits 22 and 15). That is O(1) per chunk (fast enough under
-TCG); ``exact`` mode (plugins/module_utils/_procfs.range_huge_bytes, every page) is used as a
+TCG); ``exact`` mode (plugins/module_utils/_pagemap.range_huge_bytes, every page) is used as a
 cross-check at the end of each configuration.
 """
 import json

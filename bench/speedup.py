@@ -39,8 +39,8 @@ print(json.dumps(res, default=str))
 COVERAGE = r"""
 import sys
 sys.path.insert(0, sys.argv[1])
-from ansible_collections.linux_mm.damon.plugins.module_utils import _procfs
-print(_procfs.range_huge_bytes(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])))
+from ansible_collections.linux_mm.damon.plugins.module_utils import _pagemap
+print(_pagemap.range_huge_bytes(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])))
 """
 
 
