@@ -3,14 +3,16 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Run ``ansible-test sanity --venv`` on the collection.
 
-Preparations this machine kind needs (see /work/shared/tooling-notes.md):
+Preparations a machine without access to pip's bootstrap host needs:
 
 * ansible-test bootstraps pip into each of its test venvs by running a script
   it downloads from a host CI cannot reach; it first looks for a cached copy at
-  ``~/.ansible/test/cache/get_pip_<version>.py``. We write a stand-in there on
-  every run: it runs ``ensurepip`` and then ``python -m pip install --cert <CA
-  bundle> <the arguments it got>``, because ansible-test's pip environment does
-  not see the machine's pip configuration.
+  ``~/.ansible/test/cache/get_pip_<version>.py``. We put a stand-in there: it
+  runs ``ensurepip`` and then ``python -m pip install --cert <CA bundle> <the
+  arguments it got>``, because ansible-test's pip environment does not see the
+  machine's pip configuration. The file is written only when it is missing or
+  differs, and every run says which (a different file that is not ours is kept
+  beside it as ``<name>.orig``).
 * ansible-test must run inside ``ansible_collections/linux_mm/damon``. With
   ``--venv`` it delegates to a child whose content root is ``os.getcwd()``,
   so a symlink is resolved away; we run it in a synchronised copy of the
@@ -82,13 +84,38 @@ def ansible_test_pip_version() -> str:
     return match.group(1)
 
 
-def write_get_pip_stand_in() -> Path:
+STAND_IN_MARK = GET_PIP_STAND_IN.splitlines()[0]
+
+
+def write_get_pip_stand_in() -> tuple[Path, str]:
+    """Put the stand-in in ansible-test's cache; returns its path and what was done, in words.
+
+    Writes only when the file is missing or differs; a different file that is not an
+    earlier stand-in of ours (a real get-pip.py, say) is moved to ``<name>.orig`` first.
+    """
     version = ansible_test_pip_version()
     cache = Path.home() / ".ansible" / "test" / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     path = cache / ("get_pip_%s.py" % version.replace(".", "_"))
-    path.write_text(GET_PIP_STAND_IN.format(ca_bundle=ca_bundle()))
-    return path
+    text = GET_PIP_STAND_IN.format(ca_bundle=ca_bundle())
+    try:
+        old = path.read_text()
+    except FileNotFoundError:
+        old = None
+    if old == text:
+        return path, "already in place, unchanged"
+    if old is None:
+        done = "written (it was missing)"
+    elif old.startswith(STAND_IN_MARK):
+        done = "updated (an earlier stand-in of ours differed)"
+    else:
+        backup = path.with_name(path.name + ".orig")
+        os.replace(path, backup)
+        done = "written; the different file that was there is now %s" % backup
+    tmp = path.with_name(".%s.%d.tmp" % (path.name, os.getpid()))
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path, done
 
 
 def check_no_ignore_files() -> None:
@@ -99,7 +126,7 @@ def check_no_ignore_files() -> None:
 
 def main(argv: list[str]) -> int:
     check_no_ignore_files()
-    stand_in = write_get_pip_stand_in()
+    stand_in, done = write_get_pip_stand_in()
     link = collection_tree.sync_copy()
     ansible_test = shutil.which("ansible-test", path=str(Path(sys.executable).parent)) or "ansible-test"
     env = dict(os.environ)
@@ -107,7 +134,7 @@ def main(argv: list[str]) -> int:
     # Our host-sysfs guard is for test processes, not for ansible-test's tooling.
     env.pop("PYTHONPATH", None)
     cmd = [ansible_test, "sanity", "--venv", "--python", PYTHON_VERSION, "--color", "no"] + argv
-    print("sanity: get-pip stand-in %s" % stand_in, flush=True)
+    print("sanity: ansible-test's get-pip stand-in %s: %s" % (stand_in, done), flush=True)
     print("sanity: cd %s && %s" % (link, " ".join(cmd)), flush=True)
     start = time.monotonic()
     rc = subprocess.call(cmd, cwd=str(link), env=env)

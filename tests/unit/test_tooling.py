@@ -128,13 +128,34 @@ def test_sync_copy_mirrors_what_git_would_commit(tmp_path, monkeypatch):
 
 def test_get_pip_stand_in(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
-    path = sanity.write_get_pip_stand_in()
+    path, done = sanity.write_get_pip_stand_in()
+    assert done == "written (it was missing)"
     assert re.fullmatch(r"get_pip_\d+(_\d+)+\.py", path.name)
     assert path.parent == tmp_path / ".ansible" / "test" / "cache"
     text = path.read_text()
     compile(text, str(path), "exec")
     assert "ensurepip.bootstrap" in text and '"--cert"' in text
     assert sanity.ca_bundle() == "" or os.path.isfile(sanity.ca_bundle())
+
+
+def test_get_pip_stand_in_is_written_only_when_missing_or_different(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    path, _done = sanity.write_get_pip_stand_in()
+    mtime = path.stat().st_mtime_ns
+    os.utime(path, ns=(mtime - 10**9, mtime - 10**9))
+    assert sanity.write_get_pip_stand_in() == (path, "already in place, unchanged")
+    assert path.stat().st_mtime_ns == mtime - 10**9  # not rewritten
+    wanted = path.read_text()
+
+    path.write_text(wanted.replace("upgrade=True", "upgrade=False"))  # an older stand-in of ours
+    assert sanity.write_get_pip_stand_in()[1] == "updated (an earlier stand-in of ours differed)"
+    assert path.read_text() == wanted and not path.with_name(path.name + ".orig").exists()
+
+    path.write_text("# a real get-pip.py someone cached\n")
+    _path, done = sanity.write_get_pip_stand_in()
+    backup = path.with_name(path.name + ".orig")
+    assert done == "written; the different file that was there is now %s" % backup
+    assert backup.read_text() == "# a real get-pip.py someone cached\n" and path.read_text() == wanted
 
 
 def test_build_refuses_forbidden_files():
