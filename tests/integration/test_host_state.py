@@ -19,6 +19,7 @@ import pytest
 
 from tests.conftest import ansible_env
 from tests.emulator import EmulatedSysfs
+from tests.helpers.host_state import record_agrees
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -77,17 +78,8 @@ def results(tmp_path, name):
 
 
 def check_record_agrees(emu, record):
-    """Every recorded slot is what the live tree shows: no pending intent, pid or digest matching."""
     from ansible_collections.linux_mm.damon.plugins.module_utils._damon_features import detect
-    from ansible_collections.linux_mm.damon.plugins.module_utils._damon_sysfs import digest, read_kdamonds
-    with open(record) as f:
-        slots = json.load(f)["slots"]
-    kds = read_kdamonds(emu.root, detect(emu.root, KERNEL))
-    for key, slot in slots.items():
-        kd = kds[int(key)]
-        assert slot.get("intent") is None, (key, slot)
-        assert (slot["pid"] == kd.pid) if kd.running else (slot["digest"] == digest(kd.tree)), (key, slot, kd.describe())
-    return slots, kds
+    return record_agrees(emu.root, detect(emu.root, KERNEL), record)
 
 
 @pytest.mark.parametrize("runs", [2, 4])

@@ -15,7 +15,6 @@ real SIGKILL of ansible-playbook at chosen writes.
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
@@ -27,6 +26,7 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership im
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_sysfs import digest, read_kdamonds
 from ansible_collections.linux_mm.damon.plugins.module_utils._hugepage import Step
 from tests.emulator import EmulatedSysfs
+from tests.helpers.host_state import record_agrees
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -102,17 +102,7 @@ class Host(object):
         return [(kd.state, kd.pid, digest(kd.tree)) for kd in read_kdamonds(self.emu.root, self.features)]
 
     def check_record_agrees(self):
-        with open(self.record) as f:
-            slots = json.load(f)["slots"]
-        kds = read_kdamonds(self.emu.root, self.features)
-        for key, slot in slots.items():
-            kd = kds[int(key)]
-            assert slot.get("intent") is None, (key, slot)
-            if kd.running:
-                assert slot["pid"] == kd.pid, (key, slot, kd.describe())
-            else:
-                assert slot["digest"] == digest(kd.tree), (key, slot, kd.describe())
-        return slots
+        return record_agrees(self.emu.root, self.features, self.record)[0]
 
 
 _ORIGINAL_WRITE = _damon_sysfs.write_text
