@@ -121,9 +121,8 @@ def run_scenario(name: str, timeout: float = DEFAULT_TIMEOUT, extra: tuple = (),
     """``molecule test -s name`` with its own run directory; guests are always stopped."""
     if name not in scenarios():
         raise ValueError("unknown molecule scenario %r; known: %s" % (name, ", ".join(scenarios())))
-    run_dir = Path(tempfile.mkdtemp(prefix="linux-mm-damon-molecule-"))
-    log = _log_path(name)
     cmd = [molecule_exe(), "test", "-s", name] + list(extra)
+    log = _log_path(name)
     start = time.monotonic()
     lines = []
     steps = []
@@ -151,6 +150,9 @@ def run_scenario(name: str, timeout: float = DEFAULT_TIMEOUT, extra: tuple = (),
 
         logf.write("$ %s\n" % " ".join(cmd))
         reader = None
+        # Made right before the try whose finally removes it: nothing that can fail
+        # (molecule missing, an unknown scenario, the log) may leave it behind in $TMPDIR.
+        run_dir = Path(tempfile.mkdtemp(prefix="linux-mm-damon-molecule-"))
         try:
             proc = subprocess.Popen(cmd, cwd=str(REPO_ROOT), env=molecule_env(run_dir), stdin=subprocess.DEVNULL,
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

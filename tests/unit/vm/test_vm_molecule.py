@@ -9,6 +9,7 @@ import os
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -21,6 +22,15 @@ from tests.vm import run_molecule
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 MOLECULE = REPO_ROOT / "molecule"
+
+
+@pytest.fixture(autouse=True)
+def private_tmpdir(tmp_path_factory, monkeypatch):
+    """$TMPDIR of this test: the wrapper's run directories must all be gone when it ends."""
+    tmpdir = tmp_path_factory.mktemp("tmpdir")  # made before tempfile.tempdir changes
+    monkeypatch.setattr(tempfile, "tempdir", str(tmpdir))
+    yield tmpdir
+    assert not list(tmpdir.glob("linux-mm-damon-molecule-*")), "run_molecule left its run directory behind"
 
 
 def test_the_three_scenarios_exist_and_boot_their_own_image():
