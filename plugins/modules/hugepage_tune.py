@@ -221,4 +221,16 @@ trace:
       apps:
         db: {threshold: 20, next_threshold: 12, nr_applied_delta: 0, sz_applied_delta: 0, hot_bytes: 33554432,
              huge_bytes: 0, huge_bytes_cold: 0, converged: false, reason: "hot/cold split at 12"}
+ansible_stats:
+  description:
+    - Custom statistics for the play recap (C(ansible-playbook) prints them with C(show_custom_stats=true)),
+      added up over the hosts. C(data.hugepage_tune_iterations) is the number of iterations,
+      C(data.hugepage_tune_converged_hosts) counts hosts whose loop converged (RV(converged)) and
+      C(data.hugepage_tune_nothing_hot_hosts) hosts that stopped with V(nothing_hot) (RV(stopped)).
+  returned: success
+  type: dict
+  sample:
+    data: {hugepage_tune_iterations: 4, hugepage_tune_converged_hosts: 1, hugepage_tune_nothing_hot_hosts: 0}
+    per_host: false
+    aggregate: true
 """
