@@ -9,9 +9,9 @@ Sources (read for facts, no code copied):
   6.12 and 7.3 file lists, modes, defaults and errnos are checked against those trees.
 * The development host runs 6.18: its (read-only) ``/sys/kernel/mm/damon`` tree
   confirms the 6.18 file set.
-* Versions in between (6.6, 6.15, ...) come from the feature table in
-  ``shared/reference/damon.md`` §2.7 (damo's curated feature list), cross-checked
-  with the ABI "Date:" lines.
+* Versions in between (6.6, 6.15, ...) come from damo's curated feature list
+  (damonitor/damo ``src/_damon_features.py``, damo 3.4.3), cross-checked with the ABI
+  "Date:" lines.
 
 Paths in ``SINCE`` are *logical*: ``<dir kind>/<name>``, where the dir kind is the
 kernel's kobject type (``kdamond``, ``context``, ``scheme``, ``quotas``, ...).

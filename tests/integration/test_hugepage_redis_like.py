@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """A redis-like application (issue 12): hot memory accessed far less often than every 5 ms sample.
 
-Modelled on redis 8.0.2 in the 7.3 guest (shared/kernel-notes.md): 1.5 GiB that is never
+Modelled on redis 8.0.2 in the 7.3 guest (measured: docs/real-applications.md): 1.5 GiB that is never
 touched, its hot keys' memory scattered in 8 MiB pieces accessed in 1-4 % of 5 ms samples
 (``rate_sample_us: 5000``: the share grows with the sampling interval, as on a real kernel),
 cold pieces of the same density between them, and a few tiny very hot structures inside the

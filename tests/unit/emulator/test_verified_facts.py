@@ -1,4 +1,4 @@
-"""Kernel behaviour verified on a real 7.3.4 guest (shared/kernel-notes.md), emulated."""
+"""Kernel behaviour verified on a real 7.3.4 guest (tests/emulator/README.md lists it), emulated."""
 
 from __future__ import annotations
 
