@@ -38,7 +38,7 @@ import os
 import platform
 import time
 
-from ansible_collections.linux_mm.damon.plugins.module_utils import _pagemap, _procfs
+from ansible_collections.linux_mm.damon.plugins.module_utils import _pagemap, _procfs, _thp_eligibility
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_features import parse_release
 from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import errno_name, errno_words
 
@@ -339,13 +339,20 @@ def _plan_span(chunks, lo, hi, vmas, starts, read_entries, kpageflags, min_densi
 
 def _plan_chunk(chunks, cstart, entries, vma, kpageflags, min_density, remaining, huge, per):
     present, swapped, density = _chunk_density(entries, per)
+    # PTEs of the shared zero page (memory only read) are no data: collapsing them makes a
+    # 2 MiB huge page of zeros on 7.3 (and fails on 6.12). They do not count as resident.
+    zero = _thp_eligibility.zero_page_entries(entries, kpageflags) if present else 0
+    if zero:
+        present -= zero
+        density = float(present + swapped) / per
     chunk = Chunk(cstart, "collapse", present, swapped)
     if _already_huge(entries, vma, kpageflags, huge):
         chunk.state = "skipped_already_huge"
     elif density < min_density or present + swapped == 0:
         chunk.state = "skipped_sparse"
-        chunk.reason = "%d of %d base pages resident (%.1f%% < %.1f%%)" % (
-            present + swapped, per, 100.0 * density, 100.0 * min_density)
+        chunk.reason = "%d of %d base pages resident (%.1f%% < %.1f%%)%s" % (
+            present + swapped, per, 100.0 * density, 100.0 * min_density,
+            "; %d more map only the zero page" % zero if zero else "")
     elif remaining is not None:
         if remaining < huge:
             chunk.state = "skipped_quota"

@@ -39,7 +39,7 @@ from __future__ import annotations
 import os
 import time
 
-from ansible_collections.linux_mm.damon.plugins.module_utils import _collapse, _pagemap, _procfs
+from ansible_collections.linux_mm.damon.plugins.module_utils import _collapse, _pagemap, _procfs, _thp_eligibility
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_kdamond import apply_plan, plan_kdamond
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_layout import UINT_MAX, ULONG_MAX, SpecError
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_spec import COLLAPSE_FALLBACK, pid_alive
@@ -54,6 +54,8 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import Sy
 NAME_PREFIX = "hugepage:"
 BP = 10000
 ACTION_OF_PATH = {"damos_collapse": "collapse", "user_collapse": "stat", "khugepaged": "hugepage"}
+# _thp_eligibility's paths: khugepaged works through MADV_HUGEPAGE, the others through MADV_COLLAPSE
+ELIGIBILITY_PATH = {"damos_collapse": "collapse", "user_collapse": "collapse", "khugepaged": "hugepage"}
 INTERVALS = "contexts/0/monitoring_attrs/intervals"
 
 
@@ -291,7 +293,11 @@ class Step(object):
         Removed: the kdamonds of listed applications that exited (also when the
         target exits between the liveness check and ``on``), of unlisted ones
         whose process is gone, and with ``prune`` of every unlisted one (all
-        with ``remove_all``). Returns (entries by name, [{name, reason, kdamond}]).
+        with ``remove_all``), and of applications whose process has THP disabled
+        (prctl PR_SET_THP_DISABLE: every collapse is refused), which get no kdamond
+        and an entry ``blocked`` ({reason, detail, fix, bytes}); what keeps only
+        part of an application out of huge pages is listed in ``blockers``.
+        Returns (entries by name, [{name, reason, kdamond}]).
         """
         check_loop_options(apps, None)
         kds = read_kdamonds(self.root, self.features)
@@ -303,6 +309,14 @@ class Step(object):
             if not pid_alive(app["pid"]):
                 entry["exited"] = True
                 continue
+            found = self._blockers(app["pid"])
+            if found is None:
+                entry["exited"] = True
+                continue
+            entry["blocked"] = next((dict(b) for b in found if b["reason"] == _thp_eligibility.PROCESS_DISABLED), None)
+            entry["blockers"] = [b for b in found if b["reason"] != _thp_eligibility.PROCESS_DISABLED]
+            if entry["blocked"]:
+                continue  # no huge page is possible: no kdamond (an earlier one is removed below)
             kd = kds[owned[app["name"]]] if owned.get(app["name"], len(kds)) < len(kds) else None
             attrs = self._attrs_for(app, kd)
             max_nr = max_nr_accesses(attrs["sample_us"], attrs["aggr_us"])
@@ -325,7 +339,7 @@ class Step(object):
         removed = []
         for name, index in sorted(owned.items()):
             if name in result:
-                reason = "exited" if result[name]["exited"] else None
+                reason = "exited" if result[name]["exited"] else ("blocked" if result[name].get("blocked") else None)
             elif remove_all:
                 reason = "absent"
             elif index >= len(kds) or not pid_alive(target_pid(kds[index]) or 0):
@@ -337,12 +351,22 @@ class Step(object):
                 removed.append({"name": name, "reason": reason, "kdamond": index})
         return result, removed
 
+    def _blockers(self, pid):
+        """What keeps the process out of huge pages (_thp_eligibility.blockers), [] when it cannot be read,
+        None when it is gone."""
+        try:
+            return _thp_eligibility.blockers(pid, sysfs_root=self.root, path=ELIGIBILITY_PATH[self.path])
+        except _procfs.ProcessGone:
+            return None
+        except _procfs.ProcError:
+            return []  # not readable (not root, hidepid): nothing known against it
+
     def observe(self, entries, apps, collapse=True):
         """Intervals, stats, chunk distribution and huge-page bytes per application (and user-space collapse)."""
         owned = owned_apps(self.own)
         by_name = dict((a["name"], a) for a in apps)
         for name, entry in entries.items():
-            if entry["exited"] or name not in owned:
+            if entry["exited"] or entry.get("blocked") or name not in owned:
                 continue
             path = self._kdamond_path(owned[name])
             try:

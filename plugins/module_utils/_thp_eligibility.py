@@ -61,6 +61,8 @@ PARTIAL = "partial"          # head/tail of a range that is not a whole aligned 
 VMA_EDGE = "vma_edge"        # the chunk crosses a mapping boundary (or is not mapped)
 BLOCKED = "blocked"
 
+KPF_KSM = 1 << 21  # /proc/kpageflags: a KSM-merged page (Documentation/admin-guide/mm/pagemap.rst)
+
 _SHMEM_PREFIXES = ("/dev/zero", "/SYSV", "/memfd:")
 
 
@@ -269,7 +271,7 @@ def _classify_one(start, end, vmas, settings, disabled, read_entries, kpageflags
             continue
         entries = read_entries(chunk, chunk + pmd)
         present, swapped = _pagemap.count_populated(entries)
-        if present + swapped - _zero_page_entries(entries) == 0:
+        if present + swapped - zero_page_entries(entries, kpageflags) == 0:
             counts[EMPTY] += pmd
         elif present == len(entries) and _pagemap.is_whole_thp(entries, kpageflags):
             counts[ALREADY_HUGE] += pmd
@@ -278,24 +280,34 @@ def _classify_one(start, end, vmas, settings, disabled, read_entries, kpageflags
     return out
 
 
-def _zero_page_entries(entries):
+def zero_page_entries(entries, kpageflags=None):
     """Present entries that map the shared zero page (read, never written).
 
     The zero page is one PFN mapped at every such address, so a PFN that repeats within a
-    chunk is it (KSM-merged pages repeat too; they are no better to collapse). Without PFNs
-    (not root) nothing can be told: 0.
+    chunk is it. With /proc/kpageflags (``kpageflags`` available) a repeated PFN counts only
+    when it has KPF_ZERO_PAGE (KSM-merged pages repeat too and hold data); without it every
+    repeated PFN counts. Without PFNs (not root) nothing can be told: 0.
     """
-    seen, repeated = {}, 0
+    seen = {}
     for e in entries:
         if e & _pagemap.PM_PRESENT:
             pfn = e & _pagemap.PM_PFN_MASK
             if not pfn:
                 return 0
             seen[pfn] = seen.get(pfn, 0) + 1
-    for n in seen.values():
-        if n > 1:
-            repeated += n
-    return repeated
+    repeated = dict((pfn, n) for pfn, n in seen.items() if n > 1)
+    if repeated and kpageflags is not None and getattr(kpageflags, "available", False):
+        zero = 0
+        for pfn, n in repeated.items():
+            flags = kpageflags.flags(pfn)
+            flags = flags[0] if flags else 0
+            if flags & _pagemap.KPF_ZERO_PAGE or not flags & KPF_KSM:
+                zero += n
+        return zero
+    return sum(repeated.values())
+
+
+_zero_page_entries = zero_page_entries
 
 
 def summarize(pid, name, entries):

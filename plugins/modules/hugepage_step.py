@@ -154,7 +154,16 @@ path:
   type: str
   sample: user_collapse
 apps:
-  description: Per application, what was configured and observed.
+  description:
+    - Per application, what was configured and observed.
+    - C(blocked) (with O(state=present)) is set when no huge page is possible for the whole process (reason
+      V(process_thp_disabled), C(THP_enabled 0) after prctl(PR_SET_THP_DISABLE)), with C(reason), C(detail),
+      C(fix) and C(bytes) (its resident anonymous memory); such an application gets no kdamond (an earlier one
+      is removed, see RV(pruned) reason V(blocked)) and is not observed. Otherwise it is V(null).
+    - C(blockers) lists what keeps part of the application out of huge pages (V(vma_nohugepage),
+      V(shmem_misaligned), V(shmem_thp_disabled), V(thp_enabled_never), V(kernel_without_thp)), each with
+      C(reason), C(detail), C(fix), C(bytes) (resident bytes concerned) and C(mappings) where per mapping;
+      the application is tuned as usual.
   returned: always
   type: list
   elements: dict
@@ -162,6 +171,13 @@ apps:
     - name: db
       pid: 1234
       exited: false
+      blocked: null
+      blockers:
+        - reason: vma_nohugepage
+          detail: mappings with nh (VM_NOHUGEPAGE) in smaps VmFlags
+          fix: the application marked these mappings MADV_NOHUGEPAGE ...; change its configuration and restart it
+          bytes: 65536
+          mappings: [[139917061111808, 139917069504512]]
       kdamond: 0
       threshold: 10
       max_nr_accesses: 20
@@ -182,7 +198,8 @@ dropped:
   elements: str
 pruned:
   description:
-    - Every kdamond removed, with the reason (V(exited), V(unlisted) with O(prune), V(absent) with O(state=absent)).
+    - Every kdamond removed, with the reason (V(exited), V(unlisted) with O(prune), V(absent) with O(state=absent),
+      V(blocked) when the application's process has THP disabled).
   returned: always
   type: list
   elements: dict

@@ -159,12 +159,14 @@ iterations:
 stopped:
   description:
     - Why the loop ended. V(converged) (every application), V(nothing_hot) (no application has memory hot enough
-      to collapse at the widest intervals), V(finished) (some converged, some had nothing hot), V(no_apps) (none
-      given, or all exited), V(max_iterations), V(deadline) or V(check_mode).
+      to collapse at the widest intervals), V(blocked) (every application has THP disabled, see RV(blocked)),
+      V(finished) (some converged, some had nothing hot or were blocked), V(no_apps) (none given, or all exited),
+      V(max_iterations), V(deadline) or V(check_mode).
   returned: always
   type: str
 status:
-  description: Per application, V(converged), V(nothing_hot), V(exited) or V(pending) (stopped before settling).
+  description: Per application, V(converged), V(nothing_hot), V(blocked), V(exited) or V(pending) (stopped before
+    settling).
   returned: always
   type: dict
   sample: {db: converged, cache: nothing_hot}
@@ -177,6 +179,28 @@ messages:
     - "cache: no memory touched in more than 10.0 % of samples (2 of 20, the noise floor is 3) over 6.4 s
       aggregation intervals sampled every 320 ms (the widest allowed within max_sample_us and the deadline):
       nothing hot enough to collapse"
+blocked:
+  description:
+    - Applications that cannot get any huge page (THP disabled for the process, reason V(process_thp_disabled)),
+      by name, with C(reason), C(detail), C(fix) and C(bytes). They get no kdamond and are not retried; the
+      message says how to lift it.
+  returned: always
+  type: dict
+  sample:
+    cache:
+      reason: process_thp_disabled
+      detail: "THP_enabled: 0 in /proc/PID/status (prctl PR_SET_THP_DISABLE)"
+      fix: "... restart it without that, e.g. redis-server with `disable-thp no` ..."
+      bytes: 1494310912
+blockers:
+  description:
+    - What keeps part of an application's memory out of huge pages (V(vma_nohugepage), V(shmem_misaligned),
+      V(shmem_thp_disabled), V(thp_enabled_never)), by name, as a list of C(reason), C(detail), C(fix),
+      C(bytes) (resident bytes concerned); the application is tuned as usual and a message says it.
+  returned: always
+  type: dict
+  sample: {cache: [{reason: vma_nohugepage, detail: mappings with nh (VM_NOHUGEPAGE) in smaps VmFlags,
+                    fix: "...", bytes: 65536}]}
 msg:
   description: The messages joined.
   returned: always

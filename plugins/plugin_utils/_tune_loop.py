@@ -60,7 +60,7 @@ class _AppState(object):
         self.intervals = None  # (sample_us, aggr_us) the controller asks for; None: keep the running ones
         self.seen_intervals = None  # (sample_us, aggr_us) in force at the last observation
         self.decision = None
-        self.status = "pending"  # converged | nothing_hot | exited
+        self.status = "pending"  # converged | nothing_hot | blocked | exited
         self.message = None
 
 
@@ -118,10 +118,11 @@ def run_loop(call_step, apps, policy, step_args, max_iterations, timeout_s, host
     """Iterate until every application converged or has nothing hot, the iteration bound or the deadline.
 
     Returns a dict with ``changed``, ``converged``, ``iterations``, ``stopped`` (why the
-    loop ended: converged, nothing_hot, finished, no_apps, max_iterations, deadline,
-    check_mode), per application ``status``, ``thresholds`` (min_nr_accesses),
-    ``thresholds_bp``, ``intervals`` and ``messages``, ``dropped``/``pruned`` and the
-    per-iteration ``trace``.
+    loop ended: converged, nothing_hot, blocked, finished, no_apps, max_iterations,
+    deadline, check_mode), per application ``status``, ``thresholds`` (min_nr_accesses),
+    ``thresholds_bp``, ``intervals`` and ``messages``, ``dropped``/``pruned``, ``blocked``
+    (applications with THP disabled: not tuned, not retried) and ``blockers`` (what keeps
+    part of an application out of huge pages) by name, and the per-iteration ``trace``.
     """
     attrs = step_args.get("monitoring_attrs") or {}
     sample_us = attrs.get("sample_us", SAMPLE_US)
@@ -138,7 +139,7 @@ def run_loop(call_step, apps, policy, step_args, max_iterations, timeout_s, host
     deadline = clock() + timeout_s
     started = clock()
     out = dict(changed=False, converged=False, iterations=0, stopped="max_iterations", trace=[], dropped=[],
-               pruned=[], messages=[])
+               pruned=[], messages=[], blocked={}, blockers={})
     finished = {}
     for iteration in range(max_iterations):
         if clock() > deadline:
@@ -172,6 +173,22 @@ def run_loop(call_step, apps, policy, step_args, max_iterations, timeout_s, host
                 finished[app["name"]] = states.pop(app["name"])
                 entry["apps"][app["name"]] = {"exited": True}
                 continue
+            if app.get("blocked"):  # THP disabled for the whole process: nothing any threshold can do
+                blocked = app["blocked"]
+                state.status = "blocked"
+                state.message = "%s: not tuned, no huge page is possible (%s, %s: %d MiB resident); to lift it: %s" % (
+                    app["name"], blocked.get("reason"), blocked.get("detail"), (blocked.get("bytes") or 0) // MIB,
+                    blocked.get("fix"))
+                out["blocked"][app["name"]] = blocked
+                finished[app["name"]] = states.pop(app["name"])
+                entry["apps"][app["name"]] = {"blocked": blocked.get("reason")}
+                continue
+            if app.get("blockers") and app["name"] not in out["blockers"]:
+                out["blockers"][app["name"]] = app["blockers"]
+                out["messages"].append("%s: tuned, but %s" % (app["name"], "; ".join(
+                    "%d MiB cannot become huge pages (%s: %s; to lift it: %s)" % (
+                        (b.get("bytes") or 0) // MIB, b.get("reason"), b.get("detail"), b.get("fix"))
+                    for b in app["blockers"])))
             if "max_nr_accesses" not in app:  # check mode before its kdamond exists: nothing observed yet
                 entry["apps"][app["name"]] = {"threshold": app.get("threshold"), "observed": False}
                 continue
@@ -196,6 +213,8 @@ def run_loop(call_step, apps, policy, step_args, max_iterations, timeout_s, host
             out["stopped"], out["converged"] = "converged", True
         elif all(s == "nothing_hot" for s in live):
             out["stopped"] = "nothing_hot"
+        elif all(s == "blocked" for s in live):
+            out["stopped"] = "blocked"
         else:
             out["stopped"] = "finished"
     for n, s in sorted(everyone.items()):

@@ -5,7 +5,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -29,6 +32,36 @@ def step(emu, own, kernel, apps, **options):
     args.update(options)
     return [{"hosts": "localhost", "gather_facts": False,
              "tasks": [{"name": "step", "linux_mm.damon.hugepage_step": args}]}]
+
+
+# A child that disables THP for itself (prctl PR_SET_THP_DISABLE = 41) or marks 4 MiB of touched anonymous
+# memory MADV_NOHUGEPAGE (15), then says "ready" and sleeps.
+THP_CHILD = r"""
+import ctypes, mmap, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+if sys.argv[1] == "prctl":
+    assert libc.prctl(41, 1, 0, 0, 0) == 0
+else:
+    m = mmap.mmap(-1, 4 << 20)
+    m.write(b"x" * (4 << 20))
+    addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    assert libc.madvise(addr, 4 << 20, 15) == 0
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+@contextlib.contextmanager
+def thp_child(mode):
+    """A live process with THP disabled (``prctl``) or with a MADV_NOHUGEPAGE mapping (``nohugepage``)."""
+    proc = subprocess.Popen([sys.executable, "-c", THP_CHILD, mode], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def ranges_by_start(emu):
@@ -160,6 +193,7 @@ def test_target_exiting_between_the_liveness_check_and_on_is_dropped(tmp_path, m
             return True
 
         monkeypatch.setattr(_hugepage, "pid_alive", alive)
+        monkeypatch.setattr(_hugepage.Step, "_blockers", lambda self, pid: [])  # still there when its THP state was read
         if exits_before == "on":  # the plan's own check still saw it: the kernel refuses 'on' (EINVAL)
             monkeypatch.setattr(_damon_spec, "pid_alive", lambda pid, proc_root="/proc": True)
         features = detect(emu.root, "7.3.4")
@@ -186,3 +220,31 @@ def test_collapse_of_an_exited_process_marks_it_exited(monkeypatch):
     step.quota_bytes, step.check_mode, step.huge = 0, False, 2 << 20
     entry = {"pid": 4242, "exited": False}
     assert step._collapse(entry, [(0, 2 << 20)], {}) is None and entry["exited"]
+
+
+@pytest.mark.parametrize("kernel, release", [("7.3", "7.3.4"), ("6.12", "6.12.117")])
+def test_process_with_thp_disabled_is_blocked_not_configured(run_playbook, tmp_path, kernel, release):
+    own = tmp_path / "own.json"
+    with HotCold() as w, thp_child("prctl") as off, EmulatedSysfs(kernel=kernel, scenario=scenario(w)) as emu:
+        apps = [{"name": "hotcold", "pid": w.pid, "threshold": 10}, {"name": "nothp", "pid": off.pid}]
+        run = run_playbook(step(emu, own, release, apps))
+        assert run.rc == 0, run.explain()
+        tuned, blocked = run[0]["apps"]
+        assert tuned["blocked"] is None and tuned["kdamond"] is not None and "max_nr_accesses" in tuned
+        assert blocked["blocked"]["reason"] == "process_thp_disabled", blocked
+        assert "THP_enabled: 0" in blocked["blocked"]["detail"] and "restart" in blocked["blocked"]["fix"]
+        assert "kdamond" not in blocked and "max_nr_accesses" not in blocked  # neither configured nor observed
+        names = [s["name"] for s in json.loads(own.read_text())["slots"].values()]
+        assert "hugepage:hotcold" in names and "hugepage:nothp" not in names
+
+
+def test_partial_blockers_are_reported_and_the_app_is_tuned(run_playbook, tmp_path):
+    own = tmp_path / "own.json"
+    with thp_child("nohugepage") as nh, EmulatedSysfs(kernel="7.3", scenario={"speed": 20, "targets": [
+            {"pid": nh.pid, "regions": []}]}) as emu:
+        run = run_playbook(step(emu, own, "7.3.4", [{"name": "nh", "pid": nh.pid, "threshold": 10}]))
+        assert run.rc == 0, run.explain()
+        app = run[0]["apps"][0]
+        assert app["blocked"] is None and app["kdamond"] is not None
+        (found,) = [b for b in app["blockers"] if b["reason"] == "vma_nohugepage"]
+        assert found["bytes"] >= 4 * MIB and "restart" in found["fix"] and found["mappings"]

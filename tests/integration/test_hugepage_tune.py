@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -135,3 +137,30 @@ def test_bad_arguments_are_refused(run_playbook, tmp_path):
         assert "max_iterations: must be a positive integer" in run[2]["msg"]
         # a PID that does not exist (or exits) is a documented skip: dropped, not a failure
         assert run[3]["_status"] == "ok" and run[3]["dropped"] == ["x"] and run[3]["thresholds"] == {}
+
+
+def test_an_application_with_thp_disabled_is_reported_and_not_retried(run_playbook, tmp_path):
+    own = tmp_path / "own.json"
+    child = subprocess.Popen([sys.executable, "-c", "import ctypes, time\n"
+                              "assert ctypes.CDLL(None).prctl(41, 1, 0, 0, 0) == 0\n"  # PR_SET_THP_DISABLE
+                              "print('ready', flush=True)\ntime.sleep(600)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        with HotCold() as w, EmulatedSysfs(kernel="7.3", scenario={"speed": 20, "targets": [model(w)]}) as emu:
+            apps = [{"name": "hotcold", "pid": w.pid}, {"name": "nothp", "pid": child.pid}]
+            run = run_playbook(tune(emu, own, apps))
+            assert run.rc == 0, run.explain()
+            result = run[0]
+            assert result["status"] == {"hotcold": "converged", "nothp": "blocked"}, result
+            assert result["stopped"] == "finished" and not result["converged"]
+            assert result["blocked"]["nothp"]["reason"] == "process_thp_disabled"
+            (message,) = [m for m in result["messages"] if m.startswith("nothp:")]
+            assert "not tuned" in message and "process_thp_disabled" in message and "restart" in message
+            # seen once, then not asked for again
+            assert [t["apps"].get("nothp") for t in result["trace"]][:2] == [{"blocked": "process_thp_disabled"},
+                                                                             None][:len(result["trace"])]
+            assert all("nothp" not in t["apps"] for t in result["trace"][1:])
+            assert hot_cold_huge(emu, w)[0] == 32 * MIB
+    finally:
+        child.kill()
+        child.wait(timeout=10)

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from ansible_collections.linux_mm.damon.plugins.module_utils import _collapse as collapse
 from ansible_collections.linux_mm.damon.plugins.module_utils import _pagemap as pagemap
 from ansible_collections.linux_mm.damon.plugins.module_utils import _procfs as procfs
+from ansible_collections.linux_mm.damon.plugins.module_utils import _thp_eligibility as te
 from tests.helpers.pagemap import HUGE, PAGE, PER, FakeKpf, present, thp_flags
 
 BASE = 0x7F0000000000  # huge-page aligned
@@ -565,3 +566,26 @@ def test_execute_fatal_error_on_the_first_chunk_of_a_batch():
         collapse.execute(planned_dense(3), kernel, 7, HUGE)
     assert len(kernel.calls) == 1
     assert info.value.details["partial"]["chunks"]["collapsed"] == 0
+
+
+def test_plan_zero_page_ptes_are_not_resident():
+    """Memory only read maps the shared zero page: one PFN repeated. Such a chunk is empty, not dense
+    (7.3 would collapse it into 2 MiB of zeros); with kpageflags a repeated KSM page is data."""
+    zero_pfn, ksm_pfn = 0x5000, 0x6000
+    mem = Memory()
+    mem.fill(BASE, BASE + HUGE, entry=present(zero_pfn))  # read only: all zero page
+    for i in range(PER):  # written: distinct PFNs in the first half, zero page in the rest
+        mem.pages[(BASE + HUGE) // PAGE + i] = present(0x10000 + i) if i < 100 else present(zero_pfn)
+    mem.fill(BASE + 2 * HUGE, BASE + 3 * HUGE, entry=present(ksm_pfn))  # KSM-merged data: repeats too
+    ranges, vmas = [(BASE, BASE + 3 * HUGE)], [vma(BASE, BASE + 4 * HUGE)]
+    by_repeat = do_plan(ranges, vmas, mem)
+    assert states(by_repeat) == ["skipped_sparse"] * 3
+    chunks = [c for r in by_repeat for c in r["chunks"]]
+    assert chunks[0].present == 0 and chunks[1].present == 100
+    assert "512 more map only the zero page" in chunks[0].reason
+    exact = do_plan(ranges, vmas, mem, kpf=FakeKpf({zero_pfn: pagemap.KPF_ZERO_PAGE, ksm_pfn: te.KPF_KSM}))
+    assert states(exact) == ["skipped_sparse", "skipped_sparse", "collapse"]
+    # the same chunks with the PFNs hidden (not root) cannot be told apart from data
+    hidden = Memory()
+    hidden.fill(BASE, BASE + HUGE)
+    assert states(do_plan([(BASE, BASE + HUGE)], vmas, hidden)) == ["collapse"]
