@@ -10,6 +10,15 @@ much of each part is backed by huge pages (pagemap + kpageflags, per 4 KiB
 page), runs playbooks/hugepage.yml against the guest, measures again, prints
 the before/after table, and runs playbooks/stop.yml.
 
+It says what it is doing while it waits: the seconds a guest has been booting (with the last
+line of its console), and every line of ansible-playbook's output as it comes (also kept in
+``build/demo/ansible.log``), with a note when a task has been quiet for a while.
+
+Two coverage figures, measured differently: the table's "hot part in huge pages" is this
+demo's own measurement over the workload's exact hot range; the fleet report's
+``hot_coverage`` is the huge-page share of the 2 MiB chunks DAMON sees at or above the
+threshold, which may reach past the hot range. The summary prints both and says which is which.
+
 Options: ``--kernel damon-6.12`` (user-space collapse path), ``--policy stepdown``.
 """
 
@@ -22,6 +31,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -52,64 +62,209 @@ def measure(guest):
     return json.loads(guest.python(MEASURE, check=True).stdout)
 
 
-def playbook(name, inventory, extra, log):
-    """Run playbooks/NAME against the guest; returns the guest host's PLAY RECAP counters."""
+# The DAMON modules the kernel runs alone (starting them, or a sysfs kdamond beside them, is EBUSY).
+DAMON_MODULES = (("damon_reclaim", "DAMON_RECLAIM"), ("damon_lru_sort", "DAMON_LRU_SORT"), ("damon_stat", "DAMON_STAT"))
+MODULE_SWITCHES = "grep -H . /sys/module/damon_*/parameters/enabled 2>/dev/null"
+
+
+def module_switches(grep_output):
+    """{"DAMON_STAT": "on", ...} from ``grep -H . .../damon_*/parameters/enabled`` (modules not built in are left out)."""
+    seen = dict(re.findall(r"/sys/module/(damon_\w+)/parameters/enabled:(\S+)", grep_output))
+    return dict((label, "on" if seen[name] in ("Y", "1") else "off") for name, label in DAMON_MODULES if name in seen)
+
+
+def switches_text(switches):
+    return ", ".join("%s %s" % item for item in switches.items()) or "none built into this kernel"
+
+
+class Heartbeat:
+    """Calls ``say(seconds)`` from a thread every ``every`` seconds while the ``with`` block runs,
+    skipping a beat whenever ``poke()`` was called since the last one."""
+
+    def __init__(self, say, every=10.0):
+        self.say, self.every = say, every
+        self._stop = threading.Event()
+        self._start = self._last = time.monotonic()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def poke(self):
+        self._last = time.monotonic()
+
+    def _run(self):
+        while not self._stop.wait(min(1.0, self.every / 4)):
+            now = time.monotonic()
+            if now - self._last >= self.every:
+                self._last = now
+                self.say(now - self._start)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def console_tail(path, width=70):
+    """The last line the guest's kernel or systemd printed (what the boot is busy with)."""
+    try:
+        lines = [line.strip() for line in Path(path).read_text(errors="replace").splitlines() if line.strip()]
+    except (OSError, TypeError):
+        return ""
+    return lines[-1][:width] if lines else ""
+
+
+def boot(kernel, echo=print, every=10.0):
+    """Start the guest, saying every ``every`` seconds how long it has been booting and what its console shows."""
+    guest = Guest(kernel)
+
+    def say(seconds):
+        tail = console_tail(guest.console_log)
+        echo("  booting the %s guest (QEMU TCG, about 100 s): %3.0f s%s" % (
+            kernel, seconds, ("  | " + tail) if tail else ""), flush=True)
+
+    echo("Booting the %s guest..." % kernel, flush=True)
+    with Heartbeat(say, every):
+        guest.start()
+    return guest
+
+
+def playbook(name, inventory, extra, log, echo=print, quiet_s=30.0, timeout_s=1200):
+    """Run playbooks/NAME against the guest, echoing each output line as it comes (and keeping it in LOG);
+    returns the PLAY RECAP counters per host."""
+    # Skipped hosts stay displayed: without them the default callback prints a task's header only
+    # once a result comes, so a long task would not show which one it is while it runs.
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collection_tree.build().parents[2]), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_HOST_KEY_CHECKING="False")
+               ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_DISPLAY_SKIPPED_HOSTS="True", PYTHONUNBUFFERED="1")
     cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), "-e", json.dumps(extra),
            str(REPO / "playbooks" / name)]
-    print("$ ansible-playbook playbooks/%s   (output in %s)" % (name, log), flush=True)
-    done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=1200,
-                          check=False)
-    with open(log, "a") as out:
-        out.write(done.stdout)
-    if done.returncode:
-        raise RuntimeError("ansible-playbook %s failed (rc %d); see %s" % (name, done.returncode, log))
-    recap = re.findall(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)", done.stdout, re.M)
+    echo("$ ansible-playbook playbooks/%s   (also in %s)" % (name, log), flush=True)
+    lines, task = [], ["(starting)"]
+    started = time.monotonic()
+    with subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as proc, open(log, "a") as out:
+
+        def quiet(seconds):
+            if seconds > timeout_s:
+                task[0] = "stopped: it ran longer than %.0f s" % timeout_s
+                echo("    ... %s" % task[0], flush=True)
+                proc.kill()
+                return
+            echo("    ... %s: still running after %.0f s of the playbook" % (task[0], seconds), flush=True)
+
+        with Heartbeat(quiet, every=quiet_s) as beat:
+            for line in proc.stdout:
+                beat.poke()
+                out.write(line)
+                out.flush()
+                lines.append(line)
+                if line.startswith("TASK ["):
+                    task[0] = line.split("]", 1)[0] + "]"
+                echo("    " + line, end="", flush=True)
+    if proc.returncode:
+        raise RuntimeError("ansible-playbook %s failed (rc %d after %.0f s%s); see %s" % (
+            name, proc.returncode, time.monotonic() - started,
+            ", " + task[0] if task[0].startswith("stopped:") else "", log))
+    recap = re.findall(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)", "".join(lines), re.M)
     return dict((host, {"ok": int(ok), "changed": int(changed)}) for host, ok, changed in recap)
 
 
-def run(kernel="damon-7.3", policy="adaptive", hot_mb=64, cold_mb=256, rerun=False, out_dir=REPO / "build" / "demo"):
+def run(kernel="damon-7.3", policy="adaptive", hot_mb=64, cold_mb=256, rerun=False, out_dir=REPO / "build" / "demo",
+        echo=print):
     """Boot the guest, run the workload and the playbooks; return what was measured."""
     out_dir.mkdir(parents=True, exist_ok=True)
     log = out_dir / "ansible.log"
     log.write_text("")
-    print("Preparing the %s guest image (built from Debian packages the first time, then cached)..." % kernel,
-          flush=True)
+    echo("Preparing the %s guest image (built from Debian packages the first time, then cached)..." % kernel,
+         flush=True)
     images.ensure(kernel)
-    with Guest(kernel) as guest, tempfile.TemporaryDirectory() as tmp:
-        print("Guest up: Linux %s (booted in %.0f s)" % (guest.uname(), guest.boot_seconds), flush=True)
-        target = GUEST_LIB + "/ansible_collections/linux_mm/damon/plugins/module_utils"
-        guest.ssh("mkdir -p " + target, check=True)
-        for name in MEASURE_MODULE_UTILS:
-            guest.put((MODULE_UTILS / name).read_bytes(), "%s/%s" % (target, name))
-        guest.ssh("hotcold --hot-mb %d --cold-mb %d --daemonize --out /run/hotcold.json" % (hot_mb, cold_mb),
-                  check=True)
-        workload = json.loads(guest.read("/run/hotcold.json"))
-        print("Workload pid %d: hot %d MiB written continuously, cold %d MiB touched once" % (
-            workload["pid"], workload["hot"]["bytes"] // MIB, workload["cold"]["bytes"] // MIB), flush=True)
-        modules = "cat /sys/module/damon_*/parameters/enabled 2>/dev/null | tr -d '\\n'"
-        prior = {"modules": guest.ssh(modules).stdout, "thp": guest.read("/sys/kernel/mm/transparent_hugepage/enabled")}
-        out = {"kernel": kernel, "policy": policy, "workload": workload, "before": measure(guest)}
+    guest = boot(kernel, echo)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            echo("Guest up: Linux %s (booted in %.0f s)" % (guest.uname(), guest.boot_seconds), flush=True)
+            target = GUEST_LIB + "/ansible_collections/linux_mm/damon/plugins/module_utils"
+            guest.ssh("mkdir -p " + target, check=True)
+            for name in MEASURE_MODULE_UTILS:
+                guest.put((MODULE_UTILS / name).read_bytes(), "%s/%s" % (target, name))
+            guest.ssh("hotcold --hot-mb %d --cold-mb %d --daemonize --out /run/hotcold.json" % (hot_mb, cold_mb),
+                      check=True)
+            workload = json.loads(guest.read("/run/hotcold.json"))
+            echo("Workload pid %d: hot %d MiB written continuously, cold %d MiB touched once" % (
+                workload["pid"], workload["hot"]["bytes"] // MIB, workload["cold"]["bytes"] // MIB), flush=True)
+            prior = {"modules": module_switches(guest.ssh(MODULE_SWITCHES).stdout),
+                     "thp": guest.read("/sys/kernel/mm/transparent_hugepage/enabled")}
+            out = {"kernel": kernel, "policy": policy, "workload": workload, "before": measure(guest)}
 
-        inventory = Path(tmp) / "inventory.yml"
-        guest.write_inventory(inventory)
-        extra = dict(hugepage_apps=[{"name": "hotcold", "pid": workload["pid"]}], hugepage_policy=policy,
-                     hugepage_exclusive_modules="stop", hugepage_interval_s=3.0, hugepage_max_iterations=12,
-                     report_dir=str(out_dir))
-        started = time.monotonic()
-        out["apply_recap"] = playbook("hugepage.yml", inventory, extra, log)
-        out["apply_seconds"] = time.monotonic() - started
-        out["after"] = measure(guest)
-        out["report"] = json.loads((out_dir / "hugepage-report.json").read_text())["rows"][0]
-        if rerun:
-            out["rerun_recap"] = playbook("hugepage.yml", inventory, extra, log)
-        playbook("stop.yml", inventory, extra, log)
-        out["restored"] = {"modules": guest.ssh(modules).stdout,
-                           "thp": guest.read("/sys/kernel/mm/transparent_hugepage/enabled"),
-                           "kdamonds": guest.read("/sys/kernel/mm/damon/admin/kdamonds/nr_kdamonds").strip()}
-        out["prior"] = prior
+            inventory = Path(tmp) / "inventory.yml"
+            guest.write_inventory(inventory)
+            extra = dict(hugepage_apps=[{"name": "hotcold", "pid": workload["pid"]}], hugepage_policy=policy,
+                         hugepage_exclusive_modules="stop", hugepage_interval_s=3.0, hugepage_max_iterations=12,
+                         report_dir=str(out_dir))
+            started = time.monotonic()
+            out["apply_recap"] = playbook("hugepage.yml", inventory, extra, log, echo)
+            out["apply_seconds"] = time.monotonic() - started
+            out["after"] = measure(guest)
+            out["report"] = json.loads((out_dir / "hugepage-report.json").read_text())["rows"][0]
+            if rerun:
+                out["rerun_recap"] = playbook("hugepage.yml", inventory, extra, log, echo)
+            playbook("stop.yml", inventory, extra, log, echo)
+            out["restored"] = {"modules": module_switches(guest.ssh(MODULE_SWITCHES).stdout),
+                               "thp": guest.read("/sys/kernel/mm/transparent_hugepage/enabled"),
+                               "kdamonds": guest.read("/sys/kernel/mm/damon/admin/kdamonds/nr_kdamonds").strip()}
+            out["prior"] = prior
+            out["out_dir"] = str(out_dir)
+    finally:
+        guest.stop()
     return out
+
+
+def threshold_text(threshold, of):
+    """"9 of 20 samples (45 %)": the threshold as the samples of one aggregation interval it needs."""
+    if threshold is None:
+        return "unchanged"
+    if not of:
+        return "%s samples" % threshold
+    if threshold > of:
+        return "%d of %d samples (above all of them: collapse nothing)" % (threshold, of)
+    return "%d of %d samples (%.0f %%)" % (threshold, of, 100.0 * threshold / of)
+
+
+def summary(out, kernel, policy):
+    """The lines ``make demo`` ends with."""
+    hot, cold = out["workload"]["hot"]["bytes"], out["workload"]["cold"]["bytes"]
+    before, after, report = out["before"], out["after"], out["report"]
+    lines = [
+        "",
+        "Huge pages in the workload's own ranges (%s, policy %s, path %s, %.0f s), measured by this demo per"
+        " 4 KiB page (pagemap + kpageflags):" % (kernel, policy, report["path"], out["apply_seconds"]),
+        "  %-26s %14s %14s" % ("", "before", "after"),
+        "  %-26s %13.0f%% %13.0f%%" % ("hot part in huge pages", 100.0 * before["hot"] / hot, 100.0 * after["hot"] / hot),
+        "  %-26s %10.0f MiB %10.0f MiB" % ("cold part in huge pages", before["cold"] / MIB, after["cold"] / MIB),
+        "  (%d MiB hot, %d MiB cold; cold huge pages are bloat)" % (hot // MIB, cold // MIB),
+        "Threshold: %s. A 2 MiB chunk counts as hot when DAMON saw it accessed in at least that many of the"
+        " samples of one aggregation interval." % threshold_text(report["threshold"], report.get("max_nr_accesses")),
+    ]
+    if report.get("hot_coverage") is not None:
+        seen = report["hot_bytes"]
+        if seen > hot:
+            why = "DAMON's hot chunks take in %d MiB beyond the workload's hot part" % ((seen - hot) // MIB)
+        elif seen < hot:
+            why = "DAMON saw %d MiB of the workload's hot part below the threshold" % ((hot - seen) // MIB)
+        else:
+            why = "DAMON's hot chunks are as large as the workload's hot part"
+        lines.append(
+            "Fleet report hot_coverage %.3f: the huge-page share of the %d MiB DAMON sees hot (%d MiB huge), not of"
+            " the workload's %d MiB hot part measured above; %s." % (
+                report["hot_coverage"], seen // MIB, (report["huge_bytes_hot"] or 0) // MIB, hot // MIB, why))
+    lines += [
+        "DAMON modules the kernel runs alone: before %s; after playbooks/stop.yml %s. Kdamonds left: %s." % (
+            switches_text(out["prior"]["modules"]), switches_text(out["restored"]["modules"]),
+            out["restored"]["kdamonds"]),
+        "Fleet report: %s; ansible output: %s" % (Path(out["out_dir"]) / "hugepage-report.json",
+                                                 Path(out["out_dir"]) / "ansible.log"),
+    ]
+    return lines
 
 
 def main(argv=None):
@@ -123,17 +278,7 @@ def main(argv=None):
         out = run(args.kernel, args.policy, args.hot_mb, args.cold_mb)
     except RuntimeError as e:
         sys.exit(str(e))
-    hot, cold = out["workload"]["hot"]["bytes"], out["workload"]["cold"]["bytes"]
-    before, after, report = out["before"], out["after"], out["report"]
-    print("\nHuge-page coverage of the workload (%s, policy %s, path %s, threshold %s of 20, %.0f s):" % (
-        args.kernel, args.policy, report["path"], report["threshold"], out["apply_seconds"]))
-    print("  %-26s %14s %14s" % ("", "before", "after"))
-    print("  %-26s %13.0f%% %13.0f%%" % ("hot part in huge pages", 100.0 * before["hot"] / hot, 100.0 * after["hot"] / hot))
-    print("  %-26s %10.0f MiB %10.0f MiB" % ("cold part in huge pages", before["cold"] / MIB, after["cold"] / MIB))
-    print("  (%d MiB hot, %d MiB cold; cold huge pages are bloat)" % (hot // MIB, cold // MIB))
-    print("After playbooks/stop.yml: nr_kdamonds %s, DAMON module switches %s (before: %s)" % (
-        out["restored"]["kdamonds"], out["restored"]["modules"] or "-", out["prior"]["modules"] or "-"))
-    print("Fleet report: %s" % (REPO / "build" / "demo" / "hugepage-report.json"))
+    print("\n".join(summary(out, args.kernel, args.policy)))
 
 
 if __name__ == "__main__":
