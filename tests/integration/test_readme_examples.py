@@ -59,7 +59,8 @@ def test_every_member_takes_the_group_default_and_the_others_run_beside_it(run_p
     with EmulatedSysfs(kernel="7.3", scenario={"speed": 0, "thp": {"enabled": "always"}}) as emu:
         tasks = [
             {"name": "damon_info", "linux_mm.damon.damon_info": {"ownership_file": own}},
-            {"name": "thp", "linux_mm.damon.thp": {"enabled": "never"}},
+            # (own record: without it thp saves the emulator's old values in the host's default record)
+            {"name": "thp", "linux_mm.damon.thp": {"enabled": "never", "ownership_file": own}},
             {"name": "kdamond", "linux_mm.damon.kdamond": {"name": "x", "state": "absent", "ownership_file": own}},
             {"name": "hugepage_step", "linux_mm.damon.hugepage_step": {
                 "state": "observed", "interval_s": 0.1, "ownership_file": own}},

@@ -7,9 +7,16 @@ The audit-hook guard (tests/guard/sitecustomize.py) only sees Python code; a
 test that shelled out (``echo off > /sys/...``) would get past it. So
 tests/conftest.py snapshots these files at session start and end (reading
 only) and fails the session if anything differs.
+
+It also watches the host's default ownership record: a test that runs a module
+without its own ``ownership_file`` would save an emulator's values there, which
+a later ``restore`` on the real host would write back (and concurrent test
+processes, ``make test-fast`` runs two, would share it).
 """
 
 from __future__ import annotations
+
+DEFAULT_OWNERSHIP_FILE = "/run/linux_mm_damon/ownership.json"  # plugins/module_utils/_options.py OWNERSHIP_FILE
 
 TRIPWIRE_FILES = (
     "/sys/kernel/mm/damon/admin/kdamonds/nr_kdamonds",
@@ -17,6 +24,7 @@ TRIPWIRE_FILES = (
     "/sys/kernel/mm/damon/admin/kdamonds/0/pid",
     "/sys/kernel/mm/transparent_hugepage/enabled",
     "/sys/kernel/mm/transparent_hugepage/defrag",
+    DEFAULT_OWNERSHIP_FILE,
 )
 
 
@@ -39,6 +47,7 @@ def compare(before: dict, after: dict):
         return None
     lines = ["", "!" * 78, "HOST SYSFS TRIPWIRE: the host's DAMON/THP state changed during the test session!"]
     lines += ["  %s: %r -> %r" % (p, b, a) for p, (b, a) in sorted(changed.items())]
-    lines += ["Some test (or something outside the tests) wrote the host's sysfs. Tests must use the",
-              "emulator or a guest and never shell out to write /sys. Failing the session.", "!" * 78, ""]
+    lines += ["Some test (or something outside the tests) wrote the host's sysfs or its default ownership",
+              "record. Tests must use the emulator or a guest, never shell out to write /sys, and give",
+              "every module that keeps a record its own ownership_file. Failing the session.", "!" * 78, ""]
     return "\n".join(lines)
