@@ -3,8 +3,9 @@
 #   make deps       the Debian/Ubuntu packages of every target (.ci/bootstrap-host all; root or passwordless sudo)
 #   make venv       .venv (requirements/test.txt) and .venv-lint (requirements/lint.txt), all pinned
 #   make test       THE test command: fast pytest + ansible-test sanity + ansible-lint + galaxy build + guest tests
-#   make test-fast  pytest only, without guest (QEMU) tests
+#   make test-fast  pytest only, without guest (QEMU) tests; PYTEST_WORKERS processes (default 2, 0: serial)
 #   make test-guests  guest tests (QEMU TCG): image build/check, tests/vm smoke, emulator conformance, molecule
+#   make test-apps  guest tests with real applications (redis, PostgreSQL) and the MADV_COLLAPSE facts (not in make test)
 #   make images     build (or reuse) the Debian guest images damon-6.12, damon-7.3, no-damon (cached, keyed)
 #   make molecule   the molecule scenarios only (SCENARIOS="damon-6.12 damon-7.3 no-damon" by default)
 #   make sanity     ansible-test sanity --venv --python 3.11 (no ignore files allowed)
@@ -29,6 +30,9 @@ LINT_VENV := $(CURDIR)/.venv-lint
 PY := $(VENV)/bin/python
 PIP_INSTALL := -m pip install --disable-pip-version-check --no-input
 PYTEST_ARGS ?=
+# make test-fast runs the tests in this many processes (pytest-xdist), whole test files per
+# process (--dist loadfile: a file's module fixtures stay in one process); 0 runs them serially.
+PYTEST_WORKERS ?= 2
 # Parts of `make test`, run in this order; each one runs even if an earlier one failed.
 TEST_PARTS ?= test-fast sanity lint build test-guests
 # Guest (QEMU) tests: two boot attempts by default; SCENARIOS narrows `make molecule` (default: all).
@@ -37,7 +41,7 @@ SCENARIOS ?=
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help deps host-packages venv test test-fast test-guests images molecule pytest sanity lint build demo demo-emulated clean distclean
+.PHONY: help deps host-packages venv test test-fast test-guests test-apps images molecule pytest sanity lint build demo demo-emulated clean distclean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -47,7 +51,7 @@ help:
 # Package groups of .ci/bootstrap-host (which holds the package lists) per target. A target's
 # value also holds for its prerequisites, so host-packages runs once per make, first.
 HOST_GROUPS := base
-test test-guests pytest bench: HOST_GROUPS := all
+test test-guests test-apps pytest bench: HOST_GROUPS := all
 test-fast demo-emulated: HOST_GROUPS := base emulator workloads
 images molecule demo: HOST_GROUPS := base workloads guests
 
@@ -89,7 +93,7 @@ pytest: host-packages $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: host-packages $(VENV)/.installed
-	LINUX_MM_DAMON_GUEST_TESTS= $(PY) -m pytest -m "not vm" $(PYTEST_ARGS)
+	LINUX_MM_DAMON_GUEST_TESTS= $(PY) -m pytest -m "not vm" -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # --- guest tests (QEMU TCG; never the host kernel) -------------------------------
 
@@ -99,7 +103,11 @@ images: host-packages $(VENV)/.installed
 	$(PY) -m tests.vm.images build all --prune
 
 test-guests: host-packages images
-	$(GUEST_ENV) LINUX_MM_DAMON_IMAGES_OFFLINE=1 $(PY) -m pytest -m vm --durations=0 $(PYTEST_ARGS)
+	$(GUEST_ENV) LINUX_MM_DAMON_IMAGES_OFFLINE=1 $(PY) -m pytest -m "vm and not apps" --durations=0 $(PYTEST_ARGS)
+
+# Real applications (redis, PostgreSQL) and the MADV_COLLAPSE fact sweep in the guests (~25 min; not in `make test`).
+test-apps: host-packages images
+	$(GUEST_ENV) LINUX_MM_DAMON_IMAGES_OFFLINE=1 $(PY) -m pytest -m apps --durations=0 $(PYTEST_ARGS)
 
 molecule: host-packages $(VENV)/.installed
 	PATH="$(VENV)/bin:$$PATH" LINUX_MM_DAMON_BOOT_ATTEMPTS=$${LINUX_MM_DAMON_BOOT_ATTEMPTS:-2} \

@@ -19,12 +19,17 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 GUEST_ENV = "LINUX_MM_DAMON_GUEST_TESTS"
+# Guest tests with real applications (redis, PostgreSQL) and the MADV_COLLAPSE fact sweep take
+# 2-8 minutes each: `make test-apps` runs them; `make test` (and so CI) leaves them out to stay
+# within its time budget.
+REAL_APP_MODULES = ("test_collapse_facts_guest.py", "test_real_apps_guest.py", "test_redis_hugepage_guest.py")
 
 
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", f"guest: boots a QEMU guest (tests/vm); skipped unless {GUEST_ENV}=1")
     config.addinivalue_line("markers", "vm: needs a QEMU guest (tests/vm)")
+    config.addinivalue_line("markers", "apps: real applications or long fact sweeps in guests (make test-apps)")
 
 
 def guest_tests_enabled() -> bool:
@@ -32,6 +37,9 @@ def guest_tests_enabled() -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in REAL_APP_MODULES:
+            item.add_marker(pytest.mark.apps)
     if guest_tests_enabled():
         return
     skip = pytest.mark.skip(reason=f"guest test: set {GUEST_ENV}=1 to boot QEMU guests")
