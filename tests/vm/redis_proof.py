@@ -1,0 +1,127 @@
+# Copyright: (c) 2026, linux_mm.damon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Issue 12's proof on real redis: playbooks/hugepage.yml against a guest running redis under GET load,
+measured with the harness's ground truth (``apps.redis_hot_memory``: the hot keys' pages by soft-dirty).
+
+    flock /tmp/guest.lock python -m tests.vm.redis_proof --kernel damon-7.3 [--disable-thp no]
+        [--cold-keys 1200000 --hot-keys 100000] [--until-s 300]
+
+Prints one JSON document: dataset, ground truth before, the playbook's messages (hugepage_tune's
+``msg`` and the report row), the ground truth right after the first run and at ``until_s`` seconds
+after the first run started: ``hot_huge_share`` (hot keys' touched bytes in huge pages / hot keys'
+touched bytes) and ``cold_bloat`` (huge bytes in the other chunks / their resident bytes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.vm import apps
+from tests.vm.guest import Guest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def shares(truth: dict) -> dict:
+    hot, cold = truth["hot"], truth["cold"]
+    return {"hot_touched_bytes": hot["touched_bytes"], "hot_touched_huge_bytes": hot["touched_huge_bytes"],
+            "hot_huge_share": round(hot["touched_huge_bytes"] / hot["touched_bytes"], 4) if hot["touched_bytes"]
+            else None,
+            "hot_chunks": hot["chunks"], "hot_resident_bytes": hot["resident_bytes"], "hot_huge_bytes": hot["huge_bytes"],
+            "cold_resident_bytes": cold["resident_bytes"], "cold_huge_bytes": cold["huge_bytes"],
+            "cold_bloat": round(cold["huge_bytes"] / cold["resident_bytes"], 4) if cold["resident_bytes"] else None}
+
+
+def messages(log_text: str) -> list:
+    """The role's outcome lines from ansible-playbook's output."""
+    keep = []
+    for line in log_text.splitlines():
+        s = line.strip()
+        if re.match(r'^"msg": ', s) or "hugepage_tune:" in s or s.startswith(("ok: [", "changed: [", "fatal:")) \
+                and "=>" in s:
+            keep.append(s[:2000])
+    return keep
+
+
+def run_playbook(guest, extra: dict, log: Path, timeout_s: float = 900) -> dict:
+    from tests import demo  # its runner builds the collection tree and echoes every line
+    with tempfile.TemporaryDirectory() as tmp:
+        inventory = Path(tmp) / "inventory.yml"
+        guest.write_inventory(inventory)
+        started = time.monotonic()
+        recap = demo.playbook("hugepage.yml", inventory, extra, log, echo=lambda *a, **k: None, timeout_s=timeout_s)
+        return {"recap": recap, "seconds": round(time.monotonic() - started, 1)}
+
+
+def proof(guest, cold_keys: int, hot_keys: int, disable_thp=None, until_s: float = 300.0, out_dir: Path = None,
+          extra: dict = None, echo=print) -> dict:
+    """Start and fill redis, GET load on the hot keys, run the playbook, measure; returns the figures."""
+    out_dir = Path(out_dir or tempfile.mkdtemp(prefix="redis-proof-"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = out_dir / "ansible.log"
+    log.write_text("")
+    redis = apps.start_redis(guest, disable_thp=disable_thp)
+    out = {"kernel": guest.ssh("uname -r").stdout.strip(), "disable_thp": disable_thp or "default",
+           "thp_enabled_status": redis.thp_enabled}
+    out["dataset"] = apps.fill_redis(guest, cold_keys=cold_keys, hot_keys=hot_keys)
+    echo("dataset: %s" % json.dumps(out["dataset"]), flush=True)
+    load = apps.start_redis_load(guest, hot_keys=hot_keys)
+    time.sleep(5)
+    out["before"] = shares(apps.redis_hot_memory(guest, redis.pid, hot_keys=hot_keys))
+    echo("before: %s" % json.dumps(out["before"]), flush=True)
+    args = dict(hugepage_detect_name_pattern="redis-server", hugepage_exclusive_modules="stop",
+                hugepage_timeout_s=240, report_dir=str(out_dir))
+    args.update(extra or {})
+    out["extra_vars"] = args
+    started = time.monotonic()
+    out["run"] = run_playbook(guest, args, log)
+    out["after_run"] = shares(apps.redis_hot_memory(guest, redis.pid, hot_keys=hot_keys))
+    out["after_run"]["at_s"] = round(time.monotonic() - started, 1)
+    echo("after the run (%.0f s): %s" % (out["after_run"]["at_s"], json.dumps(out["after_run"])), flush=True)
+    left = until_s - (time.monotonic() - started)
+    if left > 5:
+        time.sleep(left)
+        out["at_until"] = shares(apps.redis_hot_memory(guest, redis.pid, hot_keys=hot_keys))
+        out["at_until"]["at_s"] = round(time.monotonic() - started, 1)
+        echo("at %.0f s: %s" % (out["at_until"]["at_s"], json.dumps(out["at_until"])), flush=True)
+    out["ops"] = apps.redis_ops(guest)
+    out["messages"] = messages(log.read_text())
+    report = out_dir / "hugepage-report.json"
+    if report.exists():
+        out["report_rows"] = json.loads(report.read_text()).get("rows")
+    out["kdamonds"] = guest.ssh("cd /sys/kernel/mm/damon/admin/kdamonds && for k in [0-9]*; do "
+                                "echo $k $(cat $k/state) $(cat $k/contexts/0/monitoring_attrs/intervals/sample_us "
+                                "$k/contexts/0/monitoring_attrs/intervals/aggr_us 2>/dev/null); done").stdout.split("\n")
+    out["meminfo_anon_huge"] = [line for line in guest.read("/proc/meminfo").splitlines() if "AnonHuge" in line]
+    out["log"] = str(log)
+    apps.stop_redis(guest, load_pid=load)
+    return out
+
+
+def _main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tests.vm.redis_proof", description=__doc__.split("\n")[0])
+    ap.add_argument("--kernel", default="damon-7.3", choices=("damon-7.3", "damon-6.12"))
+    ap.add_argument("--memory-mb", type=int, default=4096)
+    ap.add_argument("--cold-keys", type=int, default=1_200_000)
+    ap.add_argument("--hot-keys", type=int, default=100_000)
+    ap.add_argument("--disable-thp", choices=("yes", "no"), default=None)
+    ap.add_argument("--until-s", type=float, default=300.0)
+    ap.add_argument("--out-dir", default=str(REPO / "build" / "redis-proof"))
+    ap.add_argument("-e", "--extra", default="{}", help="more role variables (JSON)")
+    a = ap.parse_args(argv)
+    with Guest(a.kernel, memory_mb=a.memory_mb) as g:
+        res = proof(g, a.cold_keys, a.hot_keys, a.disable_thp, a.until_s, Path(a.out_dir) / a.kernel,
+                    json.loads(a.extra), echo=lambda *x, **k: print(*x, file=sys.stderr, **k))
+    print(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
