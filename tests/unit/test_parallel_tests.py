@@ -1,0 +1,37 @@
+# Copyright: (c) 2026, linux_mm.damon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""`make test-fast` runs the tests in two processes (pytest-xdist, whole files per process) and still
+fails when nothing was collected."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def make_n(*args):
+    return subprocess.run(["make", "-n", "-C", str(REPO_ROOT), "test-fast", *args], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, check=True, env=dict(os.environ, MAKEFLAGS="")).stdout
+
+
+def test_test_fast_runs_two_workers_by_file_and_can_run_serially():
+    assert '-m pytest -m "not vm" -n 2 --dist loadfile' in make_n()
+    assert '-m pytest -m "not vm" -n 0 --dist loadfile' in make_n("PYTEST_WORKERS=0")
+
+
+def test_xdist_is_pinned():
+    pins = (REPO_ROOT / "requirements" / "test.txt").read_text().splitlines()
+    assert "pytest-xdist==3.8.0" in pins and any(p.startswith("execnet==") for p in pins)
+
+
+def test_nothing_collected_is_still_exit_code_5():
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "2", "--dist", "loadfile",
+                           "tests/unit/test_report_table.py", "-k", "no_test_has_this_name"],
+                          cwd=str(REPO_ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 5, done.stdout
