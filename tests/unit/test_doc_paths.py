@@ -17,6 +17,7 @@ that directory's parents inside the repository). Words with placeholders or glob
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -73,10 +74,12 @@ def repo_path_candidate(word: str) -> bool:
 
 def _repo_entries() -> list[str]:
     entries = []
-    for path in REPO_ROOT.rglob("*"):
-        rel = path.relative_to(REPO_ROOT)
-        if not {".git", "__pycache__"}.intersection(rel.parts) and not rel.parts[0].startswith(".venv"):
-            entries.append("/" + str(rel))
+    for top, dirs, files in os.walk(REPO_ROOT):
+        rel = os.path.relpath(top, REPO_ROOT)
+        # generated trees (virtual environments, ansible-test's output, build/) are not walked
+        dirs[:] = [d for d in dirs if d not in (".git", "__pycache__", "build", ".hypothesis")
+                   and not d.startswith(".venv") and os.path.join(rel, d) != os.path.join("tests", "output")]
+        entries.extend("/" + os.path.normpath(os.path.join(rel, name)) for name in dirs + files)
     return entries
 
 
