@@ -185,10 +185,13 @@ def run_loop(call_step, apps, policy, step_args, max_iterations, timeout_s, host
                 continue
             if app.get("blockers") and app["name"] not in out["blockers"]:
                 out["blockers"][app["name"]] = app["blockers"]
-                out["messages"].append("%s: tuned, but %s" % (app["name"], "; ".join(
-                    "%d MiB cannot become huge pages (%s: %s; to lift it: %s)" % (
-                        (b.get("bytes") or 0) // MIB, b.get("reason"), b.get("detail"), b.get("fix"))
-                    for b in app["blockers"])))
+                # a sentence only for what holds a huge page's worth (redis's idle thread stacks hold KiB)
+                worth = [b for b in app["blockers"] if (b.get("bytes") or 0) >= 2 * MIB]
+                if worth:
+                    out["messages"].append("%s: tuned, but %s" % (app["name"], "; ".join(
+                        "%d MiB cannot become huge pages (%s: %s; to lift it: %s)" % (
+                            (b.get("bytes") or 0) // MIB, b.get("reason"), b.get("detail"), b.get("fix"))
+                        for b in worth)))
             if "max_nr_accesses" not in app:  # check mode before its kdamond exists: nothing observed yet
                 entry["apps"][app["name"]] = {"threshold": app.get("threshold"), "observed": False}
                 continue
