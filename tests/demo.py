@@ -261,8 +261,8 @@ def summary(out, kernel, policy):
         "DAMON modules the kernel runs alone: before %s; after playbooks/stop.yml %s. Kdamonds left: %s." % (
             switches_text(out["prior"]["modules"]), switches_text(out["restored"]["modules"]),
             out["restored"]["kdamonds"]),
-        "Fleet report: %s; ansible output: %s" % (Path(out["out_dir"]) / "hugepage-report.json",
-                                                 Path(out["out_dir"]) / "ansible.log"),
+        "Fleet report: %s; ansible output: %s" % (
+            Path(out["out_dir"]) / "hugepage-report.json", Path(out["out_dir"]) / "ansible.log"),
     ]
     return lines
 

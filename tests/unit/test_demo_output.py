@@ -154,4 +154,3 @@ def test_a_failing_playbook_raises_with_the_log(monkeypatch, tmp_path):
     with pytest.raises(RuntimeError, match=r"ansible-playbook bad.yml failed \(rc 2 after \d+ s\); see .*ansible.log"):
         demo.playbook("bad.yml", inventory, {}, tmp_path / "ansible.log", lambda t, **kw: printed.append(t))
     assert "broken" in "".join(printed)
-

@@ -53,8 +53,8 @@ def test_two_modules():
     assert msg.endswith("turns them back on.")
 
 
-@pytest.mark.parametrize("modules_on, mode, iterations", [((), "stop", 4), (("DAMON_STAT",), "fail", 4),
-                                                         (("DAMON_STAT",), "stop", 0)])
+@pytest.mark.parametrize("modules_on, mode, iterations", [
+    ((), "stop", 4), (("DAMON_STAT",), "fail", 4), (("DAMON_STAT",), "stop", 0)])
 def test_no_module_note_when_none_was_stopped(modules_on, mode, iterations):
     msg = outcome(modules_on=modules_on, mode=mode, iterations=iterations)
     assert msg.endswith("64 MiB of them huge") and "DAMON_" not in msg

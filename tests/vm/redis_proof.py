@@ -106,7 +106,7 @@ def proof(guest, cold_keys: int, hot_keys: int, disable_thp=None, until_s: float
 
 
 def _main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tests.vm.redis_proof", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m tests.vm.redis_proof", description=__doc__.split("\n", maxsplit=1)[0])
     ap.add_argument("--kernel", default="damon-7.3", choices=("damon-7.3", "damon-6.12"))
     ap.add_argument("--memory-mb", type=int, default=4096)
     ap.add_argument("--cold-keys", type=int, default=1_200_000)
