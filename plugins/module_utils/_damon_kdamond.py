@@ -70,20 +70,19 @@ def _intent_writes(kd, spec, features):
 
 def _claim(kds, own, features):
     """The indices we own; slots whose intent the live tree fulfils are recorded as done."""
-    def matcher(kd):
-        return lambda spec: _intent_writes(kd, spec, features) == []
     ours = set()
     for i in list(own.slots):
-        kd = kds[i]
-        intent = own.slots[i].get("intent")
-        if not own.owns(kd, digest(kd.tree), matcher(kd)):
+        kd, intent = kds[i], own.slots[i].get("intent")
+        live = digest(kd.tree)
+        matches = intent is not None and _intent_writes(kd, intent["spec"], features) == []
+        if not own.owns(kd, live, matches):
             if own.slots[i].get("name") is None:  # someone else took an idle slot of ours: it is theirs now
                 del own.slots[i]
                 own.dirty = True
             continue
         ours.add(i)
-        if intent is not None and matcher(kd)(intent["spec"]) and kd.running == (intent["state"] == "on"):
-            own.adopt(kd, digest(kd.tree))  # e.g. a run killed after 'on', before its final save
+        if matches and kd.running == (intent["state"] == "on"):
+            own.adopt(kd, live)  # e.g. a run killed after 'on', before its final save
     return ours
 
 

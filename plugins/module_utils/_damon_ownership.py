@@ -238,21 +238,18 @@ class Ownership(object):
                 return index
         return None
 
-    def owns(self, kdamond, digest, matches_intent=None):
+    def owns(self, kdamond, digest, intent_matches=False):
         """True when the live ``kdamond`` is still the one we recorded (or are making).
 
-        ``matches_intent(spec)`` tells whether the live configuration is what an
-        intent's spec describes (the planner's view, which ignores volatile files).
+        ``intent_matches``: the live configuration is what the slot's intent
+        describes (the planner's view, which ignores volatile files).
         """
         slot = self.slots.get(kdamond.index)
         if slot is None:
             return False
-        intent = slot.get("intent")
-        if intent is not None:
-            if matches_intent is not None and matches_intent(intent["spec"]):
-                return True
-            if not kdamond.running:
-                return True  # a run stopped half-way through writing it
+        if slot.get("intent") is not None:
+            if intent_matches or not kdamond.running:
+                return True  # made as intended, or a run stopped half-way through writing it
         if kdamond.running:
             return slot.get("pid") is not None and slot.get("pid") == kdamond.pid
         return slot.get("digest") == digest
