@@ -5,9 +5,11 @@
 """Plain sysfs file I/O shared by every module of the collection.
 
 sysfs files are read and written whole with one read(2)/write(2); there is no
-temporary file and rename. DAMON takes its sysfs lock with mutex_trylock, so a
-concurrent writer (damo, another Ansible run) makes our write fail with EBUSY:
-those writes are retried with a bounded, jittered exponential backoff.
+temporary file and rename. DAMON takes its sysfs lock with mutex_trylock, in
+stores and in some shows too (a kdamond's ``pid``), and a running kdamond holds
+that lock in its own callbacks: a concurrent writer (damo, another Ansible run)
+or our own kdamond makes a read or write fail with EBUSY. Both are retried with
+a bounded, jittered exponential backoff.
 """
 
 from __future__ import annotations
@@ -57,13 +59,28 @@ class SysfsError(Exception):
         }
 
 
-def read_text(path):
-    """Return the stripped content of a sysfs file."""
-    try:
+def _retrying_busy(attempt_once, path, value=None, retries=EBUSY_RETRIES, sleep=time.sleep):
+    """Run ``attempt_once()``, retrying EBUSY with backoff; other errors (and the last EBUSY) raise SysfsError."""
+    delay = EBUSY_FIRST_DELAY_S
+    for attempt in range(retries + 1):
+        try:
+            return attempt_once()
+        except OSError as e:
+            err = e.errno or errno_mod.EIO
+            if err != errno_mod.EBUSY or attempt == retries:
+                raise SysfsError(path, err, value=value)
+            sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, EBUSY_MAX_DELAY_S)
+
+
+def read_text(path, retries=EBUSY_RETRIES, sleep=time.sleep):
+    """Return the stripped content of a sysfs file, retrying EBUSY with backoff."""
+
+    def attempt_once():
         with open(path, "r") as f:
             return f.read().strip()
-    except OSError as e:
-        raise SysfsError(path, e.errno or errno_mod.EIO)
+
+    return _retrying_busy(attempt_once, path, retries=retries, sleep=sleep)
 
 
 def read_optional(path):
@@ -79,19 +96,13 @@ def read_optional(path):
 def write_text(path, value, retries=EBUSY_RETRIES, sleep=time.sleep):
     """Write ``value`` to ``path`` in one write(2), retrying EBUSY with backoff."""
     data = str(value).encode()
-    delay = EBUSY_FIRST_DELAY_S
-    for attempt in range(retries + 1):
+
+    def attempt_once():
+        # O_TRUNC as a shell redirection does: sysfs ignores it, plain files need it
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
         try:
-            # O_TRUNC as a shell redirection does: sysfs ignores it, plain files need it
-            fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
-            try:
-                os.write(fd, data)
-            finally:
-                os.close(fd)
-            return
-        except OSError as e:
-            err = e.errno or errno_mod.EIO
-            if err != errno_mod.EBUSY or attempt == retries:
-                raise SysfsError(path, err, value=str(value))
-            sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, EBUSY_MAX_DELAY_S)
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+    _retrying_busy(attempt_once, path, value=str(value), retries=retries, sleep=sleep)

@@ -210,6 +210,11 @@ class EmulatedSysfs:
         ``value``: only writes of this text (surrounding whitespace ignored)."""
         self.fault("inject", path=path_glob, errno=errno, count=count, after=after, value=value)
 
+    def inject_read(self, path_glob: str, errno, count: Optional[int] = None, after: int = 0) -> None:
+        """Fail reads of files matching ``path_glob`` with ``errno`` (as :meth:`inject` for writes);
+        e.g. EBUSY on ``kdamonds/*/pid``, whose show takes DAMON's sysfs lock with mutex_trylock."""
+        self.fault("inject_read", path=path_glob, errno=errno, count=count, after=after)
+
     def set_write_latency(self, seconds: float, path_glob: Optional[str] = None) -> None:
         """Sleep ``seconds`` (real time) before each write (matching ``path_glob``)."""
         self.fault("latency", seconds=seconds, path=path_glob)

@@ -14,6 +14,11 @@ in this order:
 5. per-path injection rules (path glob, optional exact value, errno, count, after);
 6. otherwise the kernel's own store runs (and may fail with its own errno).
 
+Reads can fail too: ``inject_read`` rules (path glob, errno, count, after) fail the
+``read(2)`` that would run a file's show, as a kdamond's ``pid`` show does with EBUSY
+while a kdamond holds DAMON's sysfs lock in its callbacks. Reads get no index and are
+not logged.
+
 Paths and globs are relative to the emulated root (``kernel/mm/damon/admin/...``,
 ``module/damon_stat/parameters/enabled``); ``*`` also matches ``/`` (fnmatch).
 Indices given to kill points and ``fail_after`` count from the moment they are armed:
@@ -107,6 +112,7 @@ class Faults:
 
     def _reset_locked(self, keep_log: bool) -> None:
         self.rules: list = []
+        self.read_rules: list = []
         self.latency = 0.0
         self.path_latency: list = []  # (glob, seconds); the last matching one wins
         self.read_only = False
@@ -124,7 +130,7 @@ class Faults:
             raise ValueError("a fault command is a JSON object with an 'op'")
         op = cmd["op"]
         with self._lock:
-            if op == "inject":
+            if op in ("inject", "inject_read"):
                 count = cmd.get("count")
                 if count is not None and int(count) < 1:
                     raise ValueError("count must be >= 1 or null")
@@ -132,9 +138,11 @@ class Faults:
                 if after < 0:
                     raise ValueError("after must be >= 0")
                 value = cmd.get("value")
-                self.rules.append(_Rule(str(cmd["path"]), parse_errno(cmd["errno"]),
-                                        None if count is None else int(count), after,
-                                        None if value is None else str(value)))
+                if op == "inject_read" and value is not None:
+                    raise ValueError("a read rule has no value")
+                rule = _Rule(str(cmd["path"]), parse_errno(cmd["errno"]), None if count is None else int(count),
+                             after, None if value is None else str(value))
+                (self.rules if op == "inject" else self.read_rules).append(rule)
             elif op == "latency":
                 seconds = _seconds(cmd.get("seconds", 0))
                 if cmd.get("path"):
@@ -180,6 +188,24 @@ class Faults:
         for kp in self.kill_points:
             kp.release.set()
 
+    # --- the read path ------------------------------------------------------------
+    def before_read(self, rel: str) -> Optional[int]:
+        """Errno for a read(2) that would run ``rel``'s show, or None."""
+        with self._lock:
+            return self._first_firing_locked(self.read_rules, rel.lstrip("/"), "")
+
+    @staticmethod
+    def _first_firing_locked(rules: list, rel: str, data: str) -> Optional[int]:
+        for rule in rules:
+            if rule.spent or not rule.matches(rel, data):
+                continue
+            rule.seen += 1
+            if rule.seen <= rule.after:
+                continue
+            rule.fired += 1
+            return rule.code
+        return None
+
     # --- the write path ------------------------------------------------------------
     def check_open(self, rel: str) -> Optional[int]:
         """Errno for opening an emulated file for writing (read-only mode), or None."""
@@ -209,14 +235,9 @@ class Faults:
                 return index, self._log_locked(index, rel, data, pid, errno_mod.EROFS, "read-only")
             if self.fail_after is not None and self.successes >= self.fail_after[0]:
                 return index, self._log_locked(index, rel, data, pid, self.fail_after[1], "fail after")
-            for rule in self.rules:
-                if rule.spent or not rule.matches(rel, data):
-                    continue
-                rule.seen += 1
-                if rule.seen <= rule.after:
-                    continue
-                rule.fired += 1
-                return index, self._log_locked(index, rel, data, pid, rule.code, "inject")
+            code = self._first_firing_locked(self.rules, rel, data)
+            if code is not None:
+                return index, self._log_locked(index, rel, data, pid, code, "inject")
         return index, None
 
     def _fire(self, kp: _KillPoint, writer: int) -> Optional[int]:
@@ -257,6 +278,7 @@ class Faults:
             return {
                 "write_count": self.count,
                 "rules": [r.to_dict() for r in self.rules],
+                "read_rules": [r.to_dict() for r in self.read_rules],
                 "latency": self.latency,
                 "path_latency": [{"path": g, "seconds": s} for g, s in self.path_latency],
                 "read_only": self.read_only,

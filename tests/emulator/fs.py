@@ -112,6 +112,10 @@ class SysfsOperations(fuse.Operations):
         with self.kernel.lock:
             handle = self._handle(fh)
             if offset == 0 or not handle.content:
+                if not handle.path.startswith(CONTROL_PREFIX):
+                    code = self.kernel.faults.before_read(handle.path)
+                    if code is not None:
+                        raise fuse.FuseOSError(code)
                 self.kernel.catch_up()
                 handle.content = self._call(handle.attr.show).encode("latin-1")
             return handle.content[offset:offset + size]

@@ -129,7 +129,8 @@ def test_hang_point_blocks_until_release():
 @pytest.mark.parametrize("cmd", [{"op": "nope"}, {"path": "x"}, {"op": "inject", "path": "x", "errno": "EFOO"},
                                  {"op": "inject", "path": "x", "errno": "EBUSY", "count": 0},
                                  {"op": "kill_at", "n": -1}, {"op": "kill_at", "n": 0, "signal": 999},
-                                 {"op": "fail_after", "n": -3}])
+                                 {"op": "fail_after", "n": -3},
+                                 {"op": "inject_read", "path": "x", "errno": "EBUSY", "value": "1"}])
 def test_bad_commands(cmd):
     with pytest.raises((ValueError, KeyError)):
         Faults().command(cmd)
@@ -186,6 +187,22 @@ def test_errno_injection_latency_and_counter_through_fuse(mount):
     # writes to .emulator/ are not counted
     m.advance(1)
     assert m.write_count() == 0
+
+
+def test_read_injection_fails_the_show_and_sysfs_io_retries_it(mount):
+    from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import read_text
+
+    m = mount("7.3")
+    m.must("kdamonds/nr_kdamonds", 1)
+    m.inject_read("kernel/mm/damon/admin/kdamonds/*/pid", "EBUSY", count=3)
+    pid = os.path.join(m.root, "kernel/mm/damon/admin/kdamonds/0/pid")
+    with pytest.raises(OSError) as e:
+        with open(pid) as f:
+            f.read()
+    assert e.value.errno == errno.EBUSY
+    assert m.read("kdamonds/0/state") == "off"  # other files read as usual
+    assert read_text(pid, sleep=lambda s: None) == "-1"  # two more EBUSY, retried
+    assert m.faults()["read_rules"][0]["fired"] == 3 and m.write_count() == 1  # reads get no index
 
 
 def test_fail_after_and_read_only_through_fuse(mount):

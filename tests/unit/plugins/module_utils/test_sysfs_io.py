@@ -58,3 +58,24 @@ def test_other_errors_are_not_retried(tmp_path, monkeypatch):
 def test_read_errors_name_the_path(tmp_path):
     with pytest.raises(SysfsError, match="reading %s/missing failed: No such file or directory \\(ENOENT\\)" % tmp_path):
         read_text(str(tmp_path / "missing"))
+
+
+def test_ebusy_on_read_is_retried_too(tmp_path, monkeypatch):
+    """A kdamond's pid show takes DAMON's sysfs lock with mutex_trylock (seen on a real 6.12 guest in CI)."""
+    target = tmp_path / "pid"
+    target.write_text("534\n")
+    real_open, calls = open, []
+
+    def fake_open(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) <= 2:
+            raise OSError(errno.EBUSY, os.strerror(errno.EBUSY))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(_sysfs_io, "open", fake_open, raising=False)
+    assert read_text(str(target), sleep=lambda s: None) == "534" and len(calls) == 3
+    calls.clear()
+    monkeypatch.setattr(_sysfs_io, "open", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.EBUSY, "busy")),
+                        raising=False)
+    with pytest.raises(SysfsError, match=r"reading .*/pid failed: Device or resource busy \(EBUSY\)"):
+        read_text(str(target), sleep=lambda s: None)
