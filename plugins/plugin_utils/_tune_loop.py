@@ -34,8 +34,12 @@ WIDEN_FACTOR = 4
 # An aggregation interval may take at most this share of the time left: the
 # observation after a widening needs one full new aggregation interval.
 DEADLINE_SHARE = 4
-# The kernel's tuned sampling interval counts as settled once it moves by less than this.
+# The kernel's tuned sampling interval counts as moving when it changed by more than this ratio, and as
+# settled once it has not for a full adaptation period: the kernel adapts once every ``aggrs``
+# aggregation intervals, so two observations a few seconds apart often see the same values mid-tuning
+# (a real 7.3 guest: redis reported "nothing hot" at 273 ms while the kernel went on to 507 ms).
 SETTLED_RATIO = 1.25
+DEFAULT_GOAL_AGGRS = 3
 # controller mode widens further while the memory below the noise floor (but not at 0) is at least a
 # tenth of what the threshold selects
 UNRESOLVED_SHARE_INV = 10
@@ -59,6 +63,7 @@ class _AppState(object):
         self.threshold_bp = None  # None: keep the running kdamond's threshold (or the initial one)
         self.intervals = None  # (sample_us, aggr_us) the controller asks for; None: keep the running ones
         self.seen_intervals = None  # (sample_us, aggr_us) in force at the last observation
+        self.intervals_moved_at = None  # clock() when the kernel's tuned intervals last moved
         self.decision = None
         self.status = "pending"  # converged | nothing_hot | blocked | exited
         self.message = None
@@ -195,7 +200,7 @@ def run_loop(call_step, apps, policy, step_args, max_iterations, timeout_s, host
             if "max_nr_accesses" not in app:  # check mode before its kdamond exists: nothing observed yet
                 entry["apps"][app["name"]] = {"threshold": app.get("threshold"), "observed": False}
                 continue
-            entry["apps"][app["name"]] = _decide_one(app, state, result, policy, auto, ratio, deadline - clock())
+            entry["apps"][app["name"]] = _decide_one(app, state, result, policy, auto, ratio, clock(), deadline)
         out["trace"].append(entry)
         # on the user-space path we do the collapsing: not done while it still collapses
         pending = [n for n, s in states.items() if s.status == "pending" or (
@@ -254,20 +259,35 @@ def _share(bp):
     return "none (collapse nothing)" if bp > 10000 else "%.2f %% of samples" % (bp / 100.0)
 
 
-def _decide_one(app, state, result, policy, auto, ratio, time_left_s):
+def _kernel_still_tuning(state, now, prev, auto, at_s):
+    """Whether the kernel's intervals_goal may still widen the intervals: they moved by more than
+    SETTLED_RATIO within the last adaptation period (``aggrs`` + 1 aggregation intervals) and are
+    below max_sample_us."""
+    if prev is None or max(now[0], prev[0]) > SETTLED_RATIO * min(now[0], prev[0]):
+        state.intervals_moved_at = at_s
+    if now[0] >= auto.get("max_sample_us", MAX_SAMPLE_US):
+        return False
+    period_s = (auto.get("aggrs") or DEFAULT_GOAL_AGGRS) + 1
+    return at_s - state.intervals_moved_at < period_s * now[1] / 1e6
+
+
+def _decide_one(app, state, result, policy, auto, ratio, at_s, deadline):
     """Observe, decide and (when nothing is hot) widen for one application; returns its trace entry."""
     name = app["name"]
+    time_left_s = deadline - at_s
     intervals = app.get("intervals") or {}
     now = (intervals.get("sample_us"), intervals.get("aggr_us"))
     prev_intervals = state.seen_intervals
     state.seen_intervals = now if all(now) else None
+    mode = intervals.get("mode") or result.get("interval_mode")
+    tuning = mode == "kernel" and state.seen_intervals and _kernel_still_tuning(
+        state, now, prev_intervals, auto, at_s)
     obs = _observe(app, state, result.get("path"))
     decision = decide(policy, obs, state.history)
     state.history.append(obs)
     state.decision = decision
     next_bp = to_bp(decision.threshold, obs.max_nr_accesses)
     reason, status = decision.reason, "converged" if decision.converged else "pending"
-    mode = intervals.get("mode") or result.get("interval_mode")
     if decision.nothing_hot and state.seen_intervals:
         if mode == "controller":
             wider = _widen(state, obs, app, auto, ratio, time_left_s)
@@ -280,27 +300,30 @@ def _decide_one(app, state, result, policy, auto, ratio, time_left_s):
                 state.message = nothing_hot_message(name, obs, now, why)
                 status = "nothing_hot"
         elif mode == "kernel":
-            moving = prev_intervals is None or max(now[0], prev_intervals[0]) > SETTLED_RATIO * min(
-                now[0], prev_intervals[0])
-            at_max = now[0] >= auto.get("max_sample_us", MAX_SAMPLE_US)
-            if moving and not at_max:
+            if tuning:
                 reason += "; the kernel is still tuning the intervals (now %s/%s): wait" % (
                     human_us(now[0]), human_us(now[1]))
                 status = "pending"
             else:
+                at_max = now[0] >= auto.get("max_sample_us", MAX_SAMPLE_US)
                 why = "tuned by the kernel's intervals_goal" + (", at max_sample_us" if at_max else "")
                 state.message = nothing_hot_message(name, obs, now, why)
                 status = "nothing_hot"
         else:
             state.message = nothing_hot_message(name, obs, now, "fixed intervals")
             status = "nothing_hot"
-    elif mode == "controller" and state.seen_intervals and _unresolved(obs, decision):
-        wider = _widen(state, obs, app, auto, ratio, time_left_s)
+    elif mode in ("controller", "kernel") and state.seen_intervals and _unresolved(obs, decision):
+        unresolved = ("; %d MiB seen in fewer samples than the noise floor may be hot memory the intervals do not "
+                      "resolve yet" % (_unresolved(obs, decision) // MIB))
+        wider = _widen(state, obs, app, auto, ratio, time_left_s) if mode == "controller" else None
         if wider:
-            reason += ("; %d MiB seen in fewer samples than the noise floor may be hot memory the intervals do not "
-                       "resolve yet: widen %s/%s -> %s/%s" % (_unresolved(obs, decision) // MIB, human_us(now[0]),
-                                                              human_us(now[1]), human_us(wider[0]), human_us(wider[1])))
+            reason += unresolved + ": widen %s/%s -> %s/%s" % (human_us(now[0]), human_us(now[1]),
+                                                              human_us(wider[0]), human_us(wider[1]))
             state.intervals, status = wider, "pending"
+        elif tuning:
+            reason += unresolved + ": the kernel is still tuning the intervals (now %s/%s): wait" % (
+                human_us(now[0]), human_us(now[1]))
+            status = "pending"
     if status == "converged":
         state.message = "%s: threshold %s (%d of %d samples per %s): %d MiB hot in 2 MiB chunks, %d MiB of them huge" % (
             name, _share(next_bp), from_bp(next_bp, obs.max_nr_accesses), obs.max_nr_accesses,

@@ -118,11 +118,16 @@ class RateHost(object):
     """One application whose memory is accessed at given rates per 5 ms sample; nr_accesses follows the
     intervals in force like on a real kernel (a page touched more often than a sample shows in more samples).
     ``mode`` is what the step reports: the loop widens in ``controller`` mode, ``tuning`` lists the
-    sampling intervals a kernel with intervals_goal would report one call after another."""
+    sampling intervals a kernel with intervals_goal would report one call after another. ``clock``
+    is the loop's: each call takes its 3 s interval or one aggregation interval, whichever is longer."""
 
     def __init__(self, rates, mode="controller", tuning=None):
         self.rates, self.mode, self.tuning = rates, mode, list(tuning or [])
         self.calls, self.intervals, self.collapsed = [], (5000, 100000), set()
+        self.now_s = 0.0
+
+    def clock(self):
+        return self.now_s
 
     def nr(self, rate, sample_us):
         return int(round((1 - (1 - rate) ** (sample_us / 5000.0)) * 20))
@@ -143,6 +148,7 @@ class RateHost(object):
             if level >= threshold:
                 self.collapsed.add(i)
         hot = sum(size for level, size in chunks if level >= threshold)
+        self.now_s += max(3.0, self.intervals[1] / 1e6)
         return {"changed": False, "path": "damos_collapse", "interval_mode": self.mode, "apps": [{
             "name": app["name"], "pid": app["pid"], "exited": False, "threshold": threshold, "max_nr_accesses": 20,
             "intervals": {"sample_us": self.intervals[0], "aggr_us": self.intervals[1], "mode": self.mode},
@@ -186,17 +192,31 @@ def test_widening_is_bounded_by_the_deadline():
 
 def test_kernel_tuning_is_waited_for_before_nothing_hot():
     host = RateHost([(0.0, 64 * MIB)], mode="kernel", tuning=[5000, 10000, 40000, 160000, 170000])
-    out = run_loop(host, APPS, "adaptive", {}, 30, 600)
-    assert out["stopped"] == "nothing_hot" and out["iterations"] == 5  # waits while the intervals still move
+    out = run_loop(host, APPS, "adaptive", {}, 30, 600, clock=host.clock)
+    # waits while the intervals move, then a full adaptation period (aggrs 3 + 1 aggregations of 3.4 s)
+    # in which they do not: the kernel adapts only every `aggrs` aggregations
+    assert out["stopped"] == "nothing_hot" and out["iterations"] == 9, out["trace"]
     assert "still tuning" in out["trace"][2]["apps"]["db"]["reason"]
+    assert "still tuning" in out["trace"][6]["apps"]["db"]["reason"]
     assert out["intervals"]["db"] == {"sample_us": 170000, "aggr_us": 3400000, "mode": "kernel"}
     assert all(c["apps"][0].get("sample_us") is None for c in host.calls)  # the kernel owns them
 
 
 def test_kernel_tuned_intervals_reveal_the_warm_memory():
     host = RateHost(REDIS, mode="kernel", tuning=[5000, 20000, 80000, 280000, 280000])
-    out = run_loop(host, APPS, "adaptive", {}, 30, 600)
+    out = run_loop(host, APPS, "adaptive", {}, 30, 600, clock=host.clock)
     assert out["converged"] and host.collapsed == {1}
+
+
+def test_kernel_tuning_seen_unchanged_between_two_adaptations_is_not_settled():
+    """A real 7.3 guest: the kernel adapts every 3 aggregations (16 s at 273 ms / 5.45 s); two loop
+    observations 5 s apart saw 273 ms twice and the loop said "nothing hot" while the kernel went on
+    to 507 ms, where redis's hot keys stood out."""
+    tuning = [5000, 20000, 80000, 273000, 273000, 273000, 507000, 507000, 507000, 507000, 507000]
+    host = RateHost([(0.0, 1536 * MIB), (0.002, 96 * MIB)], mode="kernel", tuning=tuning)  # 2 of 20 at 273 ms
+    out = run_loop(host, APPS, "adaptive", {}, 30, 600, clock=host.clock)
+    assert out["converged"] and host.collapsed == {1}, out["trace"]
+    assert out["intervals"]["db"]["sample_us"] == 507000
 
 
 def test_fixed_intervals_report_nothing_hot_at_once():
