@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -60,6 +62,28 @@ def run_playbook(guest, extra: dict, log: Path, timeout_s: float = 900) -> dict:
         return {"recap": recap, "seconds": round(time.monotonic() - started, 1)}
 
 
+def observe(guest) -> list:
+    """What DAMON sees now for each owned application (hugepage_step ``state: observed``, no writes):
+    threshold, intervals and the per-2 MiB-chunk access levels, to set next to the ground truth."""
+    from tests.tooling import collection_tree
+    with tempfile.TemporaryDirectory() as tmp:
+        inventory = Path(tmp) / "inventory.yml"
+        guest.write_inventory(inventory)
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collection_tree.build().parents[2]),
+                   ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+                   ANSIBLE_STDOUT_CALLBACK="ansible.builtin.oneline", ANSIBLE_NOCOLOR="1")
+        cmd = [str(Path(sys.executable).parent / "ansible"), "-i", str(inventory), "all", "-m",
+               "linux_mm.damon.hugepage_step", "-a", json.dumps({"apps": [], "state": "observed"})]
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
+    keep = ("name", "pid", "threshold", "max_nr_accesses", "intervals", "chunk_histogram", "hot_bytes",
+            "huge_bytes_hot", "huge_bytes_cold")
+    try:  # "host | SUCCESS => {...}", one line per host
+        results = [json.loads(line.split(" => ", 1)[1]) for line in res.stdout.splitlines() if " => " in line]
+        return [dict((k, app.get(k)) for k in keep) for r in results for app in r["apps"]]
+    except (ValueError, KeyError, IndexError):
+        return [{"error": (res.stdout + res.stderr)[-2000:]}]
+
+
 def proof(guest, cold_keys: int, hot_keys: int, disable_thp=None, until_s: float = 300.0, out_dir: Path = None,
           extra: dict = None, echo=print) -> dict:
     """Start and fill redis, GET load on the hot keys, run the playbook, measure; returns the figures."""
@@ -91,6 +115,9 @@ def proof(guest, cold_keys: int, hot_keys: int, disable_thp=None, until_s: float
         out["at_until"] = shares(apps.redis_hot_memory(guest, redis.pid, hot_keys=hot_keys))
         out["at_until"]["at_s"] = round(time.monotonic() - started, 1)
         echo("at %.0f s: %s" % (out["at_until"]["at_s"], json.dumps(out["at_until"])), flush=True)
+    out["observed"] = observe(guest)
+    out["ground_truth_chunks"] = apps.redis_hot_memory(guest, redis.pid, hot_keys=hot_keys, per_chunk=True).get(
+        "per_chunk")
     out["ops"] = apps.redis_ops(guest)
     out["messages"] = messages(log.read_text())
     report = out_dir / "hugepage-report.json"
