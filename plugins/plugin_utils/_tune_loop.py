@@ -317,8 +317,8 @@ def _decide_one(app, state, result, policy, auto, ratio, at_s, deadline):
                       "resolve yet" % (_unresolved(obs, decision) // MIB))
         wider = _widen(state, obs, app, auto, ratio, time_left_s) if mode == "controller" else None
         if wider:
-            reason += unresolved + ": widen %s/%s -> %s/%s" % (human_us(now[0]), human_us(now[1]),
-                                                              human_us(wider[0]), human_us(wider[1]))
+            reason += unresolved + ": widen %s/%s -> %s/%s" % (
+                human_us(now[0]), human_us(now[1]), human_us(wider[0]), human_us(wider[1]))
             state.intervals, status = wider, "pending"
         elif tuning:
             reason += unresolved + ": the kernel is still tuning the intervals (now %s/%s): wait" % (

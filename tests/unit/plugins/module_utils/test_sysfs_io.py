@@ -74,8 +74,10 @@ def test_ebusy_on_read_is_retried_too(tmp_path, monkeypatch):
 
     monkeypatch.setattr(_sysfs_io, "open", fake_open, raising=False)
     assert read_text(str(target), sleep=lambda s: None) == "534" and len(calls) == 3
-    calls.clear()
-    monkeypatch.setattr(_sysfs_io, "open", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.EBUSY, "busy")),
-                        raising=False)
+
+    def always_busy(path, *args, **kwargs):
+        raise OSError(errno.EBUSY, os.strerror(errno.EBUSY))
+
+    monkeypatch.setattr(_sysfs_io, "open", always_busy, raising=False)
     with pytest.raises(SysfsError, match=r"reading .*/pid failed: Device or resource busy \(EBUSY\)"):
         read_text(str(target), sleep=lambda s: None)
