@@ -54,6 +54,7 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import Sy
 NAME_PREFIX = "hugepage:"
 BP = 10000
 ACTION_OF_PATH = {"damos_collapse": "collapse", "user_collapse": "stat", "khugepaged": "hugepage"}
+PATH_OF_ACTION = dict((action, path) for path, action in ACTION_OF_PATH.items())
 # _thp_eligibility's paths: khugepaged works through MADV_HUGEPAGE, the others through MADV_COLLAPSE
 ELIGIBILITY_PATH = {"damos_collapse": "collapse", "user_collapse": "collapse", "khugepaged": "hugepage"}
 INTERVALS = "contexts/0/monitoring_attrs/intervals"
@@ -155,6 +156,16 @@ def app_view(config):
             "sample_us": attrs.get("sample_us"), "aggr_us": attrs.get("aggr_us")}
 
 
+def running_path_and_mode(kdamond):
+    """(collapse path, interval mode) a kdamond of ours was configured with: the action of its
+    second scheme, and ``kernel`` when it has an intervals_goal (else ``controller``)."""
+    ctx = kdamond.context or {}
+    schemes = ctx.get("schemes") or []
+    path = PATH_OF_ACTION.get(schemes[1].get("action")) if len(schemes) > 1 else None
+    goal = (ctx.get("monitoring_attrs") or {}).get("intervals_goal") or {}
+    return path, "kernel" if goal.get("access_bp") else "controller"
+
+
 def target_pid(kdamond):
     targets = (kdamond.context or {}).get("targets") or [{}]
     return targets[0].get("pid")
@@ -222,6 +233,7 @@ class Step(object):
         self.interval_mode = choose_interval_mode(features, self.auto.get("mode", "auto"))
         self.writes, self.applied = [], []
         self.diff = {"before": {}, "after": {}}  # per application, the kdamond as it was and as planned
+        self.running_modes = {}  # per application, the interval mode its kdamond runs with (set by watched())
 
     def _kdamond_path(self, index):
         return os.path.join(self.root, "kernel/mm/damon/admin/kdamonds", str(index))
@@ -269,12 +281,16 @@ class Step(object):
         return read_kdamonds(self.root, self.features) if touched else kds
 
     def watched(self):
-        """{name, pid, threshold} of every application this loop manages now."""
+        """({name, pid, threshold} of every application this loop manages now, the set of collapse
+        paths their kdamonds were configured with). Observing reports the interval mode each kdamond
+        runs with, not this call's options."""
         kds = read_kdamonds(self.root, self.features)
-        apps = []
+        apps, paths = [], set()
         for name, index in sorted(owned_apps(self.own).items()):
+            path, self.running_modes[name] = running_path_and_mode(kds[index])
+            paths.add(path or self.path)
             apps.append({"name": name, "pid": target_pid(kds[index]), "threshold": current_threshold(kds[index])})
-        return apps
+        return apps, paths
 
     def _attrs_for(self, app, kd):
         """Monitoring attributes of one application: its own intervals, else the running ones, else the defaults."""
@@ -399,7 +415,8 @@ class Step(object):
         cold = _merge([(s, e) for s, e, level in runs if level < threshold])
         entry.update(max_nr_accesses=max_nr, histogram=sorted(histogram.items()), chunk_histogram=sorted(chunks.items()),
                      hot_bytes=sum(e - s for s, e in hot), regions=len(regions),
-                     intervals={"sample_us": sample_us, "aggr_us": aggr_us, "mode": self.interval_mode},
+                     intervals={"sample_us": sample_us, "aggr_us": aggr_us,
+                                "mode": self.running_modes.get(entry["name"], self.interval_mode)},
                      scheme_stats=stats[1] if len(stats) > 1 else None, collapsed=None)
         if self.path == "user_collapse" and hot and collapse:
             entry["collapsed"] = self._collapse(entry, hot, app)

@@ -149,7 +149,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 path:
-  description: The collapse path in use.
+  description:
+    - The collapse path in use.
+    - With O(state=observed), the path the observed kdamonds were configured with (when they agree).
   returned: always
   type: str
   sample: user_collapse
@@ -274,8 +276,10 @@ def main():
                         p["pool_size"], module.check_mode, p["auto_intervals"])
             result["interval_mode"] = step.interval_mode
             if p["state"] == "observed":
-                apps = step.watched()
+                apps, paths = step.watched()
                 names = [a["name"] for a in apps]
+                if len(paths) == 1:  # what the kdamonds run, not this call's path option
+                    result["path"] = paths.pop()
                 entries = dict((a["name"], dict(a, exited=not pid_alive(a["pid"]))) for a in apps)
             else:
                 apps = [] if p["state"] == "absent" else p["apps"]

@@ -123,6 +123,21 @@ def test_user_space_path_collapses_real_memory_on_6_12(run_playbook, tmp_path):
         assert seen["huge_bytes_hot"] == 32 * MIB and seen["collapsed"] is None
 
 
+def test_observed_reports_the_path_and_interval_mode_the_kdamonds_run_with(run_playbook, tmp_path):
+    """The report play observes with default options; on 7.3 a run asked for user_collapse and controller
+    widening was reported as damos_collapse (seen on a real 7.3 guest)."""
+    own = tmp_path / "own.json"
+    with HotCold(hot_mb=8, cold_mb=16) as w, EmulatedSysfs(kernel="7.3", scenario=scenario(w)) as emu:
+        apps = [{"name": "hotcold", "pid": w.pid, "threshold": 10}]
+        run = run_playbook(step(emu, own, "7.3.4", apps, path="user_collapse", auto_intervals={"mode": "controller"}))
+        assert run.rc == 0 and run[0]["path"] == "user_collapse", run.explain()
+        observed = run_playbook(step(emu, own, "7.3.4", [], state="observed"))
+        assert observed.rc == 0 and not observed[0]["changed"], observed.explain()
+        assert observed[0]["path"] == "user_collapse"
+        assert observed[0]["apps"][0]["intervals"]["mode"] == "controller"
+        assert set(observed[0]["apps"][0]) >= {"name", "pid", "threshold", "exited"}
+
+
 def test_exited_application_is_dropped_and_collapse_on_6_12_is_refused(run_playbook, tmp_path):
     own = tmp_path / "own.json"
     with HotCold() as w, EmulatedSysfs(kernel="6.12", scenario=scenario(w)) as emu:
