@@ -38,7 +38,8 @@ def shares(truth: dict) -> dict:
             else None,
             "hot_chunks": hot["chunks"], "hot_resident_bytes": hot["resident_bytes"], "hot_huge_bytes": hot["huge_bytes"],
             "cold_resident_bytes": cold["resident_bytes"], "cold_huge_bytes": cold["huge_bytes"],
-            "cold_bloat": round(cold["huge_bytes"] / cold["resident_bytes"], 4) if cold["resident_bytes"] else None}
+            "cold_bloat": round(cold["huge_bytes"] / cold["resident_bytes"], 4) if cold["resident_bytes"] else None,
+            "hot_chunk_addrs": truth.get("hot_chunks")}
 
 
 def messages(log_text: str) -> list:
