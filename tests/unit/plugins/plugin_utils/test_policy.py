@@ -356,3 +356,18 @@ def test_chunks_rank_what_can_become_huge_not_tiny_hot_regions():
 def test_all_cold_is_nothing_hot():
     d = decide("adaptive", Observation(threshold=21, chunks=[(0, 100), (1, 10), (2, 10)]))
     assert d.nothing_hot and d.threshold == 21 and "noise floor" in d.reason
+
+
+def test_a_hot_class_spread_over_many_levels_is_taken_whole():
+    """A real 7.3 guest (redis, kernel-tuned intervals near 4 % of samples): the hot keys' chunks spread over
+    5..20 of 20 next to 460 MiB at 0, and Otsu alone split inside them at 11, leaving a third of the hot
+    keys' memory out. The coldest class ends at 0; everything that stands out above the noise is hot."""
+    mib = 1 << 20
+    chunks = [(0, 460 * mib), (1, 2 * mib), (5, 2 * mib), (7, 4 * mib), (9, 4 * mib), (12, 6 * mib), (15, 8 * mib),
+              (18, 6 * mib), (20, 6 * mib)]
+    assert _policy._otsu(_policy.levels(chunks, 20))[0] > 5  # Otsu alone splits inside the hot class
+    d = decide("adaptive", Observation(threshold=21, max_nr_accesses=20, chunks=chunks))
+    assert 3 <= d.threshold <= 5 and not d.nothing_hot, d
+    # noise at 1-2 samples below a hot class stays cold
+    noisy = [(0, 460 * mib), (1, 40 * mib), (2, 20 * mib), (15, 8 * mib), (20, 6 * mib)]
+    assert decide("adaptive", Observation(threshold=21, max_nr_accesses=20, chunks=noisy)).threshold >= 3
