@@ -10,7 +10,9 @@ measured with the harness's ground truth (``apps.redis_hot_memory``: the hot key
 Prints one JSON document: dataset, ground truth before, the playbook's messages (hugepage_tune's
 ``msg`` and the report row), the ground truth right after the first run and at ``until_s`` seconds
 after the first run started: ``hot_huge_share`` (hot keys' touched bytes in huge pages / hot keys'
-touched bytes) and ``cold_bloat`` (huge bytes in the other chunks / their resident bytes).
+touched bytes) and ``cold_bloat`` (huge bytes in the other chunks / their resident bytes); then
+what DAMON sees (``observed``), the per-chunk ground truth and what the cold huge chunks hold
+(``cold_huge_contents``: hot values, cold values, zeros or other, per sampled page).
 """
 
 from __future__ import annotations
@@ -85,6 +87,36 @@ def observe(guest) -> list:
         return [{"error": (res.stdout + res.stderr)[-2000:]}]
 
 
+CHUNK_CONTENT_PY = r"""
+import collections, json, sys
+pid, chunks = int(sys.argv[1]), json.loads(sys.argv[2])
+out = {}
+with open("/proc/%d/mem" % pid, "rb") as mem:
+    for c in chunks:
+        kinds = collections.Counter()
+        for page in range(0, 512, 8):   # every 8th page of the chunk
+            mem.seek(int(c, 16) + page * 4096)
+            data = mem.read(4096)
+            if data.count(b"h") > 3000:
+                kinds["hot values"] += 1            # the hot keys' values are all "h"
+            elif b"value:" in data:
+                kinds["cold values"] += 1           # DEBUG POPULATE's zero-padded "value:N"
+            elif data.count(b"\0") > 3800:
+                kinds["zeros"] += 1
+            else:
+                kinds["other"] += 1                 # pointers, key names, allocator metadata
+        out[c] = dict(kinds)
+print(json.dumps(out))
+"""
+
+
+def chunk_contents(guest, pid: int, rows: list) -> dict:
+    """What the cold chunks that are huge hold (every 8th page read from /proc/PID/mem), to tell bloat
+    from read-hot memory the write-based ground truth cannot see."""
+    cold_huge = [hex(r[0]) for r in rows if r[2] and not r[4]]
+    return apps._py(guest, CHUNK_CONTENT_PY, pid, json.dumps(cold_huge)) if cold_huge else {}
+
+
 def proof(guest, cold_keys: int, hot_keys: int, disable_thp=None, until_s: float = 300.0, out_dir: Path = None,
           extra: dict = None, echo=print) -> dict:
     """Start and fill redis, GET load on the hot keys, run the playbook, measure; returns the figures."""
@@ -119,6 +151,7 @@ def proof(guest, cold_keys: int, hot_keys: int, disable_thp=None, until_s: float
     out["observed"] = observe(guest)
     out["ground_truth_chunks"] = apps.redis_hot_memory(guest, redis.pid, hot_keys=hot_keys, per_chunk=True).get(
         "per_chunk")
+    out["cold_huge_contents"] = chunk_contents(guest, redis.pid, out["ground_truth_chunks"] or [])
     out["ops"] = apps.redis_ops(guest)
     out["messages"] = messages(log.read_text())
     report = out_dir / "hugepage-report.json"
