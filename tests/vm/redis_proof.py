@@ -110,6 +110,41 @@ print(json.dumps(out))
 """
 
 
+TRACE_EVENT = "/sys/kernel/tracing/events/damon/damos_before_apply"
+APPLY_RE = re.compile(r"\s(\d+\.\d+): damos_before_apply: .*?scheme_idx=(\d+).*?nr_regions=(\d+) (\d+)-(\d+): (\d+) (\d+)")
+
+
+def start_apply_trace(guest) -> bool:
+    """Trace every region the acting scheme (scheme 1: collapse, stat or hugepage) is applied to --
+    the kernel's tracepoint damon:damos_before_apply, with the region's nr_accesses and age -- to
+    tell which DAMON regions a cold chunk became huge through."""
+    return guest.ssh("test -d %s && echo 65536 > /sys/kernel/tracing/buffer_size_kb && "
+                     "echo 'scheme_idx == 1' > %s/filter && echo 1 > %s/enable && echo > /sys/kernel/tracing/trace"
+                     % (TRACE_EVENT, TRACE_EVENT, TRACE_EVENT)).ok
+
+
+def applied_regions(guest, rows: list, huge: int = apps.HUGE) -> dict:
+    """The traced applications that covered each chunk: for every cold chunk now huge, each region
+    (seconds since the first record, start, size in KiB, nr_accesses, age) it was acted on as part
+    of; for the hot chunks, how many records and the lowest nr_accesses seen."""
+    guest.ssh("echo 0 > %s/enable" % TRACE_EVENT)
+    found = APPLY_RE.findall(guest.read("/sys/kernel/tracing/trace"))
+    records = [(float(t), int(s), int(e), int(n), int(a)) for t, _, _, s, e, n, a in found]
+    if not records:
+        return {"records": 0}
+    t0 = records[0][0]
+    out = {"records": len(records), "seconds": round(records[-1][0] - t0, 1),
+           "nr_regions": sorted(set(int(f[2]) for f in found))[::max(1, len(found) // 10)], "cold_huge": {}}
+    cold_huge = [r[0] for r in rows if r[2] and not r[4]]
+    hot = [r[0] for r in rows if r[4]]
+    for c in cold_huge:
+        out["cold_huge"][hex(c)] = [(round(t - t0, 1), hex(s), (e - s) >> 10, n, a)
+                                    for t, s, e, n, a in records if s < c + huge and e > c][:20]
+    on_hot = [n for t, s, e, n, a in records for c in hot if s < c + huge and e > c]
+    out["hot"] = {"records": len(on_hot), "min_nr_accesses": min(on_hot) if on_hot else None}
+    return out
+
+
 def chunk_contents(guest, pid: int, rows: list) -> dict:
     """What the cold chunks that are huge hold (every 8th page read from /proc/PID/mem), to tell bloat
     from read-hot memory the write-based ground truth cannot see."""
@@ -137,6 +172,7 @@ def proof(guest, cold_keys: int, hot_keys: int, disable_thp=None, until_s: float
                 hugepage_timeout_s=240, report_dir=str(out_dir))
     args.update(extra or {})
     out["extra_vars"] = args
+    traced = start_apply_trace(guest)
     started = time.monotonic()
     out["run"] = run_playbook(guest, args, log)
     # each measurement rewrites every hot key: the last one also keeps its per-chunk rows
@@ -154,6 +190,8 @@ def proof(guest, cold_keys: int, hot_keys: int, disable_thp=None, until_s: float
     out["observed"] = observe(guest)
     out["ground_truth_chunks"] = last.get("per_chunk")
     out["cold_huge_contents"] = chunk_contents(guest, redis.pid, out["ground_truth_chunks"] or [])
+    out["applied_regions"] = applied_regions(guest, out["ground_truth_chunks"] or []) if traced \
+        else "no damon:damos_before_apply tracepoint"
     out["ops"] = apps.redis_ops(guest)
     out["messages"] = messages(log.read_text())
     report = out_dir / "hugepage-report.json"
