@@ -18,6 +18,7 @@ what DAMON sees (``observed``), the per-chunk ground truth and what the cold hug
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import re
@@ -126,7 +127,7 @@ def start_apply_trace(guest) -> bool:
 def applied_regions(guest, rows: list, huge: int = apps.HUGE) -> dict:
     """The traced applications that covered each chunk: for every cold chunk now huge, each region
     (seconds since the first record, start, size in KiB, nr_accesses, age) it was acted on as part
-    of; for the hot chunks, how many records and the lowest nr_accesses seen."""
+    of; for the hot chunks, how many records, the lowest nr_accesses seen and the ages."""
     guest.ssh("echo 0 > %s/enable" % TRACE_EVENT)
     found = APPLY_RE.findall(guest.read("/sys/kernel/tracing/trace"))
     records = [(float(t), int(s), int(e), int(n), int(a)) for t, _, _, s, e, n, a in found]
@@ -140,8 +141,9 @@ def applied_regions(guest, rows: list, huge: int = apps.HUGE) -> dict:
     for c in cold_huge:
         out["cold_huge"][hex(c)] = [(round(t - t0, 1), hex(s), (e - s) >> 10, n, a)
                                     for t, s, e, n, a in records if s < c + huge and e > c][:20]
-    on_hot = [n for t, s, e, n, a in records for c in hot if s < c + huge and e > c]
-    out["hot"] = {"records": len(on_hot), "min_nr_accesses": min(on_hot) if on_hot else None}
+    on_hot = [(n, a) for t, s, e, n, a in records for c in hot if s < c + huge and e > c]
+    out["hot"] = {"records": len(on_hot), "min_nr_accesses": min(on_hot)[0] if on_hot else None,
+                  "ages": sorted(collections.Counter(a for n, a in on_hot).items())}
     return out
 
 
@@ -175,6 +177,7 @@ def proof(guest, cold_keys: int, hot_keys: int, disable_thp=None, until_s: float
     traced = start_apply_trace(guest)
     started = time.monotonic()
     out["run"] = run_playbook(guest, args, log)
+    out["run"]["host_load_after"] = os.getloadavg()  # other work on the host slows the TCG guest
     # each measurement rewrites every hot key: the last one also keeps its per-chunk rows
     last = apps.redis_hot_memory(guest, redis.pid, hot_keys=hot_keys, per_chunk=True)
     out["after_run"] = shares(last)
