@@ -130,7 +130,7 @@ def applied_regions(guest, rows: list, huge: int = apps.HUGE) -> dict:
     of; for the hot chunks, how many records, the lowest nr_accesses seen and the ages."""
     guest.ssh("echo 0 > %s/enable" % TRACE_EVENT)
     found = APPLY_RE.findall(guest.read("/sys/kernel/tracing/trace"))
-    records = [(float(t), int(s), int(e), int(n), int(a)) for t, _, _, s, e, n, a in found]
+    records = [(float(f[0]), int(f[3]), int(f[4]), int(f[5]), int(f[6])) for f in found]  # time, start, end, nr, age
     if not records:
         return {"records": 0}
     t0 = records[0][0]
