@@ -5,5 +5,6 @@
 
 Fixtures live in ``tests/conftest.py`` (every test sees them); plain helpers that tests
 import live here: ``pagemap`` (fake pagemap/kpageflags entries), ``fake_proc`` (a fake
-/proc tree), ``playbooks`` (run a list of tasks as one play).
+/proc tree), ``playbooks`` (run a list of tasks as one play), ``fleet`` (several inventory
+hosts, each an emulated DAMON sysfs with its own workload).
 """
