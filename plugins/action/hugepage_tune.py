@@ -73,7 +73,8 @@ class ActionModule(ActionBase):
         except ValueError as e:  # a host budget that cannot be split; the message names the option
             raise AnsibleActionFail(str(e))
         except StepFailed as e:
-            result.update(failed=True, msg="hugepage step failed: %s" % e, step_result=e.result)
+            result.update(failed=True, msg="hugepage step failed: %s" % e, step_result=e.result,
+                          lock_busy=bool(e.result.get("lock_busy")))
             return result
         except AnsibleConnectionFailure as e:
             result.update(failed=True, unreachable=True,

@@ -52,9 +52,9 @@ options:
     description:
       - How long to wait for another linux_mm.damon run on the same host to release the host lock before
         failing with a message that names the holder (pid, module, since when).
-      - That message begins with C(another linux_mm.damon run holds the host lock), then names the lock file, the
-        holder's pid, module and start time and how long the run waited, so a play can tell a busy host from a
-        failed one; the hugepage role's C(hugepage_lock_busy=skip) ends its run for such a host without failing it.
+      - That failure names the lock file, the holder's pid, module and start time and how long the run waited, and
+        returns C(lock_busy=true), so a play can tell a busy host from a failed one; the hugepage role's
+        C(hugepage_lock_busy=skip) ends its run for such a host without failing it.
         V(0) tries once without waiting.
       - A holder that dies (killed, OOM, lost connection) releases the lock at once.
     type: float

@@ -73,8 +73,8 @@ class HostLock(object):
                 if self.waited_s >= self.timeout_s:
                     holder = _holder(fd)
                     os.close(fd)
-                    # The start of this message, up to "waited N s", is documented (doc fragment HOST_LOCK) and
-                    # recognised by the hugepage role's hugepage_lock_busy: skip (roles/hugepage/vars/main.yml).
+                    # modules report this failure with lock_busy=true (doc fragment HOST_LOCK), which the
+                    # hugepage role's hugepage_lock_busy: skip recognises
                     raise LockTimeout(
                         "another linux_mm.damon run holds the host lock %s: %s; waited %.0f s (lock_timeout_s). "
                         "Runs on one host take turns: let it finish, or raise lock_timeout_s"

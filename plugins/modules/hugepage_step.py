@@ -148,6 +148,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+lock_busy:
+  description:
+    - V(true) when the task failed only because another run held the host lock for longer than O(lock_timeout_s);
+      nothing was changed. The hugepage role's C(hugepage_lock_busy=skip) ends its run for such a host on it.
+  returned: failure
+  type: bool
+  sample: false
 path:
   description:
     - The collapse path in use.
@@ -230,6 +237,7 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._collapse import Co
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_features import detect
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_kdamond import KdamondError
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_layout import SpecError
+from ansible_collections.linux_mm.damon.plugins.module_utils._host_lock import LockTimeout
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import HOST_STATE_ERRORS, locked_record
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_spec import pid_alive, validate_hugepage_args
 from ansible_collections.linux_mm.damon.plugins.module_utils._hugepage import Step, choose_path, wait
@@ -291,7 +299,7 @@ def main():
                     wait(p["interval_s"], started)
                 step.observe(entries, apps, collapse=p["state"] == "present")
     except HOST_STATE_ERRORS + (SpecError, KdamondError, ValueError, CollapseError) as e:
-        module.fail_json(msg=str(e), **result)
+        module.fail_json(msg=str(e), lock_busy=isinstance(e, LockTimeout), **result)
     except SysfsError as e:
         module.fail_json(msg="%s (%d writes applied before it; re-run to converge)" % (e, len(step.applied)),
                          failed_write=e.as_dict(), writes=step.writes, applied=step.applied,

@@ -148,6 +148,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+lock_busy:
+  description:
+    - V(true) when a step failed only because another run held the host lock for longer than O(lock_timeout_s)
+      (linux_mm.damon.hugepage_step's C(lock_busy)); that step changed nothing.
+  returned: failure
+  type: bool
+  sample: false
 converged:
   description: Whether every application reached a stable threshold.
   returned: always

@@ -368,6 +368,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+lock_busy:
+  description:
+    - V(true) when the task failed only because another run held the host lock for longer than O(lock_timeout_s);
+      nothing was changed. The hugepage role's C(hugepage_lock_busy=skip) ends its run for such a host on it.
+  returned: failure
+  type: bool
+  sample: false
 kdamond:
   description: The kdamond after the run (omitted when O(state=absent)).
   returned: success and state is not absent
@@ -404,6 +411,7 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._damon_kdamond impo
     KdamondError, apply_plan, current, plan_kdamond,
 )
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_layout import SpecError
+from ansible_collections.linux_mm.damon.plugins.module_utils._host_lock import LockTimeout
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import HOST_STATE_ERRORS, locked_record
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_spec import validate_kdamond
 from ansible_collections.linux_mm.damon.plugins.module_utils._options import (
@@ -484,7 +492,7 @@ def main():
         with locked_record(p["ownership_file"], "kdamond", p["lock_timeout_s"], module.check_mode) as own:
             _run(module, features, own, result)
     except HOST_STATE_ERRORS as e:
-        module.fail_json(msg=str(e), **result)
+        module.fail_json(msg=str(e), lock_busy=isinstance(e, LockTimeout), **result)
     module.exit_json(**result)
 
 

@@ -144,6 +144,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+lock_busy:
+  description:
+    - V(true) when the task failed only because another run held the host lock for longer than O(lock_timeout_s);
+      nothing was changed. The hugepage role's C(hugepage_lock_busy=skip) ends its run for such a host on it.
+  returned: failure
+  type: bool
+  sample: false
 saved:
   description:
     - The old values recorded in the ownership record after this run, by file (relative to
@@ -241,6 +248,7 @@ failed_read:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.linux_mm.damon.plugins.module_utils._host_lock import LockTimeout
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import HOST_STATE_ERRORS, Ownership, locked_record
 from ansible_collections.linux_mm.damon.plugins.module_utils._options import LOCK_OPTIONS, OWNERSHIP_OPTIONS, SYSFS_OPTIONS
 from ansible_collections.linux_mm.damon.plugins.module_utils._privilege import fail_unless_root, needs_root
@@ -294,7 +302,7 @@ def main():
             with locked_record(p["ownership_file"], "thp", p["lock_timeout_s"], module.check_mode) as own:
                 result = _run(module, own)
     except HOST_STATE_ERRORS as e:
-        module.fail_json(msg=str(e))
+        module.fail_json(msg=str(e), lock_busy=isinstance(e, LockTimeout))
     module.exit_json(**result)
 
 

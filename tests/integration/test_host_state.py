@@ -209,7 +209,9 @@ def test_a_waiting_run_names_the_holder(tmp_path, record, target_pids):
         waiter = start_playbook(playbook_file(tmp_path, "waiter", [{"linux_mm.damon.kdamond": dict(
             args, name="other", lock_timeout_s=1)}]), tmp_path, "waiter")
         assert waiter.wait(timeout=120) != 0
-        msg = results(tmp_path, "waiter")[0]["msg"]
+        failed = results(tmp_path, "waiter")[0]
+        msg = failed["msg"]
         assert "holds the host lock %s.lock: pid %d (kdamond) since " % (record, hung["pid"]) in msg, msg
+        assert failed["lock_busy"] is True, failed
         emu.release()
         assert holder.wait(timeout=120) == 0

@@ -132,10 +132,11 @@ def test_a_scheduled_run_skips_a_host_whose_lock_another_run_holds_and_the_holde
         said = skipped.result(SKIP_SAID)["msg"]
         assert said.startswith("localhost: skipped (hugepage_lock_busy: skip): "), said
         assert holder_named(said, record, hung), said
-        assert "; waited 1 s. This run does nothing more on this host; the next run tries again." in said, said
+        assert "; waited 1 s (lock_timeout_s). Runs on one host take turns: let it finish, or raise lock_timeout_s. " \
+            "This run does nothing more on this host; the next run tries again." in said, said
         assert said in skipped.stdout  # what a scheduled run prints (journal, cron mail, AWX job output)
         tuned = skipped.result(TUNE)
-        assert tuned["_status"] == "ok" and not tuned.get("changed"), tuned
+        assert tuned["_status"] == "ok" and not tuned.get("changed") and tuned["lock_busy"] is True, tuned
         assert skipped.stats()["failures"] == 0, skipped.stats()
         assert skipped.changed_in(HUGEPAGE_PLAY) == []
         assert skipped.result(OBSERVE)["_status"] == "skipped"  # the report leaves the host out ...
@@ -159,6 +160,7 @@ def test_a_scheduled_run_skips_a_host_whose_lock_another_run_holds_and_the_holde
         assert failed.wait() != 0
         msg = failed.result(TUNE)["msg"]
         assert failed.result(TUNE)["_status"] == "failed" and holder_named(msg, record, hung), msg
+        assert failed.result(TUNE)["lock_busy"] is True
         assert SKIP_SAID not in failed.task_names()
         assert emu.write_count() == writes  # none of them wrote to the host
     finally:
@@ -269,4 +271,5 @@ def test_skip_covers_a_busy_lock_only_other_failures_still_fail(tmp_path, host):
         assert run.wait() != 0
         tuned = run.result(TUNE)
         assert tuned["_status"] == "failed" and "DAMON_RECLAIM" in tuned["msg"], tuned
+        assert tuned["lock_busy"] is False, tuned
         assert SKIP_SAID not in run.task_names()
