@@ -40,7 +40,7 @@ STOP = REPO / "playbooks" / "stop.yml"
 TUNE = "linux_mm.damon.hugepage : Tune the hotness threshold of each application"
 SKIP_SAID = "linux_mm.damon.hugepage : Say why this run skips the host"
 HUGEPAGE_PLAY = "Collapse the hot memory of the hot applications into huge pages"
-OBSERVE = "Read DAMON statistics and huge-page use of each managed application"
+OBSERVE = "linux_mm.damon.hugepage : Read DAMON statistics and huge-page use of each managed application"
 
 
 class Run(object):
