@@ -19,6 +19,7 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._damon_layout impor
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_spec import validate_hugepage_args
 from ansible_collections.linux_mm.damon.plugins.module_utils._options import HUGEPAGE_LOOP_OPTIONS
 from ansible_collections.linux_mm.damon.plugins.plugin_utils._policy import POLICIES
+from ansible_collections.linux_mm.damon.plugins.plugin_utils._progress import iteration_line
 from ansible_collections.linux_mm.damon.plugins.plugin_utils._tune_loop import StepFailed, run_loop
 
 display = Display()
@@ -28,7 +29,7 @@ STEP_MODULE = "linux_mm.damon.hugepage_step"
 ARGUMENT_SPEC = dict(
     apps=dict(type="list", elements="dict", required=True, options=dict(
         name=dict(type="str", required=True), pid=dict(type="int", required=True),
-        budget_bytes=dict(type="int", default=0))),
+        budget_bytes=dict(type="int", default=0), application=dict(type="str"))),
     policy=dict(type="str", choices=list(POLICIES), default="adaptive"),
     max_iterations=dict(type="int", default=10),
     timeout_s=dict(type="float", default=600.0),
@@ -67,9 +68,17 @@ class ActionModule(ActionBase):
                 "%s threshold %s" % (a["name"], a.get("threshold")) for a in res.get("apps", [])), host=host)
             return res
 
+        def on_iteration(entry):
+            # one line per iteration at default verbosity (a loop may run for timeout_s); the reasons at -v
+            display.display(iteration_line(entry, host, args["max_iterations"]))
+            for name, app in sorted((entry.get("apps") or {}).items()):
+                if app.get("reason"):
+                    display.v("hugepage_tune: %s: %s" % (name, app["reason"]), host=host)
+
         try:
             loop = run_loop(call_step, args["apps"], args["policy"], step_args, args["max_iterations"],
-                            args["timeout_s"], args["host_budget_bytes"], check_mode=self._task.check_mode)
+                            args["timeout_s"], args["host_budget_bytes"], check_mode=self._task.check_mode,
+                            on_iteration=on_iteration)
         except ValueError as e:  # a host budget that cannot be split; the message names the option
             raise AnsibleActionFail(str(e))
         except StepFailed as e:

@@ -119,7 +119,7 @@ def _widen(state, obs, app, auto, ratio, time_left_s):
 
 
 def run_loop(call_step, apps, policy, step_args, max_iterations, timeout_s, host_budget_bytes=0,
-             check_mode=False, clock=time.monotonic):
+             check_mode=False, clock=time.monotonic, on_iteration=None):
     """Iterate until every application converged or has nothing hot, the iteration bound or the deadline.
 
     Returns a dict with ``changed``, ``converged``, ``iterations``, ``stopped`` (why the
@@ -128,6 +128,7 @@ def run_loop(call_step, apps, policy, step_args, max_iterations, timeout_s, host
     ``thresholds_bp``, ``intervals`` and ``messages``, ``dropped``/``pruned``, ``blocked``
     (applications with THP disabled: not tuned, not retried) and ``blockers`` (what keeps
     part of an application out of huge pages) by name, and the per-iteration ``trace``.
+    ``on_iteration(entry)``, when given, is called with each trace entry as soon as it is built (progress output).
     """
     attrs = step_args.get("monitoring_attrs") or {}
     sample_us = attrs.get("sample_us", SAMPLE_US)
@@ -202,6 +203,8 @@ def run_loop(call_step, apps, policy, step_args, max_iterations, timeout_s, host
                 continue
             entry["apps"][app["name"]] = _decide_one(app, state, result, policy, auto, ratio, clock(), deadline)
         out["trace"].append(entry)
+        if on_iteration is not None:
+            on_iteration(entry)
         # on the user-space path we do the collapsing: not done while it still collapses
         pending = [n for n, s in states.items() if s.status == "pending" or (
             s.status == "converged" and result.get("path") == "user_collapse" and s.history[-1].sz_applied_delta > 0)]
