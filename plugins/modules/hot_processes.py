@@ -23,6 +23,10 @@ description:
     up to C(ansible-playbook) with a local connection), the processes in O(exclude_pids), and processes
     that exit while they are read.
   - The result is deterministic for given samples; ties are broken by PID.
+  - With O(applications) it resolves declared applications instead (by name, command line, systemd unit, cgroup
+    and user, without a CPU window): each run finds an application's processes again, so a restarted process
+    keeps the application's name and with it its kdamond and learned threshold in
+    M(linux_mm.damon.hugepage_tune).
   - Needs root (C(become) true) or C(CAP_SYS_PTRACE) to read other processes' memory statistics; without it the
     task fails up front.
 author:
@@ -92,6 +96,47 @@ options:
     type: list
     elements: int
     default: []
+  applications:
+    description:
+      - Applications declared by selector. Every criterion given must hold; at least one is required. A process
+        goes to the first application that selects it. Kernel threads are never selected.
+      - When set, RV(apps) lists the selected processes and the CPU ranking (O(window_s), O(top),
+        O(min_cpu_pct), O(min_anon_rss_bytes)) is not used; O(name_pattern), O(cmdline_pattern), O(users) and
+        O(cgroup) may not be combined with it (give them per application).
+      - An application whose selector matches several processes is tuned as its O(applications[].processes)
+        largest members by anonymous memory, each with its own kdamond and threshold, named C(NAME),
+        C(NAME#2), ... in the order the processes started (a member keeps its kdamond while it runs).
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Name of the application; its kdamond is C(hugepage:NAME). No C(#) or C(:).
+        type: str
+        required: true
+      name_pattern:
+        description: Python regular expression searched in the process name (C(comm) or argv[0]'s base name).
+        type: str
+      cmdline_pattern:
+        description: Python regular expression searched in the command line (arguments joined by spaces).
+        type: str
+      systemd_unit:
+        description: A systemd unit whose cgroup (or a cgroup below it) holds the process, e.g. V(redis-server.service).
+        type: str
+      cgroup:
+        description: A cgroup path prefix (starting with C(/)) or substring, as O(cgroup).
+        type: str
+      users:
+        description: Effective users (names or uids).
+        type: list
+        elements: raw
+      processes:
+        description: How many of the matching processes to tune (largest anonymous memory first), 1 to 16.
+        type: int
+        default: 1
+      budget_bytes:
+        description: Huge-page byte budget of each member (V(0) unlimited), passed on in RV(apps).
+        type: int
+        default: 0
 notes:
   - Reading C(smaps_rollup) of another user's process needs ptrace read access; without it
     RV(processes[].anon_huge_bytes) is V(null). Processes hidden by C(hidepid) are not seen.
@@ -120,6 +165,13 @@ EXAMPLES = r"""
     users: [postgres]
     cgroup: /system.slice/postgresql.service
   register: db
+
+- name: Resolve declared applications (a restarted redis keeps its name)
+  linux_mm.damon.hot_processes:
+    applications:
+      - {name: cache, systemd_unit: redis-server.service}
+      - {name: db, name_pattern: ^postgres, users: [postgres], processes: 4}
+  register: declared
 
 - name: Every process using at least half a CPU, by command line
   linux_mm.damon.hot_processes:
@@ -204,12 +256,42 @@ apps:
   description:
     - The same processes as C(name)/C(pid) pairs, ready for M(linux_mm.damon.hugepage_tune). The name is the
       process name (C(comm)), followed by C(-PID) when several selected processes share it.
+    - With O(applications), one entry per member of each application (C(name), C(pid), C(budget_bytes) and
+      C(application), the declared name).
   returned: always
   type: list
   elements: dict
   sample: [{name: postgres, pid: 4242}]
+applications:
+  description:
+    - With O(applications), per declared application in order, what its selector found.
+  returned: when O(applications) is set
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The declared name.
+      type: str
+      sample: cache
+    matched:
+      description: Processes the selector matched (kernel threads never match).
+      type: int
+      sample: 1
+    pids:
+      description: The PIDs of its members, in member order.
+      type: list
+      elements: int
+      sample: [812]
+    taken:
+      description: Matching processes an earlier application got, as PID to application name.
+      type: dict
+      sample: {}
+    msg:
+      description: Why the application resolved to nothing or to fewer processes than matched; V(null) otherwise.
+      type: str
+      sample: "cache: no process matches its selector; not tuned this run"
 summary:
-  description: Numbers of the scan.
+  description: Numbers of the scan (with O(applications), only C(scanned) and C(unreadable)).
   returned: always
   type: dict
   contains:
@@ -251,6 +333,7 @@ import math
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.linux_mm.damon.plugins.module_utils import _app_selectors
 from ansible_collections.linux_mm.damon.plugins.module_utils._hot_processes import (
     HotProcessError,
     find_hot_processes,
@@ -270,7 +353,12 @@ ARGUMENT_SPEC = dict(
     users=dict(type="list", elements="raw"),
     cgroup=dict(type="str"),
     exclude_pids=dict(type="list", elements="int", default=[]),
+    applications=dict(type="list", elements="dict", options=dict(
+        name=dict(type="str", required=True), name_pattern=dict(type="str"), cmdline_pattern=dict(type="str"),
+        systemd_unit=dict(type="str"), cgroup=dict(type="str"), users=dict(type="list", elements="raw"),
+        processes=dict(type="int", default=1), budget_bytes=dict(type="int", default=0))),
 )
+MUTUALLY_EXCLUSIVE = [("applications", name) for name in ("name_pattern", "cmdline_pattern", "users", "cgroup")]
 
 
 def as_apps(processes):
@@ -283,10 +371,17 @@ def as_apps(processes):
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, mutually_exclusive=MUTUALLY_EXCLUSIVE,
+                           supports_check_mode=True)
     p = module.params
     fail_unless_root(module, "hot_processes", "read other processes' memory statistics (/proc/PID/smaps_rollup)",
                      enough_cap=CAP_SYS_PTRACE)
+    if p["applications"] is not None:
+        try:
+            apps, report, summary = _app_selectors.resolve(p["applications"], exclude_pids=p["exclude_pids"])
+        except HotProcessError as e:
+            module.fail_json(msg=str(e))
+        module.exit_json(changed=False, processes=[], apps=apps, applications=report, summary=summary)
 
     if not 0.0 <= p["window_s"] <= MAX_WINDOW_S:
         module.fail_json(msg="window_s: %r is outside 0..%d seconds" % (p["window_s"], MAX_WINDOW_S))

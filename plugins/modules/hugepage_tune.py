@@ -74,6 +74,11 @@ options:
         description: Huge-page byte budget of the application (V(0) unlimited).
         type: int
         default: 0
+      application:
+        description:
+          - The declared application this entry is a member of (M(linux_mm.damon.hot_processes) O(applications)
+            returns it); informational.
+        type: str
   policy:
     description: Threshold policy.
     type: str
