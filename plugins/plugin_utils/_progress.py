@@ -58,7 +58,7 @@ def app_text(name, app):
     if app.get("blocked"):
         return "%s blocked (%s): not tuned" % (name, app["blocked"])
     if app.get("observed") is False:
-        return "%s threshold %s: not observed yet (check mode)" % (name, app.get("threshold"))
+        return "%s threshold %s: not observed yet (its kdamond has no statistics yet)" % (name, app.get("threshold"))
     return "%s threshold %s, hot %s MiB, huge %s MiB in hot / %s MiB in cold chunks: %s" % (
         name, threshold_text(app.get("threshold"), app.get("max_nr_accesses")), _mib(app.get("hot_bytes") or 0),
         _mib(app.get("huge_bytes_hot")), _mib(app.get("huge_bytes_cold")), decision_text(app))

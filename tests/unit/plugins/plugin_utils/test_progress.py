@@ -50,7 +50,7 @@ def test_decisions_in_a_few_words(app, text):
 @pytest.mark.parametrize("entry, text", [
     ({"exited": True}, "db exited (its kdamond was removed)"),
     ({"blocked": "prctl"}, "db blocked (prctl): not tuned"),
-    ({"threshold": 9, "observed": False}, "db threshold 9: not observed yet (check mode)"),
+    ({"threshold": 9, "observed": False}, "db threshold 9: not observed yet (its kdamond has no statistics yet)"),
 ])
 def test_applications_that_were_not_observed(entry, text):
     assert iteration_line({"iteration": 0, "apps": {"db": entry}}).endswith(": " + text)
