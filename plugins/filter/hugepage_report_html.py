@@ -13,7 +13,7 @@ version_added: 0.1.0
 short_description: The fleet huge-page report as one self-contained HTML page with plots
 description:
   - Turns the report histories of the hosts (the texts of C(REPORT_DIR/history/HOST.jsonl), see
-    P(linux_mm.damon.hugepage_history#filter)) into one HTML page with no external reference: a fleet summary
+    P(linux_mm.damon.hugepage_history#filter)) into one HTML page with no external reference, with a fleet summary
     (totals of each host's last observation, the fleet's hot coverage and cold huge-page bytes per report run) and,
     per host and application, hot coverage, huge-page bytes in cold chunks and the threshold over time.
   - The plots are PNG images embedded in the page, drawn with matplotlib on the controller, an optional extra of

@@ -308,7 +308,10 @@ def render_html(histories, generated_at, plots=True, title="linux_mm.damon huge-
         parts.append(_table(["report run (UTC)", "hosts", "hot MiB", "huge MiB in hot", "huge MiB in cold",
                              "hot coverage"],
                             [[r["recorded_at"], r["hosts"], _fmt_mib(r["hot_bytes"]), _fmt_mib(r["huge_bytes_hot"]),
-                              _fmt_mib(r["huge_bytes_cold"]), _fmt_cov(r["hot_coverage"])] for r in fleet], left=1))
+                              _fmt_mib(r["huge_bytes_cold"]), _fmt_cov(r["hot_coverage"])] for r in fleet[-20:][::-1]],
+                            left=1))
+        if len(fleet) > 20:
+            parts.append('<p class="small">The last 20 of %d report runs, newest first.</p>' % len(fleet))
 
     parts.append("<h2>Hosts</h2>")
     plotted = set(sorted(latest, key=lambda h: (-host_summary(latest[h])["huge_bytes_cold"], h))[:MAX_HOST_PLOTS])

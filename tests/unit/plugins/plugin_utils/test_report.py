@@ -90,9 +90,11 @@ def test_bad_arguments_say_which(kwargs, words):
         hugepage_history("", **args)
 
 
+IMG = re.compile(r'<img alt="[^"]*" src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+
+
 def _images(page):
-    return [base64.b64decode(b) for b in re.findall(r'<img alt="[^"]*" src="data:image/png;base64,([A-Za-z0-9+/=]+)"',
-                                                   page)]
+    return [base64.b64decode(b) for b in IMG.findall(page)]
 
 
 def _self_contained(page):
@@ -148,3 +150,13 @@ def test_the_fleet_over_time_sums_the_hosts_of_each_run():
 def test_not_a_dict_of_histories():
     with pytest.raises(AnsibleFilterError, match="expects the histories by host name"):
         hugepage_report_html(["web1"], "now")
+
+
+def test_long_histories_show_the_newest_rows_and_say_so():
+    text = ""
+    for i in range(25):
+        text = hugepage_history(text, observed(i), "web1", "2026-05-01T12:%02d:00Z" % i)
+    page = hugepage_report_html({"web1": text}, "2026-05-02T00:00:00Z", plots=False)["html"]
+    assert "The last 20 of 25 report runs, newest first." in page and "The last 20 of 25 observations." in page
+    assert page.index("2026-05-01T12:24:00Z") < page.index("2026-05-01T12:05:00Z")
+    assert "2026-05-01T12:04:00Z" not in page
