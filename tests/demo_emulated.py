@@ -107,6 +107,7 @@ def run(hot_mb=32, cold_mb=64, speed=20.0, interval_s=0.5, out_dir=OUT_DIR, echo
             extra = dict(
                 hugepage_sysfs_root=emu.root, hugepage_kernel_release=KERNEL_RELEASE,
                 hugepage_ownership_file=os.path.join(tmp, "ownership.json"),
+                hugepage_learned_file=os.path.join(tmp, "learned.json"),
                 # Detection stays the real module on real /proc; the pattern (this workload's own --out
                 # file) keeps busy processes of anyone else out, the filters are lowered for a small demo.
                 hugepage_apps=[], hugepage_detect_top=1, hugepage_detect_min_anon_rss_bytes=MIB,

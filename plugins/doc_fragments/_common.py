@@ -64,6 +64,18 @@ options:
     # Options shared by hugepage_step and the hugepage_tune action, which passes them on.
     HUGEPAGE_LOOP = r"""
 options:
+  learned_file:
+    description:
+      - Absolute path of the JSON file on the host that keeps, per application name, what the loop learned (the
+        threshold as a share of samples, the monitoring intervals, the collapse path and the last decisions that
+        changed them); its structure is published as C(docs/schemas/learned-state.schema.json).
+      - A new kdamond for an application named there (after a reboot, or after its process was down during a run)
+        starts from those values instead of the initial threshold. Written under the host lock, atomically, and
+        only when a learned value changes; never in check mode.
+      - Its directory must belong to the user running the module and must not be writable by group or others.
+      - Default C(learned.json) beside O(ownership_file) (under C(/run), so it lasts until a reboot); the
+        C(linux_mm.damon.hugepage) role keeps it in C(/var/lib/linux_mm_damon/) so it survives reboots.
+    type: path
   path:
     description:
       - How hot regions become huge pages. V(auto) picks V(damos_collapse) on Linux 7.2+, V(user_collapse) on

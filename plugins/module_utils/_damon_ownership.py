@@ -66,26 +66,51 @@ def _boot_time():
     return None
 
 
-def check_path(path):
-    """ownership_file must be absolute, and its directory private to root (or whoever runs us)."""
+def check_path(path, option="ownership_file"):
+    """``option`` (a host state file) must be absolute, and its directory private to root (or whoever runs us)."""
     if not path or not os.path.isabs(path) or path.endswith("/"):
-        raise RecordError("ownership_file must be an absolute file path, got %r" % (path,))
+        raise RecordError("%s must be an absolute file path, got %r" % (option, path))
     directory = os.path.dirname(path)
     try:
         st = os.stat(directory)
     except FileNotFoundError:
         return
     except OSError as e:
-        raise RecordError("ownership_file %s: cannot inspect its directory: %s" % (path, e))
+        raise RecordError("%s %s: cannot inspect its directory: %s" % (option, path, e))
     if not stat.S_ISDIR(st.st_mode):
-        raise RecordError("ownership_file %s: %s is not a directory" % (path, directory))
+        raise RecordError("%s %s: %s is not a directory" % (option, path, directory))
     if st.st_uid != os.geteuid():
-        raise RecordError("ownership_file %s: its directory %s belongs to uid %d, not to uid %d that runs this "
-                          "module; anyone who can write there could make us stop kdamonds we do not own"
-                          % (path, directory, st.st_uid, os.geteuid()))
+        raise RecordError("%s %s: its directory %s belongs to uid %d, not to uid %d that runs this "
+                          "module; anyone who can write there could change what we do to this host"
+                          % (option, path, directory, st.st_uid, os.geteuid()))
     if st.st_mode & 0o022:
-        raise RecordError("ownership_file %s: its directory %s is writable by group or others (mode %o); "
-                          "use a private directory (chmod go-w)" % (path, directory, stat.S_IMODE(st.st_mode)))
+        raise RecordError("%s %s: its directory %s is writable by group or others (mode %o); "
+                          "use a private directory (chmod go-w)" % (option, path, directory, stat.S_IMODE(st.st_mode)))
+
+
+def write_json(path, data, option="ownership_file"):
+    """Replace a host state file atomically and durably: temp file, fsync, rename, fsync the directory."""
+    directory = os.path.dirname(path)
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".")
+    except OSError as e:
+        raise RecordError("cannot write %s %s: %s" % (option, path, e))
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        dfd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise RecordError("cannot write %s %s: %s" % (option, path, e))
 
 
 def _fail(path, what):
@@ -208,28 +233,7 @@ class Ownership(object):
         }
 
     def save(self):
-        """Replace the record atomically and durably: temp file, fsync, rename, fsync the directory."""
-        directory = os.path.dirname(self.path)
-        try:
-            os.makedirs(directory, mode=0o700, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".ownership.")
-        except OSError as e:
-            raise RecordError("cannot write ownership_file %s: %s" % (self.path, e))
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.to_dict(), f, indent=1, sort_keys=True)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-            dfd = os.open(directory, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-        except OSError as e:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise RecordError("cannot write ownership_file %s: %s" % (self.path, e))
+        write_json(self.path, self.to_dict())
         self.dirty = False
 
     def index_of(self, name):

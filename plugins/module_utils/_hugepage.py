@@ -223,8 +223,8 @@ class Step(object):
     """Configure, observe and (user-space path) collapse for a set of applications."""
 
     def __init__(self, sysfs_root, features, own, path, attrs, quota_bytes, exclusive, pool_size, check_mode,
-                 auto_intervals=None):
-        self.root, self.features, self.own = sysfs_root, features, own
+                 auto_intervals=None, learned=None):
+        self.root, self.features, self.own, self.learned = sysfs_root, features, own, learned
         self.path, self.attrs, self.quota_bytes = path, attrs, quota_bytes
         self.exclusive, self.pool_size, self.check_mode = exclusive, pool_size, check_mode
         self.auto = dict(auto_intervals or {})
@@ -262,9 +262,10 @@ class Step(object):
     def _goal(self, attrs):
         if self.interval_mode != "kernel":
             return None
+        # the kernel may go back down to the configured sampling interval from a learned, wider one
+        low = min(attrs["sample_us"], self.attrs["sample_us"])
         return {"access_bp": self.auto.get("access_bp", GOAL_ACCESS_BP), "aggrs": self.auto.get("aggrs", GOAL_AGGRS),
-                "min_sample_us": attrs["sample_us"],
-                "max_sample_us": max(attrs["sample_us"], self.auto.get("max_sample_us", MAX_SAMPLE_US))}
+                "min_sample_us": low, "max_sample_us": max(attrs["sample_us"], self.auto.get("max_sample_us", MAX_SAMPLE_US))}
 
     def _refresh_tuned(self, owned, kds):
         """Copy the kernel's tuned intervals to sysfs before planning: a commit re-reads sample_us/aggr_us."""
@@ -292,8 +293,9 @@ class Step(object):
             apps.append({"name": name, "pid": target_pid(kds[index]), "threshold": current_threshold(kds[index])})
         return apps, paths
 
-    def _attrs_for(self, app, kd):
-        """Monitoring attributes of one application: its own intervals, else the running ones, else the defaults."""
+    def _attrs_for(self, app, kd, warm):
+        """Monitoring attributes of one application: its own intervals, else the running ones, else the
+        learned ones (``warm``, for a new kdamond), else the defaults."""
         attrs = dict(self.attrs)
         if app.get("sample_us") and app.get("aggr_us"):
             attrs.update(sample_us=app["sample_us"], aggr_us=app["aggr_us"])
@@ -301,6 +303,8 @@ class Step(object):
             live = live_intervals(kd.path)
             if live and live[0] > 0 and live[1] >= live[0]:
                 attrs.update(sample_us=live[0], aggr_us=live[1])  # widened by an earlier run: keep them
+        elif kd is None and warm and warm.get("sample_us") and self.interval_mode != "off":
+            attrs.update(sample_us=warm["sample_us"], aggr_us=warm["aggr_us"])
         return attrs
 
     def configure(self, apps, initial_threshold, prune=False, remove_all=False):
@@ -334,11 +338,21 @@ class Step(object):
             if entry["blocked"]:
                 continue  # no huge page is possible: no kdamond (an earlier one is removed below)
             kd = kds[owned[app["name"]]] if owned.get(app["name"], len(kds)) < len(kds) else None
-            attrs = self._attrs_for(app, kd)
+            known = self.learned.recall(app["name"]) if self.learned else None
+            if known and known["path"] == self.path and known["decisions"]:
+                last = known["decisions"][-1]  # the loop's previous decision, from an earlier run
+                entry["learned"] = dict((k, last.get(k)) for k in ("hot_bytes", "huge_bytes_hot", "huge_bytes_cold"))
+                entry["learned"].update(threshold_bp=known["threshold_bp"], since=known["since"])
+            # a new kdamond for an application seen before starts where the last one was
+            warm = known if kd is None else None
+            attrs = self._attrs_for(app, kd, warm)
             max_nr = max_nr_accesses(attrs["sample_us"], attrs["aggr_us"])
             threshold = threshold_of(app, max_nr)
             if threshold is None and kd is not None:
                 threshold = current_threshold(kd)
+            if threshold is None and warm:
+                threshold = threshold_of({"threshold_bp": warm["threshold_bp"]}, max_nr)
+                entry["warm"] = {"threshold_bp": warm["threshold_bp"], "since": warm["since"]}
             app = dict(app, threshold=initial_threshold if threshold is None else threshold)
             entry["threshold"] = app["threshold"]
             try:
@@ -376,6 +390,23 @@ class Step(object):
             return None
         except _procfs.ProcError:
             return []  # not readable (not root, hidepid): nothing known against it
+
+    def stats_before(self, entries):
+        """Scheme statistics of each configured kdamond before the observation interval, so the step can say
+        what the kernel applied during it (the counters are cumulative since the kdamond started)."""
+        if self.check_mode:
+            return
+        owned = owned_apps(self.own)
+        for name, entry in entries.items():
+            if entry["exited"] or entry.get("blocked") or name not in owned:
+                continue
+            path = self._kdamond_path(owned[name])
+            try:
+                command(path, "update_schemes_stats")
+            except SysfsError:
+                continue  # not running (its target exited): observe() says so
+            stats = read_stats(path)
+            entry["scheme_stats_before"] = stats[1] if len(stats) > 1 else None
 
     def observe(self, entries, apps, collapse=True):
         """Intervals, stats, chunk distribution and huge-page bytes per application (and user-space collapse)."""
@@ -423,6 +454,9 @@ class Step(object):
         entry.update(self._huge_bytes(entry["pid"], hot, cold, self.huge))
         if entry["huge_bytes"] is None and not pid_alive(entry["pid"]):
             entry["exited"] = True
+        elif self.learned is not None:
+            bp = BP + 1 if threshold > max_nr else threshold * BP // max(1, max_nr)
+            self.learned.remember(entry["name"], bp, (sample_us, aggr_us), self.path, entry)
 
     def _collapse(self, entry, hot, app):
         budget = app.get("budget_bytes") or 0

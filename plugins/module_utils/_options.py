@@ -55,6 +55,7 @@ HUGEPAGE_LOOP_OPTIONS = dict(
         max_sample_us=dict(type="int", default=MAX_SAMPLE_US))),
     quota_bytes=dict(type="int", default=134217728),
     pool_size=dict(type="int", default=4),
+    learned_file=dict(type="path"),
     **dict(EXCLUSIVE_OPTIONS, **OWNERSHIP_OPTIONS, **LOCK_OPTIONS, **SYSFS_OPTIONS)
 )
 

@@ -173,6 +173,11 @@ apps:
       V(shmem_misaligned), V(shmem_thp_disabled), V(thp_enabled_never), V(kernel_without_thp)), each with
       C(reason), C(detail), C(fix), C(bytes) (resident bytes concerned) and C(mappings) where per mapping;
       the application is tuned as usual.
+    - C(scheme_stats) are the cumulative statistics of the threshold scheme after the observation interval,
+      C(scheme_stats_before) (O(state=present), not in check mode) the same before it: their difference is what
+      the kernel applied during the step.
+    - C(warm) is set when the application got a new kdamond that starts from what O(learned_file) kept for
+      its name (C(threshold_bp), C(since)) rather than from the initial threshold.
   returned: always
   type: list
   elements: dict
@@ -196,6 +201,7 @@ apps:
       regions: 12
       hot_bytes: 33554432
       scheme_stats: {nr_tried: 4, sz_tried: 33554432, nr_applied: 4, sz_applied: 33554432, qt_exceeds: 0}
+      scheme_stats_before: {nr_tried: 2, sz_tried: 16777216, nr_applied: 2, sz_applied: 16777216, qt_exceeds: 0}
       collapsed: null
       huge_bytes: 33554432
       huge_bytes_hot: 33554432
@@ -241,6 +247,7 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._host_lock import L
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import HOST_STATE_ERRORS, locked_record
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_spec import pid_alive, validate_hugepage_args
 from ansible_collections.linux_mm.damon.plugins.module_utils._hugepage import Step, choose_path, wait
+from ansible_collections.linux_mm.damon.plugins.module_utils._learned_state import LearnedState, default_path
 from ansible_collections.linux_mm.damon.plugins.module_utils._options import HUGEPAGE_LOOP_OPTIONS, max_nr_accesses
 from ansible_collections.linux_mm.damon.plugins.module_utils._privilege import fail_unless_root
 from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import SysfsError
@@ -280,8 +287,10 @@ def main():
         with locked_record(p["ownership_file"], "hugepage_step", p["lock_timeout_s"], module.check_mode) as own:
             for note in own.notes:
                 module.warn(note)
+            learned = LearnedState.load(p["learned_file"] or default_path(p["ownership_file"])) \
+                if p["state"] == "present" else None
             step = Step(p["sysfs_root"], features, own, path, attrs, p["quota_bytes"], p["exclusive_modules"],
-                        p["pool_size"], module.check_mode, p["auto_intervals"])
+                        p["pool_size"], module.check_mode, p["auto_intervals"], learned)
             result["interval_mode"] = step.interval_mode
             if p["state"] == "observed":
                 apps, paths = step.watched()
@@ -295,9 +304,13 @@ def main():
                 entries, result["pruned"] = step.configure(apps, initial, prune=p["prune"],
                                                            remove_all=p["state"] == "absent")
             if apps:
+                if p["state"] == "present":
+                    step.stats_before(entries)
                 if not module.check_mode:
                     wait(p["interval_s"], started)
                 step.observe(entries, apps, collapse=p["state"] == "present")
+            if learned is not None and learned.dirty and not module.check_mode:
+                learned.save()
     except HOST_STATE_ERRORS + (SpecError, KdamondError, ValueError, CollapseError) as e:
         module.fail_json(msg=str(e), lock_busy=isinstance(e, LockTimeout), **result)
     except SysfsError as e:

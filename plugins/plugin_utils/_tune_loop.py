@@ -78,15 +78,33 @@ def _observe(app, state, path):
         stats = app.get("scheme_stats") or {}
         nr, sz = stats.get("nr_applied", 0), stats.get("sz_applied", 0)
     prev = state.history[-1] if state.history else None
+    # what was applied during this step: the step's own before/after counters where it has them (a run's first
+    # step would otherwise count everything the kdamond applied since it started, maybe hours ago)
+    before = app.get("scheme_stats_before")
+    if before is not None and path != "user_collapse":
+        base_nr, base_sz = before.get("nr_applied", 0), before.get("sz_applied", 0)
+    else:
+        base_nr, base_sz = (prev.nr_applied, prev.sz_applied) if prev else (0, 0)
     return Observation(
         threshold=app["threshold"], max_nr_accesses=app["max_nr_accesses"],
         histogram=[tuple(x) for x in app.get("histogram") or []],
         chunks=[tuple(x) for x in app.get("chunk_histogram") or []],
         nr_applied=nr, sz_applied=sz,
-        nr_applied_delta=nr - (prev.nr_applied if prev else 0), sz_applied_delta=sz - (prev.sz_applied if prev else 0),
+        nr_applied_delta=nr - base_nr, sz_applied_delta=sz - base_sz,
         huge_bytes=app.get("huge_bytes") or 0, huge_bytes_cold=app.get("huge_bytes_cold") or 0,
         hot_bytes=app.get("hot_bytes") or 0, huge_bytes_hot=app.get("huge_bytes_hot") or 0,
         budget_bytes=state.budget)
+
+
+def _prior(learned, obs):
+    """The decision an earlier run left (hugepage_step's ``learned``, from its learned_file) as the observation
+    before this run's first one: the policy then sees "threshold unchanged since the last run" and "cold huge
+    bytes grew since then" instead of starting from scratch."""
+    return Observation(
+        threshold=from_bp(learned["threshold_bp"], obs.max_nr_accesses), max_nr_accesses=obs.max_nr_accesses,
+        nr_applied=obs.nr_applied - obs.nr_applied_delta, sz_applied=obs.sz_applied - obs.sz_applied_delta,
+        huge_bytes_cold=learned.get("huge_bytes_cold") or 0, hot_bytes=learned.get("hot_bytes") or 0,
+        huge_bytes_hot=learned.get("huge_bytes_hot") or 0, budget_bytes=obs.budget_bytes)
 
 
 def human_us(us):
@@ -286,6 +304,8 @@ def _decide_one(app, state, result, policy, auto, ratio, at_s, deadline):
     tuning = mode == "kernel" and state.seen_intervals and _kernel_still_tuning(
         state, now, prev_intervals, auto, at_s)
     obs = _observe(app, state, result.get("path"))
+    if not state.history and app.get("learned"):
+        state.history.append(_prior(app["learned"], obs))
     decision = decide(policy, obs, state.history)
     state.history.append(obs)
     state.decision = decision

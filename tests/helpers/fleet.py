@@ -91,7 +91,7 @@ class EmulatedFleet:
         return dict({
             "hugepage_sysfs_root": self.emulators[name].root,
             "hugepage_kernel_release": self.kernels.get(name, (self.kernel, self.release))[1],
-            "hugepage_ownership_file": str(own),
+            "hugepage_ownership_file": str(own), "hugepage_learned_file": str(own.parent / "learned.json"),
             "hugepage_apps": [{"name": APP, "pid": self.workloads[name].pid}],
             "hugepage_interval_s": 0.5,
             "hugepage_exclusive_modules": "stop",

@@ -47,7 +47,8 @@ def test_a_restarted_application_keeps_its_slot_and_threshold(run_playbook, tmp_
         with EmulatedSysfs(kernel="6.12", scenario={"speed": 20, "targets": [model(small), model(large)]}) as emu:
             record = str(tmp_path / "own.json")
             extra = dict(hugepage_sysfs_root=emu.root, hugepage_kernel_release="6.12.117",
-                         hugepage_ownership_file=record, hugepage_interval_s=0.5, hugepage_applications=SELECTORS,
+                         hugepage_ownership_file=record, hugepage_learned_file=str(tmp_path / "learned.json"),
+                         hugepage_interval_s=0.5, hugepage_applications=SELECTORS,
                          report_dir=str(tmp_path), report_interval_s=0.2, ansible_become=False)
             first = run_playbook(REPO / "playbooks" / "hugepage.yml", extra_vars=extra)
             assert first.rc == 0, first.explain()

@@ -26,6 +26,7 @@ def test_apply_report_rerun_and_stop(run_playbook, tmp_path):
             {"start": w.cold[0], "end": w.cold[1], "rate": 0.0}]}]}) as emu:
         extra = dict(hugepage_sysfs_root=emu.root, hugepage_kernel_release="6.12.117",
                      hugepage_ownership_file=str(tmp_path / "own.json"), hugepage_interval_s=0.5,
+                     hugepage_learned_file=str(tmp_path / "learned.json"),
                      hugepage_apps=[{"name": "hotcold", "pid": w.pid}], report_dir=str(tmp_path), report_interval_s=0.2,
                      ansible_become=False)
         applied = run_playbook(REPO / "playbooks" / "hugepage.yml", extra_vars=extra)
@@ -53,7 +54,8 @@ def test_a_kernel_without_damon_fails_clearly(run_playbook, tmp_path):
     with EmulatedSysfs(kernel="6.1") as emu:
         run = run_playbook(REPO / "playbooks" / "hugepage.yml", extra_vars=dict(
             hugepage_sysfs_root=emu.root, hugepage_kernel_release="6.1.0", hugepage_apps=[{"name": "x", "pid": 1}],
-            hugepage_ownership_file=str(tmp_path / "own.json"), report_dir=str(tmp_path), ansible_become=False))
+            hugepage_ownership_file=str(tmp_path / "own.json"), hugepage_learned_file=str(tmp_path / "learned.json"),
+            report_dir=str(tmp_path), ansible_become=False))
         assert run.rc != 0
         assert "no DAMON sysfs interface" in run["linux_mm.damon.hugepage : Stop when the kernel has no DAMON"]["msg"]
         assert "Traceback" not in run.stdout
@@ -64,6 +66,7 @@ def test_no_matched_application_says_which_filter_left_what_out(run_playbook, tm
         run = run_playbook(REPO / "playbooks" / "hugepage.yml", extra_vars=dict(
             hugepage_sysfs_root=emu.root, hugepage_kernel_release="7.3.4", hugepage_detect_name_pattern="^hotcold",
             hugepage_detect_window_s=0.2, hugepage_ownership_file=str(tmp_path / "own.json"),
+            hugepage_learned_file=str(tmp_path / "learned.json"),
             report_dir=str(tmp_path), report_interval_s=0.2, ansible_become=False))
         assert run.rc == 0, run.explain()
         why = run["linux_mm.damon.hugepage : Say why no application was detected"]["msg"]
@@ -79,6 +82,7 @@ def test_stop_restores_the_thp_settings_start_changed(run_playbook, tmp_path):
         base = Path(emu.root) / "kernel/mm/transparent_hugepage"
         extra = dict(hugepage_sysfs_root=emu.root, hugepage_kernel_release="7.3.4",
                      hugepage_ownership_file=str(tmp_path / "rec" / "own.json"), hugepage_apps=[],
+                     hugepage_learned_file=str(tmp_path / "rec" / "learned.json"),
                      hugepage_detect_name_pattern="^no-such-process$", hugepage_detect_window_s=0.1,
                      hugepage_thp={"enabled": "always", "khugepaged": {"pages_to_scan": 8}},
                      report_dir=str(tmp_path), ansible_become=False)

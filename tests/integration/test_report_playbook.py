@@ -41,6 +41,7 @@ def test_progress_lines_history_and_html_report(run_playbook, tmp_path):
             {"start": w.cold[0], "end": w.cold[1], "rate": 0.0}]}]}) as emu:
         extra = dict(hugepage_sysfs_root=emu.root, hugepage_kernel_release="6.12.117",
                      hugepage_ownership_file=str(tmp_path / "own.json"), hugepage_interval_s=0.5,
+                     hugepage_learned_file=str(tmp_path / "learned.json"),
                      hugepage_apps=[{"name": "hotcold", "pid": w.pid}], report_dir=str(tmp_path),
                      report_interval_s=0.2, ansible_become=False)
         applied = run_playbook(REPO / "playbooks" / "hugepage.yml", extra_vars=extra)

@@ -96,6 +96,7 @@ def host(tmp_path, target_pids):
     with EmulatedSysfs(kernel="6.12", scenario={"speed": 0, "modules": {"damon_stat": False}}) as emu:
         base = dict(hugepage_sysfs_root=emu.root, hugepage_kernel_release="6.12.117",
                     hugepage_ownership_file=str(record_dir / "own.json"),
+                    hugepage_learned_file=str(record_dir / "learned.json"),
                     hugepage_apps=[{"name": "app", "pid": target_pids[0]}], hugepage_max_iterations=1,
                     hugepage_interval_s=0.2, report_interval_s=0.2, ansible_become=False)
         yield emu, base

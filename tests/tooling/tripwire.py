@@ -8,7 +8,7 @@ test that shelled out (``echo off > /sys/...``) would get past it. So
 tests/conftest.py snapshots these files at session start and end (reading
 only) and fails the session if anything differs.
 
-It also watches the host's default ownership record: a test that runs a module
+It also watches the host's default ownership record and learned-state files: a test that runs a module
 without its own ``ownership_file`` would save an emulator's values there, which
 a later ``restore`` on the real host would write back (and concurrent test
 processes, ``make test-fast`` runs two, would share it).
@@ -17,6 +17,8 @@ processes, ``make test-fast`` runs two, would share it).
 from __future__ import annotations
 
 DEFAULT_OWNERSHIP_FILE = "/run/linux_mm_damon/ownership.json"  # plugins/module_utils/_options.py OWNERSHIP_FILE
+# hugepage_step's learned_file default (beside the record) and the hugepage role's hugepage_learned_file
+DEFAULT_LEARNED_FILES = ("/run/linux_mm_damon/learned.json", "/var/lib/linux_mm_damon/learned.json")
 
 TRIPWIRE_FILES = (
     "/sys/kernel/mm/damon/admin/kdamonds/nr_kdamonds",
@@ -25,7 +27,7 @@ TRIPWIRE_FILES = (
     "/sys/kernel/mm/transparent_hugepage/enabled",
     "/sys/kernel/mm/transparent_hugepage/defrag",
     DEFAULT_OWNERSHIP_FILE,
-)
+) + DEFAULT_LEARNED_FILES
 
 
 def snapshot(files=TRIPWIRE_FILES) -> dict:
@@ -48,6 +50,7 @@ def compare(before: dict, after: dict):
     lines = ["", "!" * 78, "HOST SYSFS TRIPWIRE: the host's DAMON/THP state changed during the test session!"]
     lines += ["  %s: %r -> %r" % (p, b, a) for p, (b, a) in sorted(changed.items())]
     lines += ["Some test (or something outside the tests) wrote the host's sysfs or its default ownership",
-              "record. Tests must use the emulator or a guest, never shell out to write /sys, and give",
-              "every module that keeps a record its own ownership_file. Failing the session.", "!" * 78, ""]
+              "record or learned state. Tests must use the emulator or a guest, never shell out to write /sys,",
+              "give every module that keeps a record its own ownership_file, and every run of the hugepage",
+              "role its own hugepage_learned_file. Failing the session.", "!" * 78, ""]
     return "\n".join(lines)

@@ -116,3 +116,22 @@ def test_bad_selectors_name_the_problem(proc, spec, words):
 def test_repeated_names_are_refused(proc):
     with pytest.raises(HotProcessError, match="names must be unique; repeated: a"):
         resolve(proc, [{"name": "a", "users": [0]}, {"name": "a", "users": [1]}])
+
+
+def test_the_role_readme_example_resolves_as_written(proc, monkeypatch):
+    import pwd
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    text = (Path(__file__).resolve().parents[4] / "roles" / "hugepage" / "README.md").read_text()
+    [block] = [b for b in re.findall(r"^```yaml\n(.*?)^```", text, re.M | re.S) if "hugepage_applications:" in b]
+    specs = yaml.safe_load(block)["hugepage_applications"]
+    real = pwd.getpwnam
+    monkeypatch.setattr(pwd, "getpwnam", lambda name: type("Pw", (), {"pw_uid": 120}) if name == "postgres"
+                        else real(name))
+    proc.add(990, comm="java", starttime=990, anon_kb=2000000, cmdline=["java", "-jar", "/opt/search/search.jar"])
+    apps, report, unused = resolve(proc, specs)
+    assert [(a["name"], a["pid"]) for a in apps] == [("cache", 700), ("db", 801), ("db#2", 802), ("search", 990)]
+    assert apps[1]["budget_bytes"] == 4294967296

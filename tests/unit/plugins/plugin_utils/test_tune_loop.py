@@ -254,3 +254,40 @@ def test_controller_keeps_widening_while_warm_memory_sits_below_the_noise_floor(
     assert out["converged"] and host.collapsed == {1, 2, 3, 4}, out["trace"]
     assert any("below the noise floor" in t["apps"]["db"]["reason"] or "fewer samples than the noise floor"
                in t["apps"]["db"]["reason"] for t in out["trace"])
+
+
+class SteadyHost(FakeHost):
+    """A host whose kdamond runs at threshold 6 since an earlier run: the kernel keeps re-applying the collapse
+    scheme to the hot regions (counters move) while the huge-page bytes do not change; ``learned`` is what
+    hugepage_step reports from its learned_file (the earlier run's last decision), or nothing."""
+
+    def __init__(self, learned=None, cold_now=0):
+        super().__init__()
+        self.threshold, self.learned, self.cold_now = 6, learned, cold_now
+
+    def __call__(self, args):
+        result = super().__call__(args)
+        for app in result["apps"]:
+            app["scheme_stats_before"] = {"nr_applied": self.applied - 16, "sz_applied": (self.applied - 16) * 2 * MIB}
+            app["huge_bytes"], app["huge_bytes_hot"], app["huge_bytes_cold"] = 24 * MIB, 24 * MIB, self.cold_now
+            if self.learned:
+                app["learned"] = self.learned
+        return result
+
+
+def test_a_steady_host_converges_in_one_call_from_its_learned_decision():
+    learned = {"threshold_bp": 3000, "since": 1.0, "hot_bytes": 32 * MIB, "huge_bytes_hot": 24 * MIB,
+               "huge_bytes_cold": 0}
+    warm = run_loop(SteadyHost(learned), APPS, "adaptive", {}, 30, 60)
+    assert (warm["iterations"], warm["stopped"]) == (1, "converged"), warm["trace"]
+    assert "threshold stable for two decisions" in warm["trace"][0]["apps"]["db"]["reason"]
+    # without it, the same host needs a second call to see the threshold stay
+    assert run_loop(SteadyHost(), APPS, "adaptive", {}, 30, 60)["iterations"] == 2
+
+
+def test_cold_huge_bytes_grown_since_the_learned_decision_raise_the_threshold():
+    learned = {"threshold_bp": 3000, "since": 1.0, "hot_bytes": 32 * MIB, "huge_bytes_hot": 24 * MIB,
+               "huge_bytes_cold": 0}
+    out = run_loop(SteadyHost(learned, cold_now=8 * MIB), APPS, "adaptive", {}, max_iterations=1, timeout_s=60)
+    first = out["trace"][0]["apps"]["db"]
+    assert first["next_threshold"] == 7 and "cold huge-page bytes grew" in first["reason"], first
