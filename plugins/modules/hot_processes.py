@@ -24,7 +24,7 @@ description:
     that exit while they are read.
   - The result is deterministic for given samples; ties are broken by PID.
   - With O(applications) it resolves declared applications instead (by name, command line, systemd unit, cgroup
-    and user, without a CPU window): each run finds an application's processes again, so a restarted process
+    and user, without a CPU window). Each run finds an application's processes again, so a restarted process
     keeps the application's name and with it its kdamond and learned threshold in
     M(linux_mm.damon.hugepage_tune).
   - Needs root (C(become) true) or C(CAP_SYS_PTRACE) to read other processes' memory statistics; without it the

@@ -174,7 +174,7 @@ apps:
       C(reason), C(detail), C(fix), C(bytes) (resident bytes concerned) and C(mappings) where per mapping;
       the application is tuned as usual.
     - C(scheme_stats) are the cumulative statistics of the threshold scheme after the observation interval,
-      C(scheme_stats_before) (O(state=present), not in check mode) the same before it: their difference is what
+      C(scheme_stats_before) (O(state=present), not in check mode) the same before it; their difference is what
       the kernel applied during the step.
     - C(warm) is set when the application got a new kdamond that starts from what O(learned_file) kept for
       its name (C(threshold_bp), C(since)) rather than from the initial threshold.

@@ -76,8 +76,8 @@ options:
         default: 0
       application:
         description:
-          - The declared application this entry is a member of (M(linux_mm.damon.hot_processes) O(applications)
-            returns it); informational.
+          - The declared application this entry is a member of (M(linux_mm.damon.hot_processes) returns it with
+            its C(applications) option); informational.
         type: str
   policy:
     description: Threshold policy.

@@ -43,7 +43,8 @@ def test_idle_rerun_is_one_call_and_a_reboot_starts_warm(run_playbook, tmp_path,
             for unused in range(2):
                 idle = run_playbook(tune(emu, own, apps, kernel=release, learned_file=str(learned)))
                 assert idle.rc == 0, idle.explain()
-                assert (idle[0]["iterations"], idle[0]["changed"], idle[0]["stopped"]) == (1, False, "converged"), [(e["apps"]["hotcold"]["reason"], e["apps"]["hotcold"]["status"]) for e in idle[0]["trace"]]
+                assert (idle[0]["iterations"], idle[0]["changed"], idle[0]["stopped"]) == (1, False, "converged"), [
+                    (e["apps"]["hotcold"]["reason"], e["apps"]["hotcold"]["status"]) for e in idle[0]["trace"]]
                 if unused == 0:
                     stamp = learned.stat().st_mtime_ns
             assert learned.stat().st_mtime_ns == stamp  # a steady host: nothing learned, nothing written
