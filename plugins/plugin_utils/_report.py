@@ -159,11 +159,13 @@ def _png(fig):
         html.escape(fig.get_label() or "plot"), base64.b64encode(buf.getvalue()).decode("ascii"))
 
 
-def _time_axis(ax, dates):
+def _time_axis(ax, dates, times):
     locator = dates.AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(dates.ConciseDateFormatter(locator))
     ax.grid(True, alpha=0.3)
+    if times and min(times) == max(times):  # one run: an hour around it, not matplotlib's years
+        ax.set_xlim(min(times) - datetime.timedelta(minutes=30), max(times) + datetime.timedelta(minutes=30))
 
 
 def _app_series(records):
@@ -195,13 +197,15 @@ def host_plot(figure_cls, dates, host, records):
     axes = fig.subplots(3, 1, sharex=True)
     panels = (("hot_coverage", "hot coverage (%)"), ("huge_bytes_cold", "huge MiB in cold chunks"),
               ("threshold", "threshold (% of samples)"))
+    every = []
     for name, points in sorted(_app_series(records).items()):
         times = [t for t, unused in points]
+        every += times
         for ax, (key, unused) in zip(axes, panels):
             ax.plot(times, [_value(a, key) for unused, a in points], marker="o", markersize=3, label=name)
     for ax, (key, label) in zip(axes, panels):
         ax.set_ylabel(label)
-        _time_axis(ax, dates)
+        _time_axis(ax, dates, every)
     axes[0].set_ylim(-2, 102)
     axes[1].set_ylim(bottom=0)
     axes[2].set_ylim(0, 102)
@@ -225,7 +229,7 @@ def fleet_plot(figure_cls, dates, fleet):
     axes[1].set_ylabel("huge MiB in cold chunks")
     axes[1].set_ylim(bottom=0)
     for ax in axes:
-        _time_axis(ax, dates)
+        _time_axis(ax, dates, times)
     fig.tight_layout()
     return _png(fig)
 
