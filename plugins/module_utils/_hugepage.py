@@ -47,12 +47,11 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._damon_sysfs import
     command, read_kdamonds, read_stats, read_tried_regions,
 )
 from ansible_collections.linux_mm.damon.plugins.module_utils._options import (
-    GOAL_ACCESS_BP, GOAL_AGGRS, MAX_SAMPLE_US, max_nr_accesses,
+    BP, GOAL_ACCESS_BP, GOAL_AGGRS, MAX_SAMPLE_US, from_bp, max_nr_accesses, to_bp,
 )
 from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import SysfsError, read_optional
 
 NAME_PREFIX = "hugepage:"
-BP = 10000
 ACTION_OF_PATH = {"damos_collapse": "collapse", "user_collapse": "stat", "khugepaged": "hugepage"}
 PATH_OF_ACTION = dict((action, path) for path, action in ACTION_OF_PATH.items())
 # _thp_eligibility's paths: khugepaged works through MADV_HUGEPAGE, the others through MADV_COLLAPSE
@@ -111,7 +110,7 @@ def threshold_of(app, max_nr):
     bp = app.get("threshold_bp")
     if bp is None:
         return None
-    return max_nr + 1 if bp > BP else -(-bp * max_nr // BP)
+    return from_bp(bp, max_nr)
 
 
 def context_for(app, path, attrs, quota_bytes, huge, goal=None):
@@ -455,8 +454,7 @@ class Step(object):
         if entry["huge_bytes"] is None and not pid_alive(entry["pid"]):
             entry["exited"] = True
         elif self.learned is not None:
-            bp = BP + 1 if threshold > max_nr else threshold * BP // max(1, max_nr)
-            self.learned.remember(entry["name"], bp, (sample_us, aggr_us), self.path, entry)
+            self.learned.remember(entry["name"], to_bp(threshold, max_nr), (sample_us, aggr_us), self.path, entry)
 
     def _collapse(self, entry, hot, app):
         budget = app.get("budget_bytes") or 0

@@ -26,12 +26,12 @@ import os
 import time
 
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import RecordError, check_path, write_json
+from ansible_collections.linux_mm.damon.plugins.module_utils._options import NOTHING_BP
 
 VERSION = 1
 MAX_APPS = 256  # least recently changed applications are forgotten beyond this
 MAX_DECISIONS = 16  # per application, the most recent changes
 OPTION = "learned_file"
-NOTHING_BP = 10001
 _APP_KEYS = {"threshold_bp": (0, NOTHING_BP), "sample_us": (1, 2 ** 64 - 1), "aggr_us": (1, 2 ** 64 - 1)}
 # the kernel's intervals_goal moves the intervals a little all the time: only a larger move is worth a write
 INTERVALS_RATIO = 1.25

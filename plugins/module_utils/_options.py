@@ -60,6 +60,28 @@ HUGEPAGE_LOOP_OPTIONS = dict(
 )
 
 
+# Thresholds travel as a share of the samples of one aggregation interval, in basis points, so they
+# mean the same after the intervals changed; above BP collapses nothing.
+BP = 10000
+NOTHING_BP = BP + 1
+
+
+def to_bp(threshold, max_nr):
+    """A ``min_nr_accesses`` as basis points of ``max_nr`` samples; above the max: :data:`NOTHING_BP`."""
+    top = max(1, int(max_nr))
+    if threshold > top:
+        return NOTHING_BP
+    return max(0, int(threshold)) * BP // top
+
+
+def from_bp(threshold_bp, max_nr):
+    """The ``min_nr_accesses`` selecting at least ``threshold_bp`` of ``max_nr`` samples (inverse of :func:`to_bp`)."""
+    top = max(1, int(max_nr))
+    if threshold_bp > BP:
+        return top + 1
+    return -(-max(0, int(threshold_bp)) * top // BP)
+
+
 def max_nr_accesses(sample_us, aggr_us):
     """The largest ``nr_accesses`` a region can reach: samples per aggregation interval."""
     return aggr_us // max(sample_us, 1)

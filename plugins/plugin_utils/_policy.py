@@ -15,7 +15,7 @@ A threshold is a DAMOS ``min_nr_accesses``: regions whose ``nr_accesses`` is
 ``>= threshold`` get collapsed. ``max_nr_accesses + 1`` means *collapse
 nothing* (no region can reach it); it is the largest value returned. Between
 iterations the loop keeps thresholds as a share of samples in basis points
-(:func:`to_bp`, :func:`from_bp`), which survives interval changes: the kernel
+(``_options.to_bp``, ``_options.from_bp``), which survives interval changes: the kernel
 rescales regions' ``nr_accesses`` when intervals change (``damon_set_attrs``)
 but not a scheme's ``min_nr_accesses``.
 
@@ -47,8 +47,6 @@ RFC_STEPS = ((50, 10), (15, 5), (2, 1))  # (lower only while above, by)
 # samples (15 %) with 5 ms / 100 ms, 3 of 400 (0.75 %) with 5 ms / 2 s, so more
 # samples per aggregation let rarely accessed memory count as hot.
 NOISE_SAMPLES = 3
-BP = 10000  # thresholds as a share of samples, in basis points
-NOTHING_BP = BP + 1  # collapse nothing
 # adaptive keeps a threshold whose hot memory is at least this much huge pages
 # while no cold memory became huge: on real kernels the histogram drifts once hot
 # memory is PMD-mapped, and a good outcome must not be re-tuned (idempotence).
@@ -103,22 +101,6 @@ def noise_floor(max_nr_accesses):
     """Lowest threshold adaptive ever chooses: :data:`NOISE_SAMPLES`, or every
     sample when an aggregation has fewer."""
     return min(NOISE_SAMPLES, _top(max_nr_accesses))
-
-
-def to_bp(threshold, max_nr_accesses):
-    """A ``min_nr_accesses`` as basis points of the samples; above the max: :data:`NOTHING_BP`."""
-    top = _top(max_nr_accesses)
-    if threshold > top:
-        return NOTHING_BP
-    return max(0, int(threshold)) * BP // top
-
-
-def from_bp(threshold_bp, max_nr_accesses):
-    """The ``min_nr_accesses`` selecting at least ``threshold_bp`` of the samples (inverse of :func:`to_bp`)."""
-    top = _top(max_nr_accesses)
-    if threshold_bp > BP:
-        return top + 1
-    return -(-max(0, int(threshold_bp)) * top // BP)
 
 
 def initial_threshold(policy, max_nr_accesses):

@@ -24,10 +24,10 @@ from __future__ import annotations
 import time
 
 from ansible_collections.linux_mm.damon.plugins.module_utils._options import (
-    AGGR_US, MAX_SAMPLE_US, SAMPLE_US, max_nr_accesses,
+    AGGR_US, MAX_SAMPLE_US, SAMPLE_US, from_bp, max_nr_accesses, to_bp,
 )
 from ansible_collections.linux_mm.damon.plugins.plugin_utils._policy import (
-    Observation, decide, from_bp, initial_threshold, levels, noise_floor, split_host_budget, to_bp,
+    Observation, decide, initial_threshold, levels, noise_floor, split_host_budget,
 )
 
 WIDEN_FACTOR = 4

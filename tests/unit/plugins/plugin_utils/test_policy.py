@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.linux_mm.damon.plugins.plugin_utils import _policy
+from ansible_collections.linux_mm.damon.plugins.module_utils import _options
 from ansible_collections.linux_mm.damon.plugins.plugin_utils._policy import (
     Decision,
     Observation,
@@ -319,14 +320,14 @@ def test_adaptive_keeps_a_settled_threshold_when_the_histogram_drifts():
 @settings(max_examples=300, deadline=None)
 @given(st.integers(1, 100000), st.integers(0, 100001))
 def test_bp_round_trip_and_monotonic(top, threshold):
-    bp = _policy.to_bp(threshold, top)
+    bp = _options.to_bp(threshold, top)
     if threshold > top:
-        assert bp == _policy.NOTHING_BP and _policy.from_bp(bp, top) == top + 1
+        assert bp == _options.NOTHING_BP and _options.from_bp(bp, top) == top + 1
     else:
-        assert _policy.from_bp(bp, top) == threshold if top < _policy.BP else _policy.from_bp(bp, top) <= threshold
-        assert _policy.from_bp(bp, top) * _policy.BP >= bp * top  # selects at least that share of samples
+        assert _options.from_bp(bp, top) == threshold if top < _options.BP else _options.from_bp(bp, top) <= threshold
+        assert _options.from_bp(bp, top) * _options.BP >= bp * top  # selects at least that share of samples
     # the same share of samples is the same threshold however the intervals scale (ratio kept or not)
-    assert _policy.to_bp(_policy.from_bp(bp, 2 * top), 2 * top) >= bp or bp == _policy.NOTHING_BP
+    assert _options.to_bp(_options.from_bp(bp, 2 * top), 2 * top) >= bp or bp == _options.NOTHING_BP
 
 
 def test_noise_floor_is_a_count_of_samples_not_a_share():
