@@ -64,6 +64,18 @@ options:
     # Options shared by hugepage_step and the hugepage_tune action, which passes them on.
     HUGEPAGE_LOOP = r"""
 options:
+  between_runs:
+    description:
+      - What keeps collapsing hot memory while no run is in progress. On the V(damos_collapse) and V(khugepaged)
+        paths the kernel's own scheme always does.
+      - On the V(user_collapse) path (Linux 6.2-7.1) V(none) collapses only during runs; V(hugepage) adds a DAMOS
+        C(hugepage) scheme at the threshold, so khugepaged collapses the regions it marks between runs (with THP
+        C(enabled) V(madvise) or V(always)), and a C(nohugepage) scheme that unmarks regions not accessed for
+        5 minutes. V(auto) is V(none).
+      - On the other paths the value changes nothing, so one setting serves a fleet with mixed kernels.
+    type: str
+    choices: [auto, none, hugepage]
+    default: auto
   learned_file:
     description:
       - Absolute path of the JSON file on the host that keeps, per application name, what the loop learned (the

@@ -57,6 +57,9 @@ PATH_OF_ACTION = dict((action, path) for path, action in ACTION_OF_PATH.items())
 # _thp_eligibility's paths: khugepaged works through MADV_HUGEPAGE, the others through MADV_COLLAPSE
 ELIGIBILITY_PATH = {"damos_collapse": "collapse", "user_collapse": "collapse", "khugepaged": "hugepage"}
 INTERVALS = "contexts/0/monitoring_attrs/intervals"
+BETWEEN_RUNS = ("auto", "none", "hugepage")
+# between_runs hugepage: a region not accessed for this long loses its huge-page mark (MADV_NOHUGEPAGE)
+COLD_MARK_S = 300
 
 
 def choose_path(features, requested):
@@ -83,6 +86,13 @@ def choose_interval_mode(features, requested):
                         "kernel is %s; use mode controller (hugepage_tune widens the intervals itself)" % (
                             features.since_text("intervals_goal"), features.release))
     return requested
+
+
+def choose_between_runs(path, requested):
+    """What keeps collapsing when no run is in progress: on the damos_collapse and khugepaged paths their own
+    scheme always does (any value changes nothing there, so one setting serves a fleet of mixed kernels); on
+    user_collapse nothing (``none``, also for ``auto``) or khugepaged over the regions a ``hugepage`` scheme marks."""
+    return requested if path == "user_collapse" and requested == "hugepage" else "none"
 
 
 def check_loop_options(apps, auto):
@@ -113,22 +123,29 @@ def threshold_of(app, max_nr):
     return from_bp(bp, max_nr)
 
 
-def context_for(app, path, attrs, quota_bytes, huge, goal=None):
+def context_for(app, path, attrs, quota_bytes, huge, goal=None, between_runs="none"):
     """The kdamond context of one application at its threshold (``attrs`` hold its intervals;
-    ``huge``: the PMD size, the smallest region worth collapsing)."""
+    ``huge``: the PMD size, the smallest region worth collapsing).
+
+    ``between_runs`` ``hugepage`` (user-space path only) adds what keeps working when no run is in progress: a
+    ``hugepage`` scheme at the threshold (khugepaged then collapses the hot regions it marks) and a
+    ``nohugepage`` scheme for regions not accessed for COLD_MARK_S, so memory that went cold does not stay
+    marked (existing huge pages are not split; a region that gets hot again is marked again first)."""
     max_nr = max_nr_accesses(attrs["sample_us"], attrs["aggr_us"])
     threshold = app["threshold"]
     attrs = dict(attrs)
     if goal:
         attrs["intervals_goal"] = goal
-    schemes = [{"action": "stat"}, {
-        "action": ACTION_OF_PATH[path],
-        # a threshold above the largest possible nr_accesses collapses nothing
-        "access_pattern": {"min_size": huge, "min_nr_accesses": threshold,
-                           "max_nr_accesses": max(max_nr, threshold)},
-        "quotas": {"bytes": quota_bytes, "reset_interval_ms": 1000 if quota_bytes else 0,
-                   "weights": {"nr_accesses_permil": 1000}},
-    }]
+    at_threshold = {"min_size": huge, "min_nr_accesses": threshold, "max_nr_accesses": max(max_nr, threshold)}
+    quotas = {"bytes": quota_bytes, "reset_interval_ms": 1000 if quota_bytes else 0,
+              "weights": {"nr_accesses_permil": 1000}}
+    # a threshold above the largest possible nr_accesses collapses nothing
+    schemes = [{"action": "stat"}, {"action": ACTION_OF_PATH[path], "access_pattern": at_threshold, "quotas": quotas}]
+    if between_runs == "hugepage" and path == "user_collapse":
+        cold_age = max(1, COLD_MARK_S * 1000000 // attrs["aggr_us"])
+        schemes += [{"action": "hugepage", "access_pattern": at_threshold},
+                    {"action": "nohugepage", "access_pattern": {"min_size": huge, "min_nr_accesses": 0,
+                                                                "max_nr_accesses": 0, "min_age": cold_age}}]
     return {"operations": "vaddr", "monitoring_attrs": attrs, "targets": [{"pid": app["pid"]}], "schemes": schemes}
 
 
@@ -222,8 +239,9 @@ class Step(object):
     """Configure, observe and (user-space path) collapse for a set of applications."""
 
     def __init__(self, sysfs_root, features, own, path, attrs, quota_bytes, exclusive, pool_size, check_mode,
-                 auto_intervals=None, learned=None):
+                 auto_intervals=None, learned=None, between_runs="none"):
         self.root, self.features, self.own, self.learned = sysfs_root, features, own, learned
+        self.between_runs = choose_between_runs(path, between_runs)
         self.path, self.attrs, self.quota_bytes = path, attrs, quota_bytes
         self.exclusive, self.pool_size, self.check_mode = exclusive, pool_size, check_mode
         self.auto = dict(auto_intervals or {})
@@ -356,7 +374,7 @@ class Step(object):
             entry["threshold"] = app["threshold"]
             try:
                 plan = self._ensure(app["name"], "running", context_for(
-                    app, self.path, attrs, self.quota_bytes, self.huge, self._goal(attrs)))
+                    app, self.path, attrs, self.quota_bytes, self.huge, self._goal(attrs), self.between_runs))
             except (SysfsError, SpecError):
                 if pid_alive(app["pid"]):
                     raise

@@ -56,6 +56,7 @@ HUGEPAGE_LOOP_OPTIONS = dict(
     quota_bytes=dict(type="int", default=134217728),
     pool_size=dict(type="int", default=4),
     learned_file=dict(type="path"),
+    between_runs=dict(type="str", choices=["auto", "none", "hugepage"], default="auto"),
     **dict(EXCLUSIVE_OPTIONS, **OWNERSHIP_OPTIONS, **LOCK_OPTIONS, **SYSFS_OPTIONS)
 )
 

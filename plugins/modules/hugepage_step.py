@@ -290,7 +290,7 @@ def main():
             learned = LearnedState.load(p["learned_file"] or default_path(p["ownership_file"])) \
                 if p["state"] == "present" else None
             step = Step(p["sysfs_root"], features, own, path, attrs, p["quota_bytes"], p["exclusive_modules"],
-                        p["pool_size"], module.check_mode, p["auto_intervals"], learned)
+                        p["pool_size"], module.check_mode, p["auto_intervals"], learned, p["between_runs"])
             result["interval_mode"] = step.interval_mode
             if p["state"] == "observed":
                 apps, paths = step.watched()
