@@ -4,7 +4,9 @@
 python -m bench                          all sections, then the report
 python -m bench --only speedup           one section (repeatable: --only control --only report)
 python -m bench --quick                  fewer repetitions and shorter phases (a smoke run)
-Sections: effectiveness (both guest kernels, or --kernel), speedup, control, report.
+python -m bench --only follow --kernel damon-6.12 --follow-configs ours,ours-between
+Sections: effectiveness (both guest kernels, or --kernel), follow (scheduled runs while the hot set moves,
+both guest kernels or --kernel), speedup, control, report.
 Raw per-section data go to bench/results/raw/; the report assembles latest.json/latest.md/*.png
 from whatever raw files exist.
 """
@@ -15,10 +17,10 @@ import argparse
 import sys
 import time
 
-from bench import control_plane, effectiveness, report, speedup
+from bench import control_plane, effectiveness, follow, report, speedup
 from bench.common import RESULTS, log, save_raw
 
-SECTIONS = ("effectiveness", "speedup", "control", "report")
+SECTIONS = ("effectiveness", "follow", "speedup", "control", "report")
 
 
 def main(argv=None):
@@ -27,6 +29,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="short phases, fewer runs, smaller fleets")
     ap.add_argument("--kernel", action="append", choices=effectiveness.KERNELS, help="guest kernels (default both)")
     ap.add_argument("--configs", help="comma-separated effectiveness configurations (default all seven)")
+    ap.add_argument("--follow-configs", help="comma-separated follow configurations (default all five)")
     ap.add_argument("--phase-s", type=float, help="seconds per workload phase (default 60, quick 40)")
     ap.add_argument("--runs", type=int, help="speed-up repetitions (default 7, quick 3)")
     ap.add_argument("--hot-mb", type=int, default=1024, help="speed-up hot set (default 1024 MiB)")
@@ -48,6 +51,10 @@ def main(argv=None):
             configs = tuple(args.configs.split(",")) if args.configs else effectiveness.CONFIGS
             for kernel in args.kernel or effectiveness.KERNELS:
                 effectiveness.run_kernel(kernel, configs=configs, phase1_s=phase, phase2_s=phase)
+        elif section == "follow":
+            configs = tuple(args.follow_configs.split(",")) if args.follow_configs else follow.CONFIGS
+            for kernel in args.kernel or follow.KERNELS:
+                follow.run_kernel(kernel, configs=configs)
         elif section == "speedup":
             speedup.run(runs=runs, hot_mb=args.hot_mb)
         elif section == "control":

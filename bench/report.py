@@ -8,6 +8,7 @@ import json
 import time
 
 from bench.common import MIB, RESULTS, load_raw, machine, med
+from bench import follow
 
 HZ = 100
 CONFIGS = ("thp-never", "thp-always", "khugepaged-only", "ethp", "rfc-stepdown", "ours", "oracle")
@@ -304,6 +305,35 @@ def plots(details_raw):
     plt.close(fig)
 
 
+def follow_rows():
+    """One summary per kernel and configuration of the follow section (bench/follow.py), from its raw files."""
+    rows = []
+    for kernel in follow.KERNELS:
+        raw = load_raw("follow-" + kernel)
+        for result in (raw or {}).get("results", []):
+            rows.append(follow.summarize(result))
+    return rows
+
+
+def follow_markdown(rows):
+    if not rows:
+        return ""
+    lines = ["", "## Follow: scheduled runs while the hot set moves (bench/follow.py)", "",
+             "Every %d s for %d s; the hot set moves at %d s, the process restarts at %d s and moves again at %d s. "
+             "Targets: time-weighted hot coverage >= 0.85, cold huge <= 2 %% of cold memory, an idle run = 1 step "
+             "call and changed=false." % (follow.EVERY_S, follow.DURATION_S, follow.SHIFT_S, follow.RESTART_S,
+                                          follow.RESTART_S + follow.SHIFT2_S), "",
+             "| kernel | config | time-weighted hot coverage | cold bloat | step calls per run | idle run |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        idle = ("%s calls, changed=%s" % (r["idle_run_step_calls"], r["idle_run_changed"])
+                if "idle_run_step_calls" in r else "")
+        lines.append("| %s | %s | %s | %.2f %% | %s | %s |" % (
+            r["kernel"], r["config"], r["hot_coverage_time_weighted"], 100 * r["cold_bloat_share"],
+            r["step_calls_per_run"], idle))
+    return "\n".join(lines) + "\n"
+
+
 def build():
     rows, details = effectiveness_rows()
     details_raw = {}
@@ -318,11 +348,14 @@ def build():
     control, ctl_details = control_summary(details)
     result = {"machine": {"host_kernel": mach["host_kernel"], "cpus": mach["cpus"], "guest_kernels": guest_kernels},
               "effectiveness": rows, "speedup": speed, "control_plane": control}
+    follow_summary = follow_rows()
+    if follow_summary:  # once the follow section ran (bench/follow.py)
+        result["follow"] = follow_summary
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(result, indent=1) + "\n")
     tgt = targets(rows, details, speed, control, ctl_details)
     result_for_md = dict(result, machine=dict(mach, guest_kernels=guest_kernels))
-    md = markdown(result_for_md, rows, details, speed_raw, ctl_details, tgt)
+    md = markdown(result_for_md, rows, details, speed_raw, ctl_details, tgt) + follow_markdown(follow_summary)
     (RESULTS / "latest.md").write_text(md)
     slim = [dict((k, v) for k, v in d.items() if k != "first_run") for d in details]
     (RESULTS / "latest-details.json").write_text(json.dumps(
