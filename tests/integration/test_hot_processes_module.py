@@ -5,7 +5,7 @@
 """linux_mm.damon.hot_processes through real ansible-playbook runs on the host.
 
 The module only reads /proc. The test starts two marked Python children, one
-spinning on the CPU with little memory and one idle holding 64 MiB of touched
+spinning on the CPU (a fifth of the time) with little memory and one idle holding 64 MiB of touched
 anonymous memory, and narrows the scan to them with ``cmdline_pattern`` so
 other processes on the machine cannot disturb the ranking.
 """
@@ -28,7 +28,10 @@ pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
 MIB = 1 << 20
 
-BUSY = "import sys\nx = 0\nwhile True:\n    x += 1\n"
+# Busy 2 ms of every 10 ms: it always has CPU time in a sampling window, the idle child none, and it
+# leaves the machine's CPUs to the other tests (a whole-CPU spin here slowed `make test-fast` down).
+BUSY = ("import time\nwhile True:\n    end = time.monotonic() + 0.002\n    while time.monotonic() < end:\n"
+        "        pass\n    time.sleep(0.008)\n")
 IDLE = ("import sys, time\nb = bytearray(64 << 20)\nb[::4096] = b'\\x01' * (len(b) // 4096)\n"
         "sys.stdout.write('ready\\n')\nsys.stdout.flush()\ntime.sleep(600)\n")
 

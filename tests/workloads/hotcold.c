@@ -24,6 +24,9 @@
  *   --chase             pointer chase instead of stride writes
  *   --nohugepage        madvise(MADV_NOHUGEPAGE) on both regions (collapse then fails with EINVAL)
  *   --idle              touch everything once, then sleep instead of looping
+ *   --busy-pct N        access the hot region N % of the time (default 100): in every
+ *                       10 ms period, loop over it for N/10 ms, then sleep the rest; the
+ *                       hot region stays accessed in every period at a fraction of a CPU
  *   --duration S        exit after S seconds (default 0: run until SIGTERM/SIGINT)
  *   --out FILE          where to write the JSON description (default: stdout only)
  *
@@ -100,6 +103,7 @@ int main(int argc, char **argv)
 {
 	unsigned long hot_mb = 32, cold_mb = 64, cold_stride_kb = 64;
 	int chase = 0, nohuge = 0, idle = 0;
+	unsigned long busy_pct = 100;
 	double duration = 0;
 	const char *out = NULL;
 	char json[512];
@@ -120,15 +124,21 @@ int main(int argc, char **argv)
 			cold_mb = parse_ulong(a, v), i++;
 		} else if (v && !strcmp(a, "--cold-stride-kb")) {
 			cold_stride_kb = parse_ulong(a, v), i++;
+		} else if (v && !strcmp(a, "--busy-pct")) {
+			busy_pct = parse_ulong(a, v), i++;
 		} else if (v && !strcmp(a, "--duration")) {
 			duration = atof(v), i++;
 		} else if (v && !strcmp(a, "--out")) {
 			out = v, i++;
 		} else {
 			fprintf(stderr, "usage: %s [--hot-mb N] [--cold-mb N] [--cold-stride-kb N] [--chase]\n"
-				"       [--nohugepage] [--idle] [--duration S] [--out FILE]\n", argv[0]);
+				"       [--nohugepage] [--idle] [--busy-pct N] [--duration S] [--out FILE]\n", argv[0]);
 			return 2;
 		}
+	}
+	if (busy_pct < 1 || busy_pct > 100) {
+		fprintf(stderr, "hotcold: --busy-pct must be within 1..100\n");
+		return 2;
 	}
 	if (hot_mb < 2 || hot_mb % 2 || cold_mb % 2 || cold_stride_kb < 4 || cold_stride_kb % 4) {
 		fprintf(stderr, "hotcold: sizes must be even MiB (hot >= 2) and the stride a multiple of 4 KiB\n");
@@ -201,8 +211,17 @@ int main(int argc, char **argv)
 	volatile char sink = 0;
 	char *p = hot;
 	unsigned long rounds = 0;
+	const double period = 0.010, busy = period * busy_pct / 100.0;
+	double period_start = now();
 
 	while (!stop_flag) {
+		if (!idle && busy_pct < 100 && now() - period_start >= busy) {
+			double rest = period_start + period - now();
+
+			if (rest > 0)
+				usleep((useconds_t)(rest * 1e6));
+			period_start = now();
+		}
 		if (idle) {
 			usleep(100000);
 		} else if (chase) {
