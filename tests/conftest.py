@@ -22,8 +22,9 @@ kdamond 0 ``state``/``pid``, ``nr_kdamonds`` and THP ``enabled``/``defrag`` at
 start and end, and fails the whole session loudly if they differ.
 
 Fixtures: ``collection_path``, ``collections_root``, ``run_playbook``, and real processes to
-use as monitoring targets: ``sleeper`` (a factory), ``target_pid``, ``target_pids``; and
-``world_readable_dir`` for modules run as nobody. Helpers
+use as monitoring targets: ``sleeper`` (a factory), ``target_pid``, ``target_pids``;
+``world_readable_dir`` for modules run as nobody; ``shared_guest`` for guest tests marked
+``shares_guest(KIND)``, which share one booted guest of each kind (tests/vm/shared.py). Helpers
 that tests import (fake /proc and pagemap files, play shortcuts) are in ``tests/helpers/``.
 """
 
@@ -68,6 +69,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from tests.tooling import collection_tree, tripwire  # noqa: E402  pylint: disable=wrong-import-position
+from tests.vm import shared  # noqa: E402  pylint: disable=wrong-import-position
 
 COLLECTION_PATH = collection_tree.build()
 COLLECTIONS_ROOT = COLLECTION_PATH.parents[2]
@@ -276,3 +278,40 @@ def target_pid(sleeper):
 def target_pids(sleeper):
     """The PIDs of four live processes that only sleep."""
     return [sleeper().pid for unused in range(4)]
+
+
+# --- 6. one booted guest per kind for the guest tests that can share it -------------------
+
+SHARED_GUESTS = shared.SharedGuests()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "%s(kind): the test uses the shared_guest fixture: a booted guest of image "
+                            "KIND that the tests of one kind share (tests/vm/shared.py)" % shared.MARKER)
+
+
+def pytest_collection_modifyitems(config, items):  # pylint: disable=unused-argument
+    shared.order(items)
+
+
+@pytest.fixture
+def shared_guest(request):
+    """The running guest of the image kind this test's ``shares_guest`` marker names, booted for the first
+    test of that kind and stopped after the last (at most one guest runs at a time)."""
+    kind = shared.kind_of(request.node)
+    if kind is None:
+        pytest.fail("shared_guest needs @pytest.mark.%s(KIND) on the test (or its parameter)" % shared.MARKER)
+    return SHARED_GUESTS.get(kind)
+
+
+def pytest_runtest_teardown(item, nextitem):
+    """After the last test of a kind, stop its guest (checking that it left nothing behind)."""
+    if SHARED_GUESTS.guest is not None and (nextitem is None or shared.kind_of(nextitem) != SHARED_GUESTS.guest.name):
+        SHARED_GUESTS.stop()
+
+
+def pytest_unconfigure(config):  # pylint: disable=unused-argument
+    """An interrupted session still stops the shared guest (Guest's own atexit and signal handlers would too)."""
+    guest, SHARED_GUESTS.guest = SHARED_GUESTS.guest, None
+    if guest is not None:
+        guest.stop()

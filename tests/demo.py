@@ -171,15 +171,23 @@ def playbook(name, inventory, extra, log, echo=print, quiet_s=30.0, timeout_s=12
 
 
 def run(kernel="damon-7.3", policy="adaptive", hot_mb=64, cold_mb=256, rerun=False, out_dir=REPO / "build" / "demo",
-        echo=print):
-    """Boot the guest, run the workload and the playbooks; return what was measured."""
+        echo=print, guest=None):
+    """Boot the guest, run the workload and the playbooks; return what was measured.
+
+    ``guest``: an already running :class:`Guest` of image ``kernel`` to use instead (the guest tests share
+    one boot per kind, tests/vm/shared.py); it is left running, with the workload stopped."""
     out_dir.mkdir(parents=True, exist_ok=True)
     log = out_dir / "ansible.log"
     log.write_text("")
-    echo("Preparing the %s guest image (built from Debian packages the first time, then cached)..." % kernel,
-         flush=True)
-    images.ensure(kernel)
-    guest = boot(kernel, echo)
+    own_guest = guest is None
+    if own_guest:
+        echo("Preparing the %s guest image (built from Debian packages the first time, then cached)..." % kernel,
+             flush=True)
+        images.ensure(kernel)
+        guest = boot(kernel, echo)
+    elif guest.name != kernel:
+        raise ValueError("the guest given runs image %s, not %s" % (guest.name, kernel))
+    workload = None
     try:
         with tempfile.TemporaryDirectory() as tmp:
             echo("Guest up: Linux %s (booted in %.0f s)" % (guest.uname(), guest.boot_seconds), flush=True)
@@ -215,7 +223,10 @@ def run(kernel="damon-7.3", policy="adaptive", hot_mb=64, cold_mb=256, rerun=Fal
             out["prior"] = prior
             out["out_dir"] = str(out_dir)
     finally:
-        guest.stop()
+        if own_guest:
+            guest.stop()
+        elif workload is not None:  # a shared guest goes on to other tests: stop what this run started
+            guest.ssh("kill %d" % workload["pid"])
     return out
 
 

@@ -5,7 +5,8 @@
 
 damon-7.3 takes the native DAMOS collapse path, damon-6.12 the user-space path
 (stat scheme tried regions + process_madvise(MADV_COLLAPSE)). A second run
-changes nothing on the guest and playbooks/stop.yml restores the prior state.
+changes nothing on the guest and playbooks/stop.yml restores the prior state. Each runs in the
+session's shared guest of its kind (tests/vm/shared.py), after the smoke and conformance tests.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ pytestmark = [
 ]
 
 
-@pytest.mark.parametrize("kernel, path", [("damon-7.3", "damos_collapse"), ("damon-6.12", "user_collapse")])
-def test_hot_part_collapsed_cold_part_not_idempotent_and_stop_restores(kernel, path, tmp_path):
-    out = demo.run(kernel=kernel, hot_mb=64, cold_mb=256, rerun=True, out_dir=tmp_path)
+@pytest.mark.parametrize("kernel, path", [
+    pytest.param("damon-7.3", "damos_collapse", marks=pytest.mark.shares_guest("damon-7.3")),
+    pytest.param("damon-6.12", "user_collapse", marks=pytest.mark.shares_guest("damon-6.12"))])
+def test_hot_part_collapsed_cold_part_not_idempotent_and_stop_restores(kernel, path, tmp_path, shared_guest):
+    out = demo.run(kernel=kernel, hot_mb=64, cold_mb=256, rerun=True, out_dir=tmp_path, guest=shared_guest)
     hot, cold = out["workload"]["hot"]["bytes"], out["workload"]["cold"]["bytes"]
     coverage = out["after"]["hot"] / hot
     bloat = out["after"]["cold"] / cold
