@@ -18,8 +18,8 @@ The in-guest sampler (bench/guest_sampler.py) measures the huge-page bytes of th
 cold ranges every second. Time-weighted hot coverage is the mean over samples of the huge share of the
 range being chased (the oracle, which collapses exactly that range at once, is 1.0 by construction but
 for the seconds after each move). Cold bloat share is the largest cold huge-page bytes seen over cold bytes.
-A scheduled run before the first move (at EVERY_S) finds nothing changed: its hugepage_step calls and
-``changed`` are reported as ``idle_run_step_calls`` and ``idle_run_changed``.
+The first scheduled run after a converged one with no move in between finds nothing changed: its
+hugepage_step calls and ``changed`` are reported as ``idle_run_step_calls`` and ``idle_run_changed``.
 """
 
 from __future__ import annotations
@@ -108,6 +108,13 @@ def run_config(guest, kernel, config, inventory, workdir):
                 exact_end=exact)
 
 
+def _idle(previous, run):
+    """Nothing changed for ``run``: the previous run converged and nothing moved from its end to this one's."""
+    moves = (SHIFT_S, RESTART_S, RESTART_S + SHIFT2_S)
+    since, until = previous["at_s"] + previous["wall_s"], run["at_s"] + run["wall_s"]
+    return previous["stopped"] == "converged" and not any(since <= m <= until for m in moves)
+
+
 def summarize(result):
     """Time-weighted hot coverage, cold bloat share and the idle run of one configuration's result."""
     shares, cold_max = [], 0
@@ -118,7 +125,7 @@ def summarize(result):
             size = w[current]["end"] - w[current]["start"]
             shares.append(min(1.0, (s.get(current) or 0) / float(size)))
             cold_max = max(cold_max, s.get("cold") or 0)
-    idle = next((r for r in result["runs"] if 0 < r["at_s"] < SHIFT_S), None)
+    idle = next((r for p, r in zip(result["runs"], result["runs"][1:]) if _idle(p, r)), None)
     out = {"kernel": result.get("release"), "config": result["config"],
            "hot_coverage_time_weighted": round(sum(shares) / len(shares), 3) if shares else None,
            "cold_bloat_share": round(cold_max / float(COLD_BYTES), 4), "cold_huge_max_mib": cold_max // MIB,

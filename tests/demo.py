@@ -206,7 +206,8 @@ def run(kernel="damon-7.3", policy="adaptive", hot_mb=64, cold_mb=256, rerun=Fal
 
             inventory = Path(tmp) / "inventory.yml"
             guest.write_inventory(inventory)
-            extra = dict(hugepage_apps=[{"name": "hotcold", "pid": workload["pid"]}], hugepage_policy=policy,
+            # declared by selector, as a fleet would: each run finds the process again by name
+            extra = dict(hugepage_applications=[{"name": "hotcold", "name_pattern": "^hotcold$"}], hugepage_policy=policy,
                          hugepage_exclusive_modules="stop", hugepage_interval_s=3.0, hugepage_max_iterations=12,
                          report_dir=str(out_dir))
             started = time.monotonic()
