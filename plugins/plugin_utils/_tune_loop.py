@@ -98,12 +98,14 @@ def _observe(app, state, path):
 
 def _prior(learned, obs):
     """The decision an earlier run left (hugepage_step's ``learned``, from its learned_file) as the observation
-    before this run's first one: the policy then sees "threshold unchanged since the last run" and "cold huge
-    bytes grew since then" instead of starting from scratch."""
+    before this run's first one, so the policy sees "threshold unchanged since the last run" instead of starting
+    from scratch. Its cold huge-page bytes are this run's: cold huge pages that appeared between runs are
+    mostly a moved hot set's old huge pages, not something the threshold collapsed, and taking them as the
+    policy's "cold grew: raise" raised the threshold a step at every move (seen in bench/follow.py)."""
     return Observation(
         threshold=from_bp(learned["threshold_bp"], obs.max_nr_accesses), max_nr_accesses=obs.max_nr_accesses,
         nr_applied=obs.nr_applied - obs.nr_applied_delta, sz_applied=obs.sz_applied - obs.sz_applied_delta,
-        huge_bytes_cold=learned.get("huge_bytes_cold") or 0, hot_bytes=learned.get("hot_bytes") or 0,
+        huge_bytes_cold=obs.huge_bytes_cold, hot_bytes=learned.get("hot_bytes") or 0,
         huge_bytes_hot=learned.get("huge_bytes_hot") or 0, budget_bytes=obs.budget_bytes)
 
 
