@@ -142,6 +142,23 @@ def run_config(guest, kernel, config, inventory, workdir, phase1_s, phase2_s, wr
                 phase1_s=phase1_s, phase2_s=phase2_s, write=write)
 
 
+def prepare_guest(guest, binary, tmp):
+    """The chase binary, the sampler, the module_utils of the exact check and the module-counting interpreter
+    in a fresh benchmark guest; returns an inventory (in ``tmp``) whose interpreter counts module calls."""
+    guest.ssh("mkdir -p /run/bench && : > /run/bench/module_calls.log", check=True)
+    guest.put(binary.read_bytes(), "/root/chase", mode=0o755)
+    guest.put((BENCH / "guest_sampler.py").read_bytes(), "/root/guest_sampler.py")
+    target = GUEST_LIB + "/ansible_collections/linux_mm/damon/plugins/module_utils"
+    guest.ssh("mkdir -p " + target, check=True)
+    for name in EXACT_MODULE_UTILS:
+        guest.put((REPO / "plugins" / "module_utils" / name).read_bytes(), "%s/%s" % (target, name))
+    guest.put(WRAPPER, "/usr/local/bin/bench-python3", mode=0o755)
+    inventory = tmp / "inventory.yml"
+    guest.write_inventory(inventory)
+    inventory.write_text(inventory.read_text().replace("/usr/bin/python3", "/usr/local/bin/bench-python3"))
+    return inventory
+
+
 def run_kernel(kernel, configs=CONFIGS, phase1_s=60, phase2_s=60, write=True, interval_s=3.0, shuffle=False):
     from tests.vm import images  # noqa: PLC0415
     from tests.vm.guest import Guest  # noqa: PLC0415
@@ -158,18 +175,7 @@ def run_kernel(kernel, configs=CONFIGS, phase1_s=60, phase2_s=60, write=True, in
     with Guest(kernel) as guest, tempfile.TemporaryDirectory() as tmp:
         release = guest.uname().strip()
         log("%s: guest up, Linux %s, booted in %.0f s" % (kernel, release, guest.boot_seconds))
-        guest.ssh("mkdir -p /run/bench && : > /run/bench/module_calls.log", check=True)
-        guest.put(binary.read_bytes(), "/root/chase", mode=0o755)
-        guest.put((BENCH / "guest_sampler.py").read_bytes(), "/root/guest_sampler.py")
-        target = GUEST_LIB + "/ansible_collections/linux_mm/damon/plugins/module_utils"
-        guest.ssh("mkdir -p " + target, check=True)
-        for name in EXACT_MODULE_UTILS:
-            guest.put((REPO / "plugins" / "module_utils" / name).read_bytes(), "%s/%s" % (target, name))
-        guest.put(WRAPPER, "/usr/local/bin/bench-python3", mode=0o755)
-        inventory = Path(tmp) / "inventory.yml"
-        guest.write_inventory(inventory)
-        text = inventory.read_text().replace("/usr/bin/python3", "/usr/local/bin/bench-python3")
-        inventory.write_text(text)
+        inventory = prepare_guest(guest, binary, Path(tmp))
         khuge = guest.ssh("grep -H . /sys/kernel/mm/transparent_hugepage/khugepaged/{pages_to_scan,"
                           "scan_sleep_millisecs,max_ptes_none,alloc_sleep_millisecs}").stdout
         for config in order:

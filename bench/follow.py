@@ -29,8 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import BENCH, BUILD, MIB, REPO, build_workload, log, run_playbook, save_raw
-from bench.effectiveness import EXACT, EXACT_MODULE_UTILS, GUEST_LIB, RESET, WRAPPER, _calls
+from bench.common import BENCH, BUILD, MIB, build_workload, log, run_playbook, save_raw
+from bench.effectiveness import EXACT, RESET, _calls, prepare_guest
 
 CONFIGS = ("ours", "ours-between", "rfc-stepdown", "ethp", "khugepaged-only")
 KERNELS = ("damon-6.12", "damon-7.3")
@@ -150,17 +150,7 @@ def run_kernel(kernel, configs=CONFIGS):
     with Guest(kernel) as guest, tempfile.TemporaryDirectory() as tmp:
         release = guest.uname().strip()
         log("%s: guest up, Linux %s, booted in %.0f s" % (kernel, release, guest.boot_seconds))
-        guest.ssh("mkdir -p /run/bench && : > /run/bench/module_calls.log", check=True)
-        guest.put(binary.read_bytes(), "/root/chase", mode=0o755)
-        guest.put((BENCH / "guest_sampler.py").read_bytes(), "/root/guest_sampler.py")
-        target = GUEST_LIB + "/ansible_collections/linux_mm/damon/plugins/module_utils"
-        guest.ssh("mkdir -p " + target, check=True)
-        for name in EXACT_MODULE_UTILS:
-            guest.put((REPO / "plugins" / "module_utils" / name).read_bytes(), "%s/%s" % (target, name))
-        guest.put(WRAPPER, "/usr/local/bin/bench-python3", mode=0o755)
-        inventory = Path(tmp) / "inventory.yml"
-        guest.write_inventory(inventory)
-        inventory.write_text(inventory.read_text().replace("/usr/bin/python3", "/usr/local/bin/bench-python3"))
+        inventory = prepare_guest(guest, binary, Path(tmp))
         for config in configs:
             log("%s: %s (%d s, schedule every %d s, hot set moves at %d s, restart at %d s, moves at %d s)" % (
                 kernel, config, DURATION_S, EVERY_S, SHIFT_S, RESTART_S, RESTART_S + SHIFT2_S))
