@@ -32,7 +32,7 @@ from typing import Optional
 from . import scenario as scenario_mod
 from .profiles import Profile
 
-__all__ = ["EmulatedSysfs", "build_kernel", "FOREIGN_PADDR_KDAMOND"]
+__all__ = ["EmulatedSysfs", "MultiHostSysfs", "build_kernel", "FOREIGN_PADDR_KDAMOND"]
 
 FOREIGN_PADDR_KDAMOND = scenario_mod.FOREIGN_PADDR_KDAMOND
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -109,10 +109,10 @@ class EmulatedSysfs:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "tests.emulator", "--kernel", self.kernel,
-                 "--scenario", scenario_path, "--exit-with-parent", self.root],
+                 "--scenario", scenario_path, "--exit-with-parent"] + self._extra_args() + [self.root],
                 cwd=str(REPO_ROOT), env=env, stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True)
-        ready = os.path.join(self.root, ".emulator", "time")
+        ready = os.path.join(self._ready_root(), ".emulator", "time")
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -122,6 +122,12 @@ class EmulatedSysfs:
             time.sleep(0.02)
         raise TimeoutError("emulator did not mount %s within %.0fs: %s"
                            % (self.root, self.start_timeout, self._log_tail()))
+
+    def _extra_args(self) -> list:
+        return []
+
+    def _ready_root(self) -> str:
+        return self.root
 
     def stop(self) -> None:
         if self.root and _mounted(self.root) and self.proc is not None and self.proc.poll() is None:
@@ -269,3 +275,43 @@ class EmulatedSysfs:
         """The write log: ``{index, path, value, pid, result, fault}`` per write."""
         with open(self.path(".emulator", "writes")) as f:
             return json.load(f)
+
+
+class MultiHostSysfs(EmulatedSysfs):
+    """``hosts`` independent emulated hosts served by ONE emulator process (multihost.py).
+
+    ``root`` is the mount; ``host_root(name)`` (or ``roots``) is one host's ``/sys``
+    look-alike, and ``host(name)`` an :class:`EmulatedSysfs` view of it whose control
+    methods (``advance``, ``status``, ``inject``, ...) act on that host only. Every host
+    starts from the same kernel and scenario; each has its own kdamonds, clock and model.
+    """
+
+    def __init__(self, hosts: int, kernel="7.3", scenario=None, mountpoint: Optional[str] = None,
+                 start_timeout: float = 60.0, exclusive: Optional[dict] = None):
+        from .multihost import host_names
+
+        super().__init__(kernel, scenario, mountpoint, start_timeout, exclusive)
+        self.names = host_names(hosts)
+
+    def _extra_args(self) -> list:
+        return ["--hosts", str(len(self.names))]
+
+    def _ready_root(self) -> str:
+        return self.host_root(self.names[-1])
+
+    def host_root(self, name: str) -> str:
+        return os.path.join(self.root, name)
+
+    @property
+    def roots(self) -> list:
+        return [self.host_root(name) for name in self.names]
+
+    def host(self, name: str) -> EmulatedSysfs:
+        """A view of one host (not started; ``stop()`` on it does nothing)."""
+        view = EmulatedSysfs(self.kernel, self.scenario)
+        view.root = self.host_root(name)
+        return view
+
+    def clear_faults(self) -> None:  # stop(): release hung writes on every host
+        for name in self.names:
+            self.host(name).clear_faults()

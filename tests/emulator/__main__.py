@@ -1,7 +1,7 @@
-"""``python -m tests.emulator --kernel 7.3 [--scenario file.yaml] [--exclusive damon_stat=N] MOUNTPOINT``
+"""``python -m tests.emulator --kernel 7.3 [--scenario file.yaml] [--exclusive damon_stat=N] [--hosts N] MOUNTPOINT``
 
 Runs the emulator in the foreground until unmounted (``fusermount3 -u MOUNTPOINT``)
-or interrupted.
+or interrupted. ``--hosts N``: N independent hosts, ``MOUNTPOINT/h000`` ... (multihost.py).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import time
 from . import build_kernel
 from .fs import mount
 from .kernel_input import kstrtobool
+from .multihost import MultiHostOperations, host_names
 
 
 def parse_args(argv=None):
@@ -27,6 +28,8 @@ def parse_args(argv=None):
     parser.add_argument("--exclusive", action="append", default=[], metavar="MODULE=Y|N",
                         help="enable/disable an exclusive DAMON module at boot, e.g. damon_stat=N")
     parser.add_argument("--speed", type=float, help="virtual seconds per real second (0 = frozen)")
+    parser.add_argument("--hosts", type=int, help="serve this many independent hosts, one directory each "
+                        "(h000, h001, ...), all built from the same scenario")
     parser.add_argument("--debug", action="store_true", help="FUSE debug output")
     parser.add_argument("--exit-with-parent", action="store_true",
                         help="unmount and exit when the starting process dies (used by EmulatedSysfs)")
@@ -47,7 +50,11 @@ def main(argv=None) -> int:
             print("--exclusive %s: value must be Y or N" % item, file=sys.stderr)
             return 2
     try:
-        kernel = build_kernel(args.kernel, args.scenario, modules=overrides, speed=args.speed)
+        if args.hosts:  # one kernel per host, each with its own clock, model and kdamonds
+            kernel = MultiHostOperations({name: build_kernel(args.kernel, args.scenario, modules=overrides,
+                                                             speed=args.speed) for name in host_names(args.hosts)})
+        else:
+            kernel = build_kernel(args.kernel, args.scenario, modules=overrides, speed=args.speed)
     except (ValueError, OSError) as e:
         print("emulator: bad scenario: %s" % e, file=sys.stderr)
         return 2

@@ -210,10 +210,12 @@ class SysfsOperations(fuse.Operations):
 
 
 def mount(kernel, mountpoint: str, foreground: bool = True, debug: bool = False) -> None:
-    """Serve ``kernel`` at ``mountpoint`` until unmounted or signalled (blocks)."""
+    """Serve ``kernel`` (or ready FUSE operations, e.g. multihost.py's) at ``mountpoint``
+    until unmounted or signalled (blocks)."""
     options = dict(foreground=foreground, nothreads=False, direct_io=True,
                    attr_timeout=0, entry_timeout=0, negative_timeout=0,
                    fsname="damon-emulator", subtype="damonemu", debug=debug)
     if os.geteuid() == 0:
         options["allow_other"] = True
-    fuse.FUSE(SysfsOperations(kernel), mountpoint, **options)
+    ops = kernel if isinstance(kernel, fuse.Operations) else SysfsOperations(kernel)
+    fuse.FUSE(ops, mountpoint, **options)
