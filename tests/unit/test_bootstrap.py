@@ -94,7 +94,8 @@ def host(tmp_path):
 def group_packages(groups):
     """Packages of GROUPS (plus base) in the script's order, read from its table."""
     table = dict(re.findall(r'^\s*\[(\w+)\]="([^"]*)"', SCRIPT.read_text(), re.M))
-    order = [g for g in ("base", "emulator", "workloads", "guests") if g == "base" or g in groups or "all" in groups]
+    all_groups = re.search(r"^GROUP_ORDER=\(([^)]*)\)", SCRIPT.read_text(), re.M).group(1).split()
+    order = [g for g in all_groups if g == "base" or g in groups or "all" in groups]
     seen = []
     for group in order:
         seen += [p for p in table[group].split() if p not in seen]
