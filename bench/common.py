@@ -28,15 +28,15 @@ def log(msg):
     print("[bench %s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
 
 
-def build_workload(static=True) -> Path:
-    """bench/workload/chase.c -> build/bench/chase[-static]."""
+def build_workload(static=True, name="chase") -> Path:
+    """bench/workload/NAME.c -> build/bench/NAME[-static]."""
     BUILD.mkdir(parents=True, exist_ok=True)
-    src = BENCH / "workload" / "chase.c"
-    out = BUILD / ("chase-static" if static else "chase")
+    src = BENCH / "workload" / (name + ".c")
+    out = BUILD / (name + "-static" if static else name)
     if out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
         return out
     cmd = [shutil.which("gcc") or "cc", "-O2", "-Wall", "-Wextra", "-std=gnu11"] + (["-static"] if static else []) + [
-        "-o", str(out), str(src)]
+        "-o", str(out), str(src), "-lm"]
     subprocess.run(cmd, check=True)
     return out
 

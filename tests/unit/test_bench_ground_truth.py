@@ -1,0 +1,84 @@
+# Copyright: (c) 2026, linux_mm.damon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""bench/ground_truth.py: chunks classified from idle-page windows, coverage and bloat from huge-page maps,
+and the workloads section's summary (time-weighted coverage as a share of the oracle's)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import ground_truth as gt
+from bench import workloads
+
+T0 = 1000.0
+
+
+def window(t, acc, res=(512, 512, 512, 32)):
+    return {"t": t, "res": list(res), "acc": list(acc), "huge": "0000"}
+
+
+def calibration_rows(n=20):
+    # chunk 0 accessed (>= 1/8 of its pages) in every window, chunk 1 in every other, chunk 2 never
+    # (a few pages, below 1/8), chunk 3 (sparse, 32 resident pages) in none
+    return [window(T0 + gt.SETTLE_S + i, (400, 100 if i % 2 else 10, 5, 0)) for i in range(n)]
+
+
+def test_classify_by_share_of_windows_accessed():
+    bounds = gt.phase_bounds({"t0": T0}, None, T0 + gt.SETTLE_S + 20)
+    rows = [window(T0 + 1, (0, 0, 0, 0))] + calibration_rows()  # the settling window is left out
+    (cls,) = gt.classify(rows, bounds)
+    assert cls["windows"] == 20
+    assert cls["share"] == [1.0, 0.5, 0.0, 0.0]
+    assert (cls["hot"], cls["warm"], cls["cold"]) == ([0, 1], [], [2, 3])
+    assert cls["res"] == [512, 512, 512, 32]
+    assert gt.rank_agreement([cls], [[1, 0, 3, 2]]) == [1.0]
+    assert gt.rank_agreement([cls], [[0, 2, 1, 3]]) == [0.5]
+
+
+def test_two_phases_are_classified_apart():
+    bounds = gt.phase_bounds({"t0": T0}, T0 + 30, T0 + 60)
+    rows = ([window(T0 + 6 + i, (400, 0, 0, 0)) for i in range(20)]
+            + [window(T0 + 36 + i, (0, 0, 400, 0)) for i in range(20)])
+    first, second = gt.classify(rows, bounds)
+    assert first["hot"] == [0] and second["hot"] == [2]
+
+
+def run_rows(huge_by_second):
+    return [{"t": T0 + i, "res": [512, 512, 512, 512], "huge": h} for i, h in enumerate(huge_by_second)]
+
+
+def test_metrics_coverage_t90_bloat_and_calls():
+    calib = gt.phase_bounds({"t0": T0}, None, T0 + gt.SETTLE_S + 4)
+    (cls,) = gt.classify([window(T0 + gt.SETTLE_S + i, (400, 100, 5, 0)) for i in range(4)], calib)
+    bounds = gt.phase_bounds({"t0": T0}, None, T0 + 4)  # the configuration run's own clock
+    samples = gt.series(run_rows(["0000", "1000", "1101", "1101"]), [cls], bounds)
+    assert [s["hot_coverage"] for s in samples] == [0.0, 0.5, 1.0, 1.0]
+    m = gt.metrics(samples, [cls], bounds, call_times=(T0 + 0.5, T0 + 1.5, T0 + 3.5))
+    assert m["hot_coverage_end"] == 1.0 and m["hot_coverage_mean"] == 0.625
+    assert m["t90_s"] == 2.0 and m["calls_to_90"] == 2 and m["calls"] == 3
+    assert m["cold_huge_bytes"] == gt.CHUNK and m["cold_bloat_share"] == 0.5
+    assert m["cold_zero_filled_bytes"] == (512 - 32) * 4096  # chunk 3 had 32 resident pages
+
+
+def test_never_reaching_90_percent_has_no_t90():
+    (cls,) = gt.classify([window(T0 + gt.SETTLE_S, (400, 100, 5, 0))],
+                         gt.phase_bounds({"t0": T0}, None, T0 + gt.SETTLE_S + 1))
+    bounds = gt.phase_bounds({"t0": T0}, None, T0 + 3)
+    m = gt.metrics(gt.series(run_rows(["1000"] * 3), [cls], bounds), [cls], bounds)
+    assert m["t90_s"] is None and m["calls_to_90"] is None and m["cold_bloat_share"] == 0.0
+
+
+def test_summary_divides_by_the_oracle_of_the_same_repetition():
+    def run(config, rep, mean):
+        return {"config": config, "rep": rep, "metrics": {"hot_coverage_mean": mean, "hot_coverage_end": 1.0,
+                                                          "cold_bloat_share": 0.0, "t90_s": 10.0}}
+    raw = {"release": "7.3.4+deb13-amd64", "kernel": "bench-7.3", "workloads": {"graded": {"runs": [
+        run("oracle", 0, 0.9), run("ours", 0, 0.45), run("oracle", 1, 0.8), run("ours", 1, 0.8)]}}}
+    rows = {r["config"]: r for r in workloads.summarize(raw)}
+    ours = rows["ours"]
+    assert [p["hot_coverage_time_weighted"] for p in ours["runs"]] == [0.5, 1.0]
+    assert ours["median"]["hot_coverage_time_weighted"] == pytest.approx(0.75)
+    assert ours["median"]["hot_coverage_time_weighted_range"] == [0.5, 1.0]
+    assert ours["kernel"] == "7.3.4+deb13-amd64" and ours["workload"] == "graded"
+    assert "| graded | 7.3.4+deb13-amd64 | ours | 2 |" in workloads.markdown(list(rows.values()))
