@@ -5,8 +5,9 @@ python -m bench                          all sections, then the report
 python -m bench --only speedup           one section (repeatable: --only control --only report)
 python -m bench --quick                  fewer repetitions and shorter phases (a smoke run)
 python -m bench --only follow --kernel damon-6.12 --follow-configs ours,ours-between
+python -m bench --only control-ssh --fleet 50,200,1000
 Sections: effectiveness (both guest kernels, or --kernel), follow (scheduled runs while the hot set moves,
-both guest kernels or --kernel), speedup, control, report.
+both guest kernels or --kernel), speedup, control, control-ssh (the fleet over real SSH), report.
 Raw per-section data go to bench/results/raw/; the report assembles latest.json/latest.md/*.png
 from whatever raw files exist.
 """
@@ -17,10 +18,10 @@ import argparse
 import sys
 import time
 
-from bench import control_plane, effectiveness, follow, report, speedup
+from bench import control_plane, control_ssh, effectiveness, follow, report, speedup
 from bench.common import RESULTS, log, save_raw
 
-SECTIONS = ("effectiveness", "follow", "speedup", "control", "report")
+SECTIONS = ("effectiveness", "follow", "speedup", "control", "control-ssh", "report")
 
 
 def main(argv=None):
@@ -33,7 +34,10 @@ def main(argv=None):
     ap.add_argument("--phase-s", type=float, help="seconds per workload phase (default 60, quick 40)")
     ap.add_argument("--runs", type=int, help="speed-up repetitions (default 7, quick 3)")
     ap.add_argument("--hot-mb", type=int, default=1024, help="speed-up hot set (default 1024 MiB)")
-    ap.add_argument("--fleet", help="comma-separated fleet sizes (default 50,100,200)")
+    ap.add_argument("--fleet", help="comma-separated fleet sizes (default control 50,100,200; control-ssh 50,200,1000)")
+    ap.add_argument("--ssh-settings", help="control-ssh: comma-separated settings (default: all five up to 200 "
+                    "hosts, only the documented %s above)" % control_ssh.DOCUMENTED)
+    ap.add_argument("--ssh-iterations", type=int, default=2, help="control-ssh: max_iterations per host (default 2)")
     ap.add_argument("--forks", type=int, default=25)
     args = ap.parse_args(argv)
     sections = args.only or list(SECTIONS)
@@ -59,6 +63,11 @@ def main(argv=None):
             speedup.run(runs=runs, hot_mb=args.hot_mb)
         elif section == "control":
             control_plane.run(sizes=fleet, forks=args.forks)
+        elif section == "control-ssh":
+            sizes = tuple(int(x) for x in args.fleet.split(",")) if args.fleet else (
+                (10, 50) if args.quick else (50, 200, 1000))
+            settings = tuple(args.ssh_settings.split(",")) if args.ssh_settings else None
+            control_ssh.run(sizes=sizes, settings=settings, forks=args.forks, iterations=args.ssh_iterations)
         elif section == "report":
             report.build()
         timings[section] = round(time.monotonic() - t, 1)

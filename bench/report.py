@@ -334,6 +334,115 @@ def follow_markdown(rows):
     return "\n".join(lines) + "\n"
 
 
+CSSH_SETTINGS = ("plain", "persist", "pipelining", "pipelining+persist", "local")
+CSSH_DOCUMENTED = "pipelining+persist"  # bench/control_ssh.py DOCUMENTED, docs/ssh.md
+CSSH_TARGET_S, CSSH_GROWTH = 0.150, 0.20
+
+
+def control_ssh_summary():
+    """`control_plane_ssh` of latest.json (one entry per fleet size, the documented setting's figures) and the
+    per-setting rows behind it, from results/raw/control-ssh.json (bench/control_ssh.py)."""
+    raw = load_raw("control-ssh")
+    if not raw:
+        return None, []
+    rows = raw["fleet"]
+    out = []
+    for hosts in sorted({r["hosts"] for r in rows}):
+        by = {r["setting"]: r for r in rows if r["hosts"] == hosts}
+        doc = by.get(CSSH_DOCUMENTED)
+        if doc is None:
+            continue
+        ms = {k: 1000 * r["cpu_s_per_host_iteration"] for k, r in by.items() if r["cpu_s_per_host_iteration"]}
+        entry = {"hosts": hosts, "cpu_s_per_host_iteration": round(doc["cpu_s_per_host_iteration"], 4),
+                 "wall_s_per_iteration": round(doc["wall_s_per_iteration"], 2),
+                 "settings": dict(doc["settings"], name=CSSH_DOCUMENTED),
+                 "iterations_per_host": round(doc["iterations"] / hosts, 2), "hosts_ok": doc["hosts_ok"],
+                 "connections_per_host_iteration": round(doc["connections_per_host_iteration"], 3),
+                 "module_cpu_s_per_call": round(doc["module_cpu_s_per_call"], 3),
+                 "main_process_cpu_s_per_host_iteration": (round(doc["main_cpu_s_per_host_iteration"], 4)
+                                                           if doc.get("main_cpu_s_per_host_iteration") else None),
+                 "by_setting": {k: {"cpu_s_per_host_iteration": round(r["cpu_s_per_host_iteration"], 4),
+                                    "wall_s_per_iteration": round(r["wall_s_per_iteration"], 2),
+                                    "connections_per_host_iteration": round(r["connections_per_host_iteration"], 3),
+                                    "sshd_cpu_s_per_host_iteration": round(r["sshd_cpu_s_per_host_iteration"], 4)}
+                                for k, r in by.items() if r["iterations"]}}
+        # controller CPU per host-iteration, split by differences between settings of the same fleet (ms)
+        if all(k in ms for k in ("local", "persist", "pipelining", CSSH_DOCUMENTED)):
+            pp = ms[CSSH_DOCUMENTED]
+            entry["breakdown_ms"] = {"execution_without_ssh": round(ms["local"], 1),
+                                     "ssh_session": round(pp - ms["local"], 1),
+                                     "connection": round(ms["pipelining"] - pp, 1),
+                                     "module_transfer": round(ms["persist"] - pp, 1)}
+            if "plain" in ms:
+                entry["breakdown_ms"]["plain_minus_sum"] = round(
+                    ms["plain"] - ms["pipelining"] - ms["persist"] + pp, 1)
+        out.append(entry)
+    return out, rows
+
+
+def control_ssh_targets(entries):
+    out = []
+    if not entries:
+        return out
+    worst = max(entries, key=lambda e: e["cpu_s_per_host_iteration"])
+    v = worst["cpu_s_per_host_iteration"]
+    out.append(("per-host controller CPU over SSH ≤ 150 ms per iteration (%s, %s hosts)" % (
+        CSSH_DOCUMENTED, "/".join(str(e["hosts"]) for e in entries)),
+        "%s ms" % " / ".join("%.0f" % (1000 * e["cpu_s_per_host_iteration"]) for e in entries),
+        "met" if v <= CSSH_TARGET_S else "missed by %.0f ms (%d hosts)" % (1000 * (v - CSSH_TARGET_S), worst["hosts"])))
+    if len(entries) >= 2:
+        a, b = entries[0], entries[-1]
+        g = b["cpu_s_per_host_iteration"] / a["cpu_s_per_host_iteration"] - 1
+        out.append(("per-host controller CPU over SSH grows ≤ 20 %% from %d to %d hosts" % (a["hosts"], b["hosts"]),
+                    "%+.1f %%" % (100 * g), "met" if g <= CSSH_GROWTH else "missed by %.1f points" % (100 * (g - CSSH_GROWTH))))
+    return out
+
+
+def control_ssh_markdown(entries, rows):
+    if not rows:
+        return ""
+    L = ["", "## Control plane over real SSH (bench/control_ssh.py)", "",
+         "One private sshd on 127.0.0.1, every inventory host its own ControlPath (own SSH master), sysfs root "
+         "(one multi-host emulator process), ownership and learned files; `tune.yml`, policy adaptive, "
+         "interval_s %s, max_iterations %s per host, forks %s. Controller CPU = ansible-playbook process tree + the "
+         "ControlPersist masters; module and sshd CPU are target side (same machine, not in the controller "
+         "figure). Wall per fleet iteration = wall × hosts ÷ iterations (every module execution of the fleet "
+         "shares this machine's %s CPUs with the controller)." % (
+             rows[0]["interval_s"], rows[0]["max_iterations"], rows[0]["forks"], machine()["cpus"]), "",
+         "| hosts | setting | wall s | s per fleet iteration | controller ms per host-iteration | of which ansible's "
+         "main process | connections per host-iteration | sshd ms per host-iteration | module ms per call | ok | "
+         "load before → after |",
+         "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if not r["iterations"]:
+            L.append("| %d | %s | %.1f | — | — | — | — | — | — | %d/%d | |" % (r["hosts"], r["setting"], r["wall_s"],
+                                                                       r["hosts_ok"], r["hosts"]))
+            continue
+        main = r.get("main_cpu_s_per_host_iteration")
+        L.append("| %d | %s | %.1f | %.2f | %.1f | %s | %.2f | %.1f | %.0f | %d/%d | %.2f → %.2f |" % (
+            r["hosts"], r["setting"], r["wall_s"], r["wall_s_per_iteration"], 1000 * r["cpu_s_per_host_iteration"],
+            _fmt(1000 * main if main is not None else None, 1), r["connections_per_host_iteration"], 1000 * r["sshd_cpu_s_per_host_iteration"],
+            1000 * (r["module_cpu_s_per_call"] or 0), r["hosts_ok"], r["hosts"], r["loadavg_before"][0],
+            r["loadavg_after"][0]))
+    split = [e for e in entries if "breakdown_ms" in e]
+    if split:
+        L += ["", "Controller CPU per host-iteration split by differences between settings (ms): execution without "
+              "SSH = `local`; SSH session = %s − local; connection = pipelining − %s; module transfer = persist − %s; "
+              "plain − sum = what plain costs beyond the three (its 4 connections per call)." % (
+                  CSSH_DOCUMENTED, CSSH_DOCUMENTED, CSSH_DOCUMENTED), "",
+              "| hosts | execution without SSH | SSH session | connection | module transfer | plain − sum |",
+              "|---|---|---|---|---|---|"]
+        for e in split:
+            b = e["breakdown_ms"]
+            L.append("| %d | %.1f | %.1f | %.1f | %.1f | %s |" % (e["hosts"], b["execution_without_ssh"], b["ssh_session"],
+                                                              b["connection"], b["module_transfer"],
+                                                              _fmt(b.get("plain_minus_sum"), 1)))
+    tgt = control_ssh_targets(entries)
+    if tgt:
+        L += ["", "| target | measured | verdict |", "|---|---|---|"] + ["| %s | %s | %s |" % t for t in tgt]
+    return "\n".join(L) + "\n"
+
+
 def build():
     rows, details = effectiveness_rows()
     details_raw = {}
@@ -351,16 +460,21 @@ def build():
     follow_summary = follow_rows()
     if follow_summary:  # once the follow section ran (bench/follow.py)
         result["follow"] = follow_summary
+    cssh, cssh_rows = control_ssh_summary()
+    if cssh:  # once the control-ssh section ran (bench/control_ssh.py)
+        result["control_plane_ssh"] = cssh
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(result, indent=1) + "\n")
-    tgt = targets(rows, details, speed, control, ctl_details)
+    tgt = targets(rows, details, speed, control, ctl_details) + control_ssh_targets(cssh)
     result_for_md = dict(result, machine=dict(mach, guest_kernels=guest_kernels))
-    md = markdown(result_for_md, rows, details, speed_raw, ctl_details, tgt) + follow_markdown(follow_summary)
+    md = (markdown(result_for_md, rows, details, speed_raw, ctl_details, tgt) + follow_markdown(follow_summary)
+          + control_ssh_markdown(cssh, cssh_rows))
     (RESULTS / "latest.md").write_text(md)
     slim = [dict((k, v) for k, v in d.items() if k != "first_run") for d in details]
     (RESULTS / "latest-details.json").write_text(json.dumps(
         {"machine": mach, "effectiveness": slim, "targets": tgt,
-         "speedup": speed_raw and speed_raw["summary"], "control": ctl_details}, indent=1, default=str) + "\n")
+         "speedup": speed_raw and speed_raw["summary"], "control": ctl_details,
+         "control_ssh": cssh_rows}, indent=1, default=str) + "\n")
     try:
         plots(details_raw)
     except ImportError as e:
