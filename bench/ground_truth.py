@@ -1,10 +1,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Ground truth of the `workloads` section: which 2 MiB chunks are hot, from the guest kernel's idle page
-tracking, and how each configuration's huge pages cover them (pure functions over pagetrack rows).
+"""Ground truth of the `workloads` section: which 2 MiB chunks are hot, measured by the guest kernel
+without DAMON and without the workload's word, and how each configuration's huge pages cover them
+(pure functions over pagetrack rows).
 
 A calibration run (the workload alone, THP ``never``, same seed, so the same chunk layout) records with
-``bench/workload/pagetrack.c --idle`` which pages of every chunk were accessed in each 1 s window. A chunk
-is *accessed in a window* when at least ACCESSED_SHARE of its resident pages were; per phase it is
+``bench/workload/pagetrack.c --written`` which pages of every chunk were written in each 1 s window
+(soft-dirty bits; Debian's kernels have no idle page tracking, so the workloads write on every
+access). A chunk is *accessed in a window* when at least ACCESSED_SHARE of its resident pages were; per phase it is
 *hot* when accessed in at least HOT_WINDOWS of the phase's windows, *cold* (never or rarely accessed)
 when in at most COLD_WINDOWS, *warm* otherwise. The first SETTLE_S seconds of each phase are left out.
 The workload's own rank order is kept only as a cross-check (``rank_agreement``).

@@ -2,8 +2,8 @@
 """Workloads that discriminate (section `workloads`): graded and large hot sets against an independent
 ground truth, every configuration, repeated.
 
-One boot per kernel of a *bench* image (Debian's generic kernel: the cloud kernels of the test bed
-have no idle page tracking), 4 GiB. Per workload (bench/workload/graded.c, fixed seed):
+One boot per kernel (the test bed's images, 4 GiB). Per workload (bench/workload/graded.c, fixed
+seed; every access writes, because the ground truth sees writes only: bench/ground_truth.py):
 
 - ``graded``: 1 GiB, 2 MiB chunks accessed with Zipf(1.2) probabilities at 100 000 accesses/s in
   total, hot chunks scattered through the range (workload 1 of issue 10);
@@ -11,7 +11,7 @@ have no idle page tracking), 4 GiB. Per workload (bench/workload/graded.c, fixed
   memory with one page per 64 KiB touched once (workload 2);
 - ``moving``: ``graded`` whose hot set is redrawn half way (workload 5).
 
-First a calibration run finds the hot, warm and cold chunks with idle page tracking
+First a calibration run finds the hot, warm and cold chunks from soft-dirty windows
 (bench/ground_truth.py); then, per repetition, every configuration in a fixed order rotated by one
 per repetition: reset (as the effectiveness section), the same workload, pagetrack once a second
 (which chunks are huge), the configuration's mechanism, observe. ``oracle`` collapses exactly the
@@ -30,13 +30,13 @@ from bench import ground_truth
 from bench.common import BENCH, BUILD, build_workload, log, run_playbook, save_raw
 from bench.effectiveness import POLICY, RESET, THP, Controller, prepare_guest
 
-KERNELS = ("bench-7.3", "bench-6.12")
+KERNELS = ("damon-7.3", "damon-6.12")
 CONFIGS = ("thp-always", "khugepaged-only", "ethp", "rfc-stepdown", "ours", "oracle")
 SEED = 20261126
 WORKLOADS = {
-    "graded": {"args": "--mode zipf --size-mb 1024 --zipf-s 1.2 --rate 100000", "moves": False},
-    "behind": {"args": "--mode behind --cold-mb 1024 --hot-mb 512", "moves": False},
-    "moving": {"args": "--mode zipf --size-mb 1024 --zipf-s 1.2 --rate 100000", "moves": True},
+    "graded": {"args": "--mode zipf --size-mb 1024 --zipf-s 1.2 --rate 100000 --write", "moves": False},
+    "behind": {"args": "--mode behind --cold-mb 1024 --hot-mb 512 --write", "moves": False},
+    "moving": {"args": "--mode zipf --size-mb 1024 --zipf-s 1.2 --rate 100000 --write", "moves": True},
 }
 FLAGS = {"khugepaged-only": "--late-madvise hugepage", "oracle": "--oracle /run/bench/oracle.txt"}
 KTHREADS = "import json, sys; sys.path.insert(0, '/root'); import guest_sampler; print(json.dumps(guest_sampler.kthread_ticks()))"
@@ -50,9 +50,9 @@ def _start(guest, workload, duration_s, flags=""):
     return json.loads(guest.read("/run/bench/w.json"))
 
 
-def _track(guest, w, idle):
+def _track(guest, w, written):
     guest.ssh("nohup /root/pagetrack %d %d %d /run/bench/pt.jsonl --interval 1 %s >/run/bench/pt.log 2>&1 &"
-              % (w["pid"], w["start"], w["end"], "--idle" if idle else ""), check=True)
+              % (w["pid"], w["start"], w["end"], "--written" if written else ""), check=True)
 
 
 def _finish(guest, w, duration_s):
@@ -72,7 +72,7 @@ def calibrate(guest, workload, duration_s):
     guest.ssh(RESET % {"thp": "never"} + "\npkill -x graded; pkill -x pagetrack; rm -f /run/bench/pt.jsonl",
               timeout=120)
     w = _start(guest, workload, duration_s)
-    _track(guest, w, idle=True)
+    _track(guest, w, written=True)
     rows, bounds = _finish(guest, w, duration_s)
     classes = ground_truth.classify(rows, bounds)
     cpu = rows[-1]["cpu_s"] if rows else None
@@ -96,7 +96,7 @@ def run_config(guest, kernel, workload, config, calib, inventory, workdir, durat
         guest.put("\n".join(",".join(map(str, c["hot"])) for c in calib["classes"]) + "\n", "/run/bench/oracle.txt")
     k0 = json.loads(guest.python(KTHREADS, check=True).stdout)
     w = _start(guest, workload, duration_s, FLAGS.get(config, ""))
-    _track(guest, w, idle=False)
+    _track(guest, w, written=False)
     ctl, ethp = None, {}
     if config in POLICY:
         until = time.monotonic() + duration_s - (time.time() - w["t0"])
@@ -205,7 +205,7 @@ def summarize(raw: dict) -> list:
 def markdown(rows: list) -> str:
     if not rows:
         return ""
-    out = ["", "## Workloads against idle-page-tracking ground truth (bench/workloads.py)", "",
+    out = ["", "## Workloads against a soft-dirty ground truth (bench/workloads.py)", "",
            "Medians over repetitions (min-max when more than one). Time-weighted = mean hot coverage / the "
            "oracle's. t90: seconds to 90 % of the hot chunks huge. Cold bloat: worst cold huge bytes / cold bytes.",
            "", "| workload | kernel | config | runs | hot end | time-weighted | t90 s | cold bloat | calls to 90 % "

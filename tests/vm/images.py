@@ -129,28 +129,9 @@ RECIPES = {
         kernel="linux-image-cloud-amd64",
         description="Debian 12 bookworm cloud kernel 6.1 (CONFIG_DAMON not set)",
     ),
-    # The benchmark's ground truth reads /sys/kernel/mm/page_idle/bitmap, which Debian builds
-    # only into its generic kernels (CONFIG_IDLE_PAGE_TRACKING is off in the cloud flavour).
-    "bench-6.12": Recipe(
-        name="bench-6.12",
-        suite="trixie",
-        kernel="linux-image-amd64",
-        description="Debian 13 trixie generic kernel 6.12 (idle page tracking; benchmark only)",
-    ),
-    "bench-7.3": Recipe(
-        name="bench-7.3",
-        suite="trixie",
-        extra_suites=("trixie-backports",),
-        kernel=r"^linux-image-7\.3\.[0-9.]+\+deb13[^-]*-amd64$",
-        kernel_regex=True,
-        extra_packages=("linux-base/trixie-backports",),
-        description="Debian 13 trixie-backports generic kernel 7.3 (idle page tracking; benchmark only)",
-    ),
 }
 
 IMAGE_NAMES = tuple(RECIPES)
-# What `build all` (make images, CI) builds: the test bed, not the benchmark's kernels.
-TEST_IMAGE_NAMES = ("damon-6.12", "damon-7.3", "no-damon")
 
 
 def _log(msg: str) -> None:
@@ -385,10 +366,10 @@ def resolve(name: str) -> Resolution:
                 + list(recipe.app_packages))
     packages = apt.simulate_install(includes)
     kver = packages.get(kernel_pkg, "")
-    # The flavour package (linux-image-<abi>[-cloud]-amd64) names the kernel release.
+    # The flavour package (linux-image-<abi>-cloud-amd64) names the kernel release.
     kernel_release = ""
     for p in packages:
-        m = re.match(r"^linux-image-(\d+\.\d+\.\d+.*-amd64)$", p)
+        m = re.match(r"^linux-image-(\d+\.\d+\.\d+.*-cloud-amd64)$", p)
         if m and not p.endswith("-unsigned"):
             kernel_release = m.group(1)
     return Resolution(name, recipe, lines, includes, kernel_pkg, kernel_release or kver, packages)
@@ -809,7 +790,7 @@ def main(argv: list | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         if args.cmd == "build":
-            names = TEST_IMAGE_NAMES if "all" in args.names else args.names
+            names = IMAGE_NAMES if "all" in args.names else args.names
             for n in names:
                 t = time.monotonic()
                 img = build(n, force=args.force)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from .guest import Guest
-from .images import TEST_IMAGE_NAMES
+from .images import IMAGE_NAMES
 
 HERE = Path(__file__).resolve().parent
 PROBE = HERE / "probe_sysfs.py"
@@ -41,7 +41,7 @@ def record(name: str) -> dict:
 
 
 def main(argv: list) -> int:
-    names = argv or list(TEST_IMAGE_NAMES)
+    names = argv or list(IMAGE_NAMES)
     for n in names:
         record(n)
     return 0
