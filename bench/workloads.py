@@ -39,7 +39,10 @@ WORKLOADS = {
     "moving": {"args": "--mode zipf --size-mb 1024 --zipf-s 1.2 --rate 100000 --write", "moves": True},
 }
 FLAGS = {"khugepaged-only": "--late-madvise hugepage", "oracle": "--oracle /run/bench/oracle.txt"}
-KTHREADS = "import json, sys; sys.path.insert(0, '/root'); import guest_sampler; print(json.dumps(guest_sampler.kthread_ticks()))"
+# Is the workload alive, and the CPU ticks (utime+stime) of every kdamond/khugepaged thread now: a kdamond
+# thread exits with its kdamond, so _finish keeps the last reading of each.
+POLL = ("kill -0 %d || echo gone; for p in $(pgrep -x khugepaged; pgrep '^kdamond'); do "
+        "echo $p $(cut -d' ' -f2,14,15 /proc/$p/stat 2>/dev/null); done")
 
 
 def _start(guest, workload, duration_s, flags=""):
@@ -56,16 +59,30 @@ def _track(guest, w, written):
 
 
 def _finish(guest, w, duration_s):
-    """Waits for the workload's end; returns the pagetrack rows and the phase bounds (guest clock)."""
+    """Waits for the workload's end; returns the pagetrack rows, the phase bounds (guest clock) and the
+    CPU seconds of the kdamond and khugepaged threads meanwhile."""
     deadline = time.monotonic() + duration_s + 120
-    while time.monotonic() < deadline and guest.ssh("kill -0 %d" % w["pid"]).ok:
-        time.sleep(2)
+    first, last = {}, {}
+    while time.monotonic() < deadline:
+        out = guest.ssh(POLL % w["pid"]).stdout.split("\n")
+        for line in out:
+            f = line.split()
+            if len(f) == 4:
+                key = (f[0], f[1])  # pid, (comm)
+                last[key] = int(f[2]) + int(f[3])
+                first.setdefault(key, last[key])
+        if "gone" in out:
+            break
+        time.sleep(3)
     time.sleep(1.5)  # pagetrack notices the exit
+    cpu = {"kdamond": 0.0, "khugepaged": 0.0}
+    for (pid, name), ticks in last.items():
+        cpu["khugepaged" if "khugepaged" in name else "kdamond"] += (ticks - first[(pid, name)]) / 100
     text = guest.read("/run/bench/graded.log")
     shift = next((float(ln.split()[2]) for ln in text.splitlines() if ln.startswith("# shift")), None)
     end = next((float(ln.split()[2]) for ln in text.splitlines() if ln.startswith("# end")), w["t0"] + duration_s)
     rows = [json.loads(ln) for ln in guest.read("/run/bench/pt.jsonl").splitlines() if ln.strip()]
-    return rows, ground_truth.phase_bounds(w, shift, end)
+    return rows, ground_truth.phase_bounds(w, shift, end), cpu
 
 
 def calibrate(guest, workload, duration_s):
@@ -73,7 +90,7 @@ def calibrate(guest, workload, duration_s):
               timeout=120)
     w = _start(guest, workload, duration_s)
     _track(guest, w, written=True)
-    rows, bounds = _finish(guest, w, duration_s)
+    rows, bounds, _ = _finish(guest, w, duration_s)
     classes = ground_truth.classify(rows, bounds)
     cpu = rows[-1]["cpu_s"] if rows else None
     return {"workload": w, "bounds": bounds, "classes": classes, "tracker_cpu_s": cpu,
@@ -94,7 +111,6 @@ def run_config(guest, kernel, workload, config, calib, inventory, workdir, durat
               ": > /run/bench/module_calls.log", timeout=120)
     if config == "oracle":
         guest.put("\n".join(",".join(map(str, c["hot"])) for c in calib["classes"]) + "\n", "/run/bench/oracle.txt")
-    k0 = json.loads(guest.python(KTHREADS, check=True).stdout)
     w = _start(guest, workload, duration_s, FLAGS.get(config, ""))
     _track(guest, w, written=False)
     ctl, ethp = None, {}
@@ -106,14 +122,13 @@ def run_config(guest, kernel, workload, config, calib, inventory, workdir, durat
         res = run_playbook(BENCH / "playbooks" / "ethp.yml", inventory, {"bench_pid": w["pid"]},
                            workdir / "ansible.log", workdir / "record-ethp.jsonl")
         ethp = {"rc": res["rc"], "controller_cpu_s": res["cpu_s"]}
-    rows, bounds = _finish(guest, w, duration_s)
+    rows, bounds, cpu = _finish(guest, w, duration_s)
     if ctl:
         ctl.join(timeout=600)
-    k1 = json.loads(guest.python(KTHREADS, check=True).stdout)
     calls = [float(x) for x in guest.read("/run/bench/module_calls.log").split()]
     samples = ground_truth.series(rows, calib["classes"], bounds)
     m = ground_truth.metrics(samples, calib["classes"], bounds, calls)
-    m.update(kdamond_cpu_s=(k1["kdamond"] - k0["kdamond"]) / 100, khugepaged_cpu_s=(k1["khugepaged"] - k0["khugepaged"]) / 100,
+    m.update(kdamond_cpu_s=round(cpu["kdamond"], 2), khugepaged_cpu_s=round(cpu["khugepaged"], 2),
              controller_cpu_s=round(sum(r["controller_cpu_s"] for r in ctl.runs), 2) if ctl else ethp.get("controller_cpu_s"),
              access_rate=_rates(guest))
     return {"kernel": kernel, "workload": workload, "config": config, "metrics": m, "samples": samples,
