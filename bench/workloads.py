@@ -133,7 +133,7 @@ def run_config(guest, kernel, workload, config, calib, inventory, workdir, durat
              access_rate=_rates(guest))
     return {"kernel": kernel, "workload": workload, "config": config, "metrics": m, "samples": samples,
             "controller_runs": [{k: r[k] for k in ("start", "end", "rc", "module_calls", "iterations", "stopped",
-                                                   "thresholds", "msg")} for r in ctl.runs] if ctl else [],
+                                                   "thresholds", "msg", "trace")} for r in ctl.runs] if ctl else [],
             "ethp": ethp}
 
 
