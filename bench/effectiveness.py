@@ -72,12 +72,15 @@ def _calls(guest):
 
 
 class Controller(threading.Thread):
-    """Runs the tune playbook again and again (a periodic controller) until `until` (host monotonic)."""
+    """Runs the tune playbook again and again (a periodic controller) until `until` (host monotonic).
+    ``pid``: the workload's PID, or a list of hugepage_tune ``apps``; ``host_budget_bytes`` as the module's."""
 
-    def __init__(self, guest, inventory, policy, pid, until, workdir, interval_s, pause_s=2.0):
+    def __init__(self, guest, inventory, policy, pid, until, workdir, interval_s, pause_s=2.0, host_budget_bytes=0):
         super().__init__(daemon=True)
-        self.guest, self.inventory, self.policy, self.pid = guest, inventory, policy, pid
+        self.guest, self.inventory, self.policy = guest, inventory, policy
+        self.apps = pid if isinstance(pid, list) else [{"name": "chase", "pid": pid}]
         self.until, self.workdir, self.interval_s, self.pause_s = until, workdir, interval_s, pause_s
+        self.host_budget_bytes = host_budget_bytes
         self.runs = []
 
     def run(self):
@@ -85,7 +88,7 @@ class Controller(threading.Thread):
         while time.monotonic() < self.until - 8:
             calls0 = _calls(self.guest)
             t0 = time.time()
-            extra = dict(bench_apps=[{"name": "chase", "pid": self.pid}], bench_policy=self.policy,
+            extra = dict(bench_apps=self.apps, bench_policy=self.policy, bench_host_budget_bytes=self.host_budget_bytes,
                          bench_interval_s=self.interval_s, bench_max_iterations=20,
                          bench_timeout_s=max(5.0, self.until - time.monotonic() - 4))
             res = run_playbook(BENCH / "playbooks" / "tune.yml", self.inventory, extra,

@@ -56,10 +56,13 @@ def classify(rows: list, bounds: list) -> list:
             hits = sum(1 for r in windows if r["res"][c] and r["acc"][c] >= ACCESSED_SHARE * r["res"][c])
             share.append(hits / n if n else 0.0)
         res = [int(statistics.median(r["res"][c] for r in windows)) if n else 0 for c in range(chunks)]
+        # finer than ``share``: the mean share of the chunk's pages written per window (ranks within "hot")
+        level = [round(sum(r["acc"][c] / r["res"][c] for r in windows if r["res"][c]) / n, 4) if n else 0.0
+                 for c in range(chunks)]
         hot = [c for c in range(chunks) if res[c] and share[c] >= HOT_WINDOWS]
         cold = [c for c in range(chunks) if res[c] and share[c] <= COLD_WINDOWS]
         warm = [c for c in range(chunks) if res[c] and COLD_WINDOWS < share[c] < HOT_WINDOWS]
-        out.append({"windows": n, "share": [round(s, 3) for s in share], "res": res,
+        out.append({"windows": n, "share": [round(s, 3) for s in share], "level": level, "res": res,
                     "hot": hot, "warm": warm, "cold": cold})
     return out
 
@@ -117,3 +120,17 @@ def metrics(samples: list, classes: list, bounds: list, call_times: tuple = ()) 
         "warm_huge_end": samples[-1]["warm_huge"] if samples else None,
         "calls_to_90": calls90, "calls": len(call_times),
     }
+
+
+def budget_use(huge: str, cls: dict) -> dict:
+    """Was a limited number of huge pages spent hottest first? ``budget_precision``: share of the huge
+    chunks that are among the same number of chunks with the highest calibrated ``level``; and the mean
+    level of the huge chunks against that of the hot chunks left at 4 KiB."""
+    chosen = [c for c, h in enumerate(huge) if h == "1" and c < len(cls["level"])]
+    if not chosen:
+        return {"budget_precision": None, "huge_level_mean": None, "hot_left_level_mean": None}
+    top = set(sorted(range(len(cls["level"])), key=lambda c: -cls["level"][c])[:len(chosen)])
+    left = [c for c in cls["hot"] if huge[c] != "1"]
+    return {"budget_precision": round(len(top.intersection(chosen)) / len(chosen), 3),
+            "huge_level_mean": round(sum(cls["level"][c] for c in chosen) / len(chosen), 4),
+            "hot_left_level_mean": round(sum(cls["level"][c] for c in left) / len(left), 4) if left else None}

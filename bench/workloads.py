@@ -9,7 +9,10 @@ seed; every access writes, because the ground truth sees writes only: bench/grou
   total, hot chunks scattered through the range (workload 1 of issue 10);
 - ``behind``: 512 MiB hot (uniform, as fast as it runs) at high addresses behind 1 GiB of cold
   memory with one page per 64 KiB touched once (workload 2);
-- ``moving``: ``graded`` whose hot set is redrawn half way (workload 5).
+- ``moving``: ``graded`` whose hot set is redrawn half way (workload 5);
+- ``several``: three 256 MiB Zipf processes at 200 000, 50 000 and 12 500 accesses/s under a host
+  budget of half their calibrated hot memory (workload 3): ``budget_precision`` says whether the huge
+  pages went to the hottest chunks (bench/ground_truth.budget_use).
 
 First a calibration run finds the hot, warm and cold chunks from soft-dirty windows
 (bench/ground_truth.py); then, per repetition, every configuration in a fixed order rotated by one
@@ -33,104 +36,170 @@ from bench.effectiveness import POLICY, RESET, THP, Controller, prepare_guest
 KERNELS = ("damon-7.3", "damon-6.12")
 CONFIGS = ("thp-always", "khugepaged-only", "ethp", "rfc-stepdown", "ours", "oracle")
 SEED = 20261126
+ZIPF = "--mode zipf --zipf-s 1.2 --write"
+# Per workload: one graded.c argument string per process; ``moves``: the hot set is redrawn half way;
+# ``budget_share``: host huge-page budget as a share of the calibrated hot bytes (0: none).
 WORKLOADS = {
-    "graded": {"args": "--mode zipf --size-mb 1024 --zipf-s 1.2 --rate 100000 --write", "moves": False},
-    "behind": {"args": "--mode behind --cold-mb 1024 --hot-mb 512 --write", "moves": False},
-    "moving": {"args": "--mode zipf --size-mb 1024 --zipf-s 1.2 --rate 100000 --write", "moves": True},
+    "graded": {"procs": [ZIPF + " --size-mb 1024 --rate 100000"], "moves": False},
+    "behind": {"procs": ["--mode behind --cold-mb 1024 --hot-mb 512 --write"], "moves": False},
+    "moving": {"procs": [ZIPF + " --size-mb 1024 --rate 100000"], "moves": True},
+    # workload 3: three applications of different hotness, a host budget of half their hot memory
+    "several": {"procs": [ZIPF + " --size-mb 256 --rate 200000", ZIPF + " --size-mb 256 --rate 50000",
+                          ZIPF + " --size-mb 256 --rate 12500"], "moves": False, "budget_share": 0.5},
 }
-FLAGS = {"khugepaged-only": "--late-madvise hugepage", "oracle": "--oracle /run/bench/oracle.txt"}
-# Is the workload alive, and the CPU ticks (utime+stime) of every kdamond/khugepaged thread now: a kdamond
+FLAGS = {"khugepaged-only": "--late-madvise hugepage", "oracle": "--oracle /run/bench/oracle-%d.txt"}
+# Are the workloads alive, and the CPU ticks (utime+stime) of every kdamond/khugepaged thread now: a kdamond
 # thread exits with its kdamond, so _finish keeps the last reading of each.
-POLL = ("kill -0 %d || echo gone; for p in $(pgrep -x khugepaged; pgrep '^kdamond'); do "
+POLL = ("kill -0 %s 2>/dev/null || echo gone; for p in $(pgrep -x khugepaged; pgrep '^kdamond'); do "
         "echo $p $(cut -d' ' -f2,14,15 /proc/$p/stat 2>/dev/null); done")
 
 
-def _start(guest, workload, duration_s, flags=""):
+def _start(guest, workload, duration_s, config=""):
+    """Starts the workload's processes (seeds SEED, SEED+1, ...); returns their JSON descriptions."""
     spec = WORKLOADS[workload]
     shift = duration_s / 2 if spec["moves"] else 0
-    guest.ssh("/root/graded %s --seed %d --shift-after %g --duration %g --daemonize --out /run/bench/w.json "
-              "--log /run/bench/graded.log %s" % (spec["args"], SEED, shift, duration_s, flags), check=True, timeout=600)
-    return json.loads(guest.read("/run/bench/w.json"))
+    ws = []
+    for i, args in enumerate(spec["procs"]):
+        flags = FLAGS.get(config, "").replace("%d", str(i))
+        guest.ssh("/root/graded %s --seed %d --shift-after %g --duration %g --daemonize --out /run/bench/w-%d.json "
+                  "--log /run/bench/graded-%d.log %s" % (args, SEED + i, shift, duration_s, i, i, flags),
+                  check=True, timeout=600)
+        ws.append(json.loads(guest.read("/run/bench/w-%d.json" % i)))
+    return ws
 
 
-def _track(guest, w, written):
-    guest.ssh("nohup /root/pagetrack %d %d %d /run/bench/pt.jsonl --interval 1 %s >/run/bench/pt.log 2>&1 &"
-              % (w["pid"], w["start"], w["end"], "--written" if written else ""), check=True)
+def _track(guest, ws, written):
+    for i, w in enumerate(ws):
+        guest.ssh("nohup /root/pagetrack %d %d %d /run/bench/pt-%d.jsonl --interval 1 %s >/run/bench/pt-%d.log 2>&1 &"
+                  % (w["pid"], w["start"], w["end"], i, "--written" if written else "", i), check=True)
 
 
-def _finish(guest, w, duration_s):
-    """Waits for the workload's end; returns the pagetrack rows, the phase bounds (guest clock) and the
-    CPU seconds of the kdamond and khugepaged threads meanwhile."""
+def _merge(per_proc: list, t0: float) -> list:
+    """One row per second from the processes' pagetrack rows: their chunks side by side (process 0 first),
+    so ground_truth sees one range; a second in which some process has no row is left out."""
+    buckets = {}
+    for i, rows in enumerate(per_proc):
+        for r in rows:
+            buckets.setdefault(int(r["t"] - t0), {}).setdefault(i, r)
+    out = []
+    for sec in sorted(buckets):
+        got = buckets[sec]
+        if len(got) < len(per_proc):
+            continue
+        row = {"t": got[0]["t"], "res": [], "huge": "", "cpu_s": sum(r["cpu_s"] for r in got.values())}
+        if "acc" in got[0]:
+            row.update(acc=[], window_s=got[0]["window_s"])
+        for i in range(len(per_proc)):
+            row["res"] += got[i]["res"]
+            row["huge"] += got[i]["huge"]
+            if "acc" in row:
+                row["acc"] += got[i]["acc"]
+        out.append(row)
+    return out
+
+
+def _finish(guest, ws, duration_s):
+    """Waits for the workloads' end; returns the merged pagetrack rows, the phase bounds (guest clock, from
+    process 0) and the CPU seconds of the kdamond and khugepaged threads meanwhile."""
     deadline = time.monotonic() + duration_s + 120
     first, last = {}, {}
+    pids = " ".join(str(w["pid"]) for w in ws)
     while time.monotonic() < deadline:
-        out = guest.ssh(POLL % w["pid"]).stdout.split("\n")
+        out = guest.ssh("for p in %s; do %s; done" % (pids, POLL % "$p")).stdout.split("\n")
         for line in out:
             f = line.split()
             if len(f) == 4:
                 key = (f[0], f[1])  # pid, (comm)
                 last[key] = int(f[2]) + int(f[3])
                 first.setdefault(key, last[key])
-        if "gone" in out:
+        if out.count("gone") == len(ws):
             break
         time.sleep(3)
     time.sleep(1.5)  # pagetrack notices the exit
     cpu = {"kdamond": 0.0, "khugepaged": 0.0}
     for (pid, name), ticks in last.items():
         cpu["khugepaged" if "khugepaged" in name else "kdamond"] += (ticks - first[(pid, name)]) / 100
-    text = guest.read("/run/bench/graded.log")
+    text = guest.read("/run/bench/graded-0.log")
     shift = next((float(ln.split()[2]) for ln in text.splitlines() if ln.startswith("# shift")), None)
-    end = next((float(ln.split()[2]) for ln in text.splitlines() if ln.startswith("# end")), w["t0"] + duration_s)
-    rows = [json.loads(ln) for ln in guest.read("/run/bench/pt.jsonl").splitlines() if ln.strip()]
-    return rows, ground_truth.phase_bounds(w, shift, end), cpu
+    end = next((float(ln.split()[2]) for ln in text.splitlines() if ln.startswith("# end")), ws[0]["t0"] + duration_s)
+    per_proc = [[json.loads(ln) for ln in guest.read("/run/bench/pt-%d.jsonl" % i).splitlines() if ln.strip()]
+                for i in range(len(ws))]
+    return _merge(per_proc, ws[0]["t0"]), ground_truth.phase_bounds(ws[0], shift, end), cpu
+
+
+def _reset(guest, thp):
+    guest.ssh(RESET % {"thp": thp} + "\npkill -x graded; pkill -x pagetrack; rm -f /run/bench/pt-*.jsonl; "
+              ": > /run/bench/module_calls.log", timeout=120)
 
 
 def calibrate(guest, workload, duration_s):
-    guest.ssh(RESET % {"thp": "never"} + "\npkill -x graded; pkill -x pagetrack; rm -f /run/bench/pt.jsonl",
-              timeout=120)
-    w = _start(guest, workload, duration_s)
-    _track(guest, w, written=True)
-    rows, bounds, _ = _finish(guest, w, duration_s)
+    _reset(guest, "never")
+    ws = _start(guest, workload, duration_s)
+    _track(guest, ws, written=True)
+    rows, bounds, _ = _finish(guest, ws, duration_s)
     classes = ground_truth.classify(rows, bounds)
-    cpu = rows[-1]["cpu_s"] if rows else None
-    return {"workload": w, "bounds": bounds, "classes": classes, "tracker_cpu_s": cpu,
+    hot = len(classes[0]["hot"]) * ground_truth.CHUNK
+    budget = WORKLOADS[workload].get("budget_share", 0) * hot // ground_truth.CHUNK * ground_truth.CHUNK
+    # the cross-check with the workload's own ranks needs one rank order: single-process workloads
+    order = [ws[0]["order"][p] for p in range(len(classes))] if len(ws) == 1 else None
+    return {"workload": ws, "chunks_per_process": [w["chunks"] for w in ws], "bounds": bounds, "classes": classes,
+            "tracker_cpu_s": rows[-1]["cpu_s"] if rows else None, "host_budget_bytes": int(budget),
             "windows_s": statistics.median(r["window_s"] for r in rows) if rows else None,
-            "rank_agreement": ground_truth.rank_agreement(classes, w["order"]),
-            "access_rate": _rates(guest)}
+            "rank_agreement": ground_truth.rank_agreement(classes, order) if order else None,
+            "access_rate": _rates(guest, len(ws))}
 
 
-def _rates(guest):
-    """The workload's own accesses per second (its log), median: the sampling's perturbation shows here."""
-    vals = [float(ln.split()[1]) for ln in guest.read("/run/bench/graded.log").splitlines()
-            if ln and not ln.startswith("#")]
-    return statistics.median(vals) if vals else None
+def _rates(guest, procs):
+    """Each workload process's own accesses per second (its log), median: the sampling's perturbation shows here."""
+    out = []
+    for i in range(procs):
+        vals = [float(ln.split()[1]) for ln in guest.read("/run/bench/graded-%d.log" % i).splitlines()
+                if ln and not ln.startswith("#")]
+        out.append(statistics.median(vals) if vals else None)
+    return out[0] if procs == 1 else out
+
+
+def _oracle_files(guest, calib):
+    """Per process and phase, the chunks the oracle collapses: the hot ones, or under a host budget the
+    hottest chunks (by calibrated level) that fit in it."""
+    chunks, budget = calib["chunks_per_process"], calib["host_budget_bytes"]
+    for i in range(len(chunks)):
+        lo, lines = sum(chunks[:i]), []
+        for cls in calib["classes"]:
+            chosen = cls["hot"]
+            if budget:
+                chosen = sorted(chosen, key=lambda c: -cls["level"][c])[:budget // ground_truth.CHUNK]
+            lines.append(",".join(str(c - lo) for c in sorted(chosen) if lo <= c < lo + chunks[i]))
+        guest.put("\n".join(lines) + "\n", "/run/bench/oracle-%d.txt" % i)
 
 
 def run_config(guest, kernel, workload, config, calib, inventory, workdir, duration_s, interval_s):
-    guest.ssh(RESET % {"thp": THP[config]} + "\npkill -x graded; pkill -x pagetrack; rm -f /run/bench/pt.jsonl; "
-              ": > /run/bench/module_calls.log", timeout=120)
+    _reset(guest, THP[config])
     if config == "oracle":
-        guest.put("\n".join(",".join(map(str, c["hot"])) for c in calib["classes"]) + "\n", "/run/bench/oracle.txt")
-    w = _start(guest, workload, duration_s, FLAGS.get(config, ""))
-    _track(guest, w, written=False)
+        _oracle_files(guest, calib)
+    ws = _start(guest, workload, duration_s, config)
+    _track(guest, ws, written=False)
     ctl, ethp = None, {}
     if config in POLICY:
-        until = time.monotonic() + duration_s - (time.time() - w["t0"])
-        ctl = Controller(guest, inventory, POLICY[config], w["pid"], until, workdir, interval_s)
+        until = time.monotonic() + duration_s - (time.time() - ws[0]["t0"])
+        apps = [{"name": "app%d" % i, "pid": w["pid"]} for i, w in enumerate(ws)]
+        ctl = Controller(guest, inventory, POLICY[config], apps, until, workdir, interval_s,
+                         host_budget_bytes=calib["host_budget_bytes"])
         ctl.start()
     elif config == "ethp":
-        res = run_playbook(BENCH / "playbooks" / "ethp.yml", inventory, {"bench_pid": w["pid"]},
+        res = run_playbook(BENCH / "playbooks" / "ethp.yml", inventory, {"bench_targets": [{"pid": w["pid"]} for w in ws]},
                            workdir / "ansible.log", workdir / "record-ethp.jsonl")
         ethp = {"rc": res["rc"], "controller_cpu_s": res["cpu_s"]}
-    rows, bounds, cpu = _finish(guest, w, duration_s)
+    rows, bounds, cpu = _finish(guest, ws, duration_s)
     if ctl:
         ctl.join(timeout=600)
     calls = [float(x) for x in guest.read("/run/bench/module_calls.log").split()]
     samples = ground_truth.series(rows, calib["classes"], bounds)
     m = ground_truth.metrics(samples, calib["classes"], bounds, calls)
+    m.update(ground_truth.budget_use(rows[-1]["huge"] if rows else "", calib["classes"][-1]))
     m.update(kdamond_cpu_s=round(cpu["kdamond"], 2), khugepaged_cpu_s=round(cpu["khugepaged"], 2),
              controller_cpu_s=round(sum(r["controller_cpu_s"] for r in ctl.runs), 2) if ctl else ethp.get("controller_cpu_s"),
-             access_rate=_rates(guest))
+             access_rate=_rates(guest, len(ws)))
     return {"kernel": kernel, "workload": workload, "config": config, "metrics": m, "samples": samples,
             "controller_runs": [{k: r[k] for k in ("start", "end", "rc", "module_calls", "iterations", "stopped",
                                                    "thresholds", "msg", "trace")} for r in ctl.runs] if ctl else [],
@@ -186,7 +255,7 @@ def run_kernel(kernel, workloads=tuple(WORKLOADS), configs=CONFIGS, reps=1, dura
 
 
 METRICS = ("hot_coverage_end", "hot_coverage_time_weighted", "cold_bloat_share", "t90_s", "calls_to_90",
-           "kdamond_cpu_s", "controller_cpu_s")
+           "kdamond_cpu_s", "controller_cpu_s", "budget_precision")
 
 
 def summarize(raw: dict) -> list:
@@ -224,7 +293,7 @@ def markdown(rows: list) -> str:
            "Medians over repetitions (min-max when more than one). Time-weighted = mean hot coverage / the "
            "oracle's. t90: seconds to 90 % of the hot chunks huge. Cold bloat: worst cold huge bytes / cold bytes.",
            "", "| workload | kernel | config | runs | hot end | time-weighted | t90 s | cold bloat | calls to 90 % "
-           "| kdamond CPU s |", "|---|---|---|---|---|---|---|---|---|---|"]
+           "| kdamond CPU s | budget precision |", "|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def fmt(m, k, scale=1.0, nd=2):
         v = m.get(k)
@@ -237,8 +306,8 @@ def markdown(rows: list) -> str:
         return s
     for r in rows:
         m = r["median"]
-        out.append("| %s | %s | %s | %d | %s | %s | %s | %s %% | %s | %s |" % (
+        out.append("| %s | %s | %s | %d | %s | %s | %s | %s %% | %s | %s | %s |" % (
             r["workload"], r["kernel"], r["config"], len(r["runs"]), fmt(m, "hot_coverage_end"),
             fmt(m, "hot_coverage_time_weighted"), fmt(m, "t90_s", nd=0), fmt(m, "cold_bloat_share", 100),
-            fmt(m, "calls_to_90", nd=0), fmt(m, "kdamond_cpu_s", nd=1)))
+            fmt(m, "calls_to_90", nd=0), fmt(m, "kdamond_cpu_s", nd=1), fmt(m, "budget_precision")))
     return "\n".join(out) + "\n"

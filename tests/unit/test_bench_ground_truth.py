@@ -32,6 +32,7 @@ def test_classify_by_share_of_windows_accessed():
     assert cls["share"] == [1.0, 0.5, 0.0, 0.0]
     assert (cls["hot"], cls["warm"], cls["cold"]) == ([0, 1], [], [2, 3])
     assert cls["res"] == [512, 512, 512, 32]
+    assert cls["level"] == [0.7812, pytest.approx((100 + 10) / 2 / 512, abs=1e-4), 0.0098, 0.0]
     assert gt.rank_agreement([cls], [[1, 0, 3, 2]]) == [1.0]
     assert gt.rank_agreement([cls], [[0, 2, 1, 3]]) == [0.5]
 
@@ -82,3 +83,17 @@ def test_summary_divides_by_the_oracle_of_the_same_repetition():
     assert ours["median"]["hot_coverage_time_weighted_range"] == [0.5, 1.0]
     assert ours["kernel"] == "7.3.4+deb13-amd64" and ours["workload"] == "graded"
     assert "| graded | 7.3.4+deb13-amd64 | ours | 2 |" in workloads.markdown(list(rows.values()))
+
+
+def test_budget_use_compares_with_the_hottest_chunks():
+    cls = {"level": [0.9, 0.1, 0.5, 0.0], "hot": [0, 2]}
+    assert gt.budget_use("1010", cls) == {"budget_precision": 1.0, "huge_level_mean": 0.7, "hot_left_level_mean": None}
+    assert gt.budget_use("0110", cls) == {"budget_precision": 0.5, "huge_level_mean": 0.3, "hot_left_level_mean": 0.9}
+    assert gt.budget_use("0000", cls)["budget_precision"] is None
+
+
+def test_processes_are_merged_side_by_side_per_second():
+    a = [{"t": 100.2, "res": [1], "huge": "1", "cpu_s": 0.1}, {"t": 101.2, "res": [2], "huge": "0", "cpu_s": 0.2}]
+    b = [{"t": 100.5, "res": [7, 8], "huge": "01", "cpu_s": 0.1}]
+    (row,) = workloads._merge([a, b], 100.0)  # second 1 lacks process b: left out
+    assert row["res"] == [1, 7, 8] and row["huge"] == "101" and row["t"] == 100.2
