@@ -194,6 +194,12 @@ def live_intervals(kdamond_path):
     return tuple(int(v) for v in values) if all(values) else None
 
 
+def hottest_first(runs, threshold):
+    """The (start, end) of the chunk runs at or above ``threshold``, hottest first (then by address):
+    collapse spends a quota or budget in this order, so it goes to the memory that gains most."""
+    return [(s, e) for s, e, level in sorted((r for r in runs if r[2] >= threshold), key=lambda r: (-r[2], r[0]))]
+
+
 def chunk_runs(regions, huge):
     """Sorted (start, end, level) runs of ``huge``-aligned chunks (the PMD size) from DAMON regions.
 
@@ -467,7 +473,7 @@ class Step(object):
                                 "mode": self.running_modes.get(entry["name"], self.interval_mode)},
                      scheme_stats=stats[1] if len(stats) > 1 else None, collapsed=None)
         if self.path == "user_collapse" and hot and collapse:
-            entry["collapsed"] = self._collapse(entry, hot, app)
+            entry["collapsed"] = self._collapse(entry, hottest_first(runs, threshold), app)
         entry.update(self._huge_bytes(entry["pid"], hot, cold, self.huge))
         if entry["huge_bytes"] is None and not pid_alive(entry["pid"]):
             entry["exited"] = True

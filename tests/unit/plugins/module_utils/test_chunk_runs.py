@@ -8,7 +8,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.linux_mm.damon.plugins.module_utils._hugepage import chunk_runs, threshold_of
+from ansible_collections.linux_mm.damon.plugins.module_utils._hugepage import chunk_runs, hottest_first, threshold_of
 from tests.helpers.pagemap import HUGE
 
 K = 4096
@@ -56,3 +56,12 @@ def test_chunks_cover_the_regions_aligned_and_disjoint(parts):
     covered = sum(e - s for s, e, unused in runs)
     assert covered == (-(-(BASE + cursor) // HUGE) - BASE // HUGE) * HUGE
     assert len(runs) <= 3 * len(regions)  # work grows with regions, not with bytes
+
+
+def test_collapse_order_is_hottest_first_so_a_budget_goes_to_the_hottest_chunks():
+    regions = [region(0, 2 * HUGE, 5), region(2 * HUGE, 3 * HUGE, 1), region(3 * HUGE, 4 * HUGE, 19),
+               region(4 * HUGE, 6 * HUGE, 5)]
+    runs = chunk_runs(regions, HUGE)
+    assert hottest_first(runs, 5) == [(BASE + 3 * HUGE, BASE + 4 * HUGE), (BASE, BASE + 2 * HUGE),
+                                      (BASE + 4 * HUGE, BASE + 6 * HUGE)]
+    assert hottest_first(runs, 20) == []
