@@ -224,7 +224,7 @@ def reap_masters():
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
-        _, _, ru = os.wait4(pid, 0)
+        ru = os.wait4(pid, 0)[2]
         cpu += ru.ru_utime + ru.ru_stime
         n += 1
     return cpu, n

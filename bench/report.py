@@ -420,8 +420,8 @@ def control_ssh_markdown(entries, rows):
          "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if not r["iterations"]:
-            L.append("| %d | %s | %.1f | — | — | — | — | — | — | %d/%d | |" % (r["hosts"], r["setting"], r["wall_s"],
-                                                                       r["hosts_ok"], r["hosts"]))
+            L.append("| %d | %s | %.1f | — | — | — | — | — | — | %d/%d | |" % (
+                r["hosts"], r["setting"], r["wall_s"], r["hosts_ok"], r["hosts"]))
             continue
         main = r.get("main_cpu_s_per_host_iteration")
         L.append("| %d | %s | %.1f | %.2f | %.1f | %s | %.2f | %.1f | %.0f | %d/%d | %.2f → %.2f |" % (

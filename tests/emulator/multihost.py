@@ -32,7 +32,8 @@ class MultiHostOperations(fuse.Operations):
         self.hosts = {name: SysfsOperations(kernel) for name, kernel in kernels.items()}
 
     def _host(self, path: str):
-        name, _, rest = path.lstrip("/").partition("/")
+        name, sep, rest = path.lstrip("/").partition("/")
+        del sep
         ops = self.hosts.get(name)
         if ops is None:
             raise fuse.FuseOSError(errno.ENOENT)
