@@ -136,7 +136,7 @@ def calibrate(guest, workload, duration_s):
     _reset(guest, "never")
     ws = _start(guest, workload, duration_s)
     _track(guest, ws, written=True)
-    rows, bounds, _ = _finish(guest, ws, duration_s)
+    rows, bounds, _cpu = _finish(guest, ws, duration_s)
     classes = ground_truth.classify(rows, bounds)
     hot = len(classes[0]["hot"]) * ground_truth.CHUNK
     budget = WORKLOADS[workload].get("budget_share", 0) * hot // ground_truth.CHUNK * ground_truth.CHUNK
@@ -250,8 +250,6 @@ def run_kernel(kernel, workloads=tuple(WORKLOADS), configs=CONFIGS, reps=1, dura
                             m["calls_to_90"], m["kdamond_cpu_s"]))
     save_raw("workloads-" + kernel, out)
     return out
-
-
 
 
 METRICS = ("hot_coverage_end", "hot_coverage_time_weighted", "cold_bloat_share", "t90_s", "calls_to_90",
