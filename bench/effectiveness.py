@@ -44,6 +44,8 @@ A=/sys/kernel/mm/damon/admin  # inside the QEMU guest: this script only ever run
 for s in $A/kdamonds/*/state; do [ -e "$s" ] && echo off > $s 2>/dev/null; done
 echo 0 > $A/kdamonds/nr_kdamonds 2>/dev/null
 [ -e /sys/module/damon_stat/parameters/enabled ] && echo N > /sys/module/damon_stat/parameters/enabled  # guest
+# what an earlier configuration learned must not warm-start the next one (same application names)
+rm -f /run/linux_mm_damon/learned.json /var/lib/linux_mm_damon/learned.json
 rm -f /run/linux_mm_damon/ownership.json /run/bench/w.json /run/bench/samples.jsonl /run/bench/chase.log /run/bench/sampler.pid
 echo %(thp)s > /sys/kernel/mm/transparent_hugepage/enabled  # guest
 sync; echo 3 > /proc/sys/vm/drop_caches; echo 1 > /proc/sys/vm/compact_memory
