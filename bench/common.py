@@ -33,7 +33,8 @@ def build_workload(static=True, name="chase") -> Path:
     BUILD.mkdir(parents=True, exist_ok=True)
     src = BENCH / "workload" / (name + ".c")
     out = BUILD / (name + "-static" if static else name)
-    if out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
+    inputs = (src, BENCH / "workload" / "common.h")
+    if out.exists() and out.stat().st_mtime >= max(p.stat().st_mtime for p in inputs):
         return out
     cmd = [shutil.which("gcc") or "cc", "-O2", "-Wall", "-Wextra", "-std=gnu11"] + (["-static"] if static else []) + [
         "-o", str(out), str(src), "-lm"]

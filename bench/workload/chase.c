@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common.h"
+
 #ifndef MADV_COLLAPSE
 #define MADV_COLLAPSE 25
 #endif
@@ -33,25 +35,6 @@
 #define LINE 64UL
 
 struct node { struct node *next; unsigned long count; char pad[LINE - 16]; };
-
-static volatile sig_atomic_t stop_flag;
-static void on_signal(int s) { (void)s; stop_flag = 1; }
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static unsigned long long rng_state = 88172645463325252ULL;
-static unsigned long long rnd(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
 
 /* One random cycle over all lines of [p, p+bytes). */
 static struct node *build_ring(char *p, unsigned long bytes)
@@ -128,19 +111,8 @@ int main(int argc, char **argv)
 	}
 	if (advice >= 0 && advise_all(ps, sz, 3, advice)) return 1;
 
-	int ready_pipe[2] = { -1, -1 };
-	if (daemonize) {
-		if (pipe(ready_pipe)) { perror("chase: pipe"); return 1; }
-		pid_t child = fork();
-		if (child < 0) { perror("chase: fork"); return 1; }
-		if (child > 0) {
-			char c;
-			close(ready_pipe[1]);
-			return read(ready_pipe[0], &c, 1) == 1 ? 0 : 1;
-		}
-		close(ready_pipe[0]);
-		setsid();
-	}
+	int ready_fd = -1;
+	if (daemonize && daemon_fork("chase: fork", &ready_fd)) return 1;
 
 	/* populate: cold sparsely, hot and hot2 densely (their rings live in their lines) */
 	for (unsigned long off = 0; off < sz[2]; off += stride_kb << 10) ps[2][off] = 1;
@@ -154,11 +126,7 @@ int main(int argc, char **argv)
 		collapse_s = now() - t;
 	}
 
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	catch_stop_signals();
 
 	FILE *log = NULL;
 	if (logp && !(log = fopen(logp, "w"))) { fprintf(stderr, "chase: %s: %s\n", logp, strerror(errno)); return 1; }
@@ -175,18 +143,9 @@ int main(int argc, char **argv)
 		"\"cold_stride_kb\": %lu, \"line\": %lu, %s, %s, %s}\n",
 		getpid(), t0, shift_after, duration, adv, late, oracle ? "true" : "false", do_write ? "true" : "false",
 		collapse_s, stride_kb, LINE, r0, r1, r2);
-	char tmp[4096];
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", out, getpid());
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0 || write(fd, json, n) != n || close(fd) || rename(tmp, out)) {
-		fprintf(stderr, "chase: cannot write %s: %s\n", out, strerror(errno));
-		return 1;
-	}
+	if (write_atomic("chase", out, json, n)) return 1;
 	if (daemonize) {
-		int devnull = open("/dev/null", O_RDWR);
-		if (devnull >= 0) { dup2(devnull, 0); dup2(devnull, 1); dup2(devnull, 2); if (devnull > 2) close(devnull); }
-		if (write(ready_pipe[1], "R", 1) != 1) return 1;
-		close(ready_pipe[1]);
+		if (daemon_ready(ready_fd)) return 1;
 	} else {
 		fputs(json, stdout);
 		fflush(stdout);

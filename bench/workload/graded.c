@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common.h"
+
 #ifndef MADV_COLLAPSE
 #define MADV_COLLAPSE 25
 #endif
@@ -40,24 +42,6 @@
 #define LINE 64UL
 #define PHASES 2
 
-static volatile sig_atomic_t stop_flag;
-static void on_signal(int s) { (void)s; stop_flag = 1; }
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static unsigned long long rng_state = 88172645463325252ULL;
-static unsigned long long rnd(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
 static double unit(void) { return (rnd() >> 11) * (1.0 / 9007199254740992.0); }
 
 static void shuffle(unsigned *a, unsigned long n)
@@ -141,19 +125,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	int ready_pipe[2] = { -1, -1 };
-	if (daemonize) {
-		if (pipe(ready_pipe)) { perror("graded: pipe"); return 1; }
-		pid_t child = fork();
-		if (child < 0) { perror("graded: fork"); return 1; }
-		if (child > 0) {
-			char c;
-			close(ready_pipe[1]);
-			return read(ready_pipe[0], &c, 1) == 1 ? 0 : 1;
-		}
-		close(ready_pipe[0]);
-		setsid();
-	}
+	int ready_fd = -1;
+	if (daemonize && daemon_fork("graded: fork", &ready_fd)) return 1;
 
 	/* populate */
 	for (unsigned long off = 0; off < cold_chunks * HUGE; off += stride_kb << 10) base[off] = 1;
@@ -175,11 +148,7 @@ int main(int argc, char **argv)
 	for (unsigned long r = 0; r < active; r++) cdf[r] = (sum += behind ? 1.0 : pow(r + 1, -zipf_s));
 	for (unsigned long r = 0; r < active; r++) cdf[r] /= sum;
 
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	catch_stop_signals();
 	FILE *log = NULL;
 	if (logp && !(log = fopen(logp, "w"))) { fprintf(stderr, "graded: %s: %s\n", logp, strerror(errno)); return 1; }
 	if (log) setvbuf(log, NULL, _IOLBF, 0);
@@ -200,20 +169,9 @@ int main(int argc, char **argv)
 		n += sprintf(json + n, "]");
 	}
 	n += sprintf(json + n, "]}\n");
-	char tmp[4096];
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", out, getpid());
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0 || write(fd, json, n) != (ssize_t)n || close(fd) || rename(tmp, out)) {
-		fprintf(stderr, "graded: cannot write %s: %s\n", out, strerror(errno));
-		return 1;
-	}
+	if (write_atomic("graded", out, json, n)) return 1;
 	free(json);
-	if (daemonize) {
-		int devnull = open("/dev/null", O_RDWR);
-		if (devnull >= 0) { dup2(devnull, 0); dup2(devnull, 1); dup2(devnull, 2); if (devnull > 2) close(devnull); }
-		if (write(ready_pipe[1], "R", 1) != 1) return 1;
-		close(ready_pipe[1]);
-	}
+	if (daemonize && daemon_ready(ready_fd)) return 1;
 
 	int phase = 0;
 	unsigned long done = 0, window = 0;
