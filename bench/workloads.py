@@ -229,10 +229,10 @@ def run_kernel(kernel, workloads=tuple(WORKLOADS), configs=CONFIGS, reps=1, dura
             t = time.monotonic()
             calib = calibrate(guest, workload, duration_s)
             log("%s %s: calibrated in %.0f s: hot %s, warm %s, cold %s chunks per phase; rank agreement %s; "
-                "%.0f accesses/s" % (kernel, workload, time.monotonic() - t, [len(c["hot"]) for c in calib["classes"]],
+                "%s accesses/s" % (kernel, workload, time.monotonic() - t, [len(c["hot"]) for c in calib["classes"]],
                                      [len(c["warm"]) for c in calib["classes"]],
                                      [len(c["cold"]) for c in calib["classes"]], calib["rank_agreement"],
-                                     calib["access_rate"] or 0))
+                                     calib["access_rate"]))
             entry = out["workloads"][workload] = {"calibration": calib, "runs": []}
             for rep in range(reps):
                 order = list(configs[rep % len(configs):] + configs[:rep % len(configs)])
