@@ -228,11 +228,11 @@ def run_kernel(kernel, workloads=tuple(WORKLOADS), configs=CONFIGS, reps=1, dura
         for workload in workloads:
             t = time.monotonic()
             calib = calibrate(guest, workload, duration_s)
+            classes = calib["classes"]
             log("%s %s: calibrated in %.0f s: hot %s, warm %s, cold %s chunks per phase; rank agreement %s; "
-                "%s accesses/s" % (kernel, workload, time.monotonic() - t, [len(c["hot"]) for c in calib["classes"]],
-                                     [len(c["warm"]) for c in calib["classes"]],
-                                     [len(c["cold"]) for c in calib["classes"]], calib["rank_agreement"],
-                                     calib["access_rate"]))
+                "%s accesses/s" % (kernel, workload, time.monotonic() - t, [len(c["hot"]) for c in classes],
+                                   [len(c["warm"]) for c in classes], [len(c["cold"]) for c in classes],
+                                   calib["rank_agreement"], calib["access_rate"]))
             entry = out["workloads"][workload] = {"calibration": calib, "runs": []}
             for rep in range(reps):
                 order = list(configs[rep % len(configs):] + configs[:rep % len(configs)])
