@@ -26,9 +26,12 @@ KERNELS = ("damon-7.3", "damon-6.12")
 HZ = 100  # USER_HZ of /proc/*/stat and /proc/stat
 # THP `enabled` and workload flags per configuration (see bench/README.md).
 THP = {"thp-never": "never", "thp-always": "always", "khugepaged-only": "madvise", "ethp": "madvise",
-       "rfc-stepdown": "madvise", "ours": "madvise", "oracle": "never"}
+       "rfc-stepdown": "madvise", "ours": "madvise", "ours-user": "madvise", "oracle": "never"}
 FLAGS = {"khugepaged-only": "--late-madvise hugepage", "oracle": "--oracle"}
-POLICY = {"rfc-stepdown": "stepdown", "ours": "adaptive"}
+POLICY = {"rfc-stepdown": "stepdown", "ours": "adaptive", "ours-user": "adaptive"}
+# hugepage_tune's collapse path per configuration (default auto: the kernel's DAMOS collapse on 7.2+);
+# ours-user collapses per 2 MiB chunk from user space on every kernel
+PATH = {"ours-user": "user_collapse"}
 
 WRAPPER = """#!/bin/sh
 # bench: counts remote module executions (one Python start per module call), then runs python3
@@ -77,9 +80,10 @@ class Controller(threading.Thread):
     """Runs the tune playbook again and again (a periodic controller) until `until` (host monotonic).
     ``pid``: the workload's PID, or a list of hugepage_tune ``apps``; ``host_budget_bytes`` as the module's."""
 
-    def __init__(self, guest, inventory, policy, pid, until, workdir, interval_s, pause_s=2.0, host_budget_bytes=0):
+    def __init__(self, guest, inventory, policy, pid, until, workdir, interval_s, pause_s=2.0, host_budget_bytes=0,
+                 path="auto"):
         super().__init__(daemon=True)
-        self.guest, self.inventory, self.policy = guest, inventory, policy
+        self.guest, self.inventory, self.policy, self.path = guest, inventory, policy, path
         self.apps = pid if isinstance(pid, list) else [{"name": "chase", "pid": pid}]
         self.until, self.workdir, self.interval_s, self.pause_s = until, workdir, interval_s, pause_s
         self.host_budget_bytes = host_budget_bytes
@@ -90,7 +94,8 @@ class Controller(threading.Thread):
         while time.monotonic() < self.until - 8:
             calls0 = _calls(self.guest)
             t0 = time.time()
-            extra = dict(bench_apps=self.apps, bench_policy=self.policy, bench_host_budget_bytes=self.host_budget_bytes,
+            extra = dict(bench_apps=self.apps, bench_policy=self.policy, bench_path=self.path,
+                         bench_host_budget_bytes=self.host_budget_bytes,
                          bench_interval_s=self.interval_s, bench_max_iterations=20,
                          bench_timeout_s=max(5.0, self.until - time.monotonic() - 4))
             res = run_playbook(BENCH / "playbooks" / "tune.yml", self.inventory, extra,

@@ -31,10 +31,10 @@ from pathlib import Path
 
 from bench import ground_truth
 from bench.common import BENCH, BUILD, build_workload, log, run_playbook, save_raw
-from bench.effectiveness import POLICY, RESET, THP, Controller, prepare_guest
+from bench.effectiveness import PATH, POLICY, RESET, THP, Controller, prepare_guest
 
 KERNELS = ("damon-7.3", "damon-6.12")
-CONFIGS = ("thp-always", "khugepaged-only", "ethp", "rfc-stepdown", "ours", "oracle")
+CONFIGS = ("thp-always", "khugepaged-only", "ethp", "rfc-stepdown", "ours", "ours-user", "oracle")
 SEED = 20261126
 ZIPF = "--mode zipf --zipf-s 1.2 --write"
 # Per workload: one graded.c argument string per process; ``moves``: the hot set is redrawn half way;
@@ -184,7 +184,7 @@ def run_config(guest, kernel, workload, config, calib, inventory, workdir, durat
         until = time.monotonic() + duration_s - (time.time() - ws[0]["t0"])
         apps = [{"name": "app%d" % i, "pid": w["pid"]} for i, w in enumerate(ws)]
         ctl = Controller(guest, inventory, POLICY[config], apps, until, workdir, interval_s,
-                         host_budget_bytes=calib["host_budget_bytes"])
+                         host_budget_bytes=calib["host_budget_bytes"], path=PATH.get(config, "auto"))
         ctl.start()
     elif config == "ethp":
         res = run_playbook(BENCH / "playbooks" / "ethp.yml", inventory, {"bench_targets": [{"pid": w["pid"]} for w in ws]},

@@ -224,6 +224,8 @@ def validate_hugepage_args(args, warnings, on_target=True, proc_root="/proc"):
             check_int(where + ".threshold_bp", app["threshold_bp"], UINT)
         if app.get("budget_bytes") is not None:
             check_int(where + ".budget_bytes", app["budget_bytes"], ULONG)
+        if app.get("min_sample_us") is not None:
+            check_int(where + ".min_sample_us", app["min_sample_us"], ULONG)
         own_intervals = dict((k, app[k]) for k in ("sample_us", "aggr_us") if app.get(k) is not None)
         if own_intervals:  # per-application intervals, as monitoring_attrs
             validate_monitoring_attrs(own_intervals, where)

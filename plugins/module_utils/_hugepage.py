@@ -44,7 +44,7 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._damon_kdamond impo
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_layout import UINT_MAX, ULONG_MAX, SpecError
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_spec import COLLAPSE_FALLBACK, pid_alive
 from ansible_collections.linux_mm.damon.plugins.module_utils._damon_sysfs import (
-    command, read_kdamonds, read_stats, read_tried_regions,
+    apply as apply_writes, command, read_kdamonds, read_stats, read_tried_regions,
 )
 from ansible_collections.linux_mm.damon.plugins.module_utils._options import (
     BP, GOAL_ACCESS_BP, GOAL_AGGRS, MAX_SAMPLE_US, from_bp, max_nr_accesses, to_bp,
@@ -194,6 +194,27 @@ def live_intervals(kdamond_path):
     return tuple(int(v) for v in values) if all(values) else None
 
 
+def floor_of(app, kdamond):
+    """The shortest sampling interval the kernel's intervals_goal may tune an application's kdamond to: the
+    caller's ``min_sample_us``, else the one its running kdamond has. Once hot memory is huge, one access
+    bit covers 2 MiB, the measured access ratio rises past the goal and the kernel would shorten the
+    intervals until the hot memory not yet collapsed looks cold again; hugepage_tune keeps them from it."""
+    if app.get("min_sample_us"):
+        return app["min_sample_us"]
+    if kdamond is None:
+        return None
+    goal = ((kdamond.context or {}).get("monitoring_attrs") or {}).get("intervals_goal") or {}
+    return goal.get("min_sample_us") or None
+
+
+def at_least(attrs, floor):
+    """``attrs`` with sample_us raised to ``floor`` (aggr_us keeps its ratio to it)."""
+    if attrs["sample_us"] >= floor:
+        return attrs
+    ratio = max(1, attrs["aggr_us"] // max(1, attrs["sample_us"]))
+    return dict(attrs, sample_us=floor, aggr_us=floor * ratio)
+
+
 def hottest_first(runs, threshold):
     """The (start, end) of the chunk runs at or above ``threshold``, hottest first (then by address):
     collapse spends a quota or budget in this order, so it goes to the memory that gains most."""
@@ -282,13 +303,35 @@ class Step(object):
         else:
             self.diff["after"].pop(name, None)
 
-    def _goal(self, attrs):
+    def _highest(self, attrs):
+        return max(attrs["sample_us"], self.auto.get("max_sample_us", MAX_SAMPLE_US))
+
+    def _floor(self, app, kd, attrs):
+        """The application's floor for the kernel's tuning (floor_of), never above max_sample_us."""
+        floor = floor_of(app, kd) if self.interval_mode == "kernel" else None
+        return min(floor, self._highest(attrs)) if floor else None
+
+    def _goal(self, attrs, floor=None):
         if self.interval_mode != "kernel":
             return None
-        # the kernel may go back down to the configured sampling interval from a learned, wider one
+        # the kernel may go back down to the configured sampling interval from a learned, wider one,
+        # but not below the application's floor
         low = min(attrs["sample_us"], self.attrs["sample_us"])
         return {"access_bp": self.auto.get("access_bp", GOAL_ACCESS_BP), "aggrs": self.auto.get("aggrs", GOAL_AGGRS),
-                "min_sample_us": low, "max_sample_us": max(attrs["sample_us"], self.auto.get("max_sample_us", MAX_SAMPLE_US))}
+                "min_sample_us": max(low, floor or 0), "max_sample_us": self._highest(attrs)}
+
+    def _raise_to_floor(self, kd, floor):
+        """Write a running kdamond's sample_us/aggr_us up to ``floor`` (same ratio) before a commit raises its
+        min_sample_us: the kernel refuses a commit whose sample_us is below the goal's minimum (EINVAL)."""
+        live = live_intervals(kd.path)
+        if not floor or not live or live[0] >= floor:
+            return
+        base = os.path.join(kd.path, INTERVALS)
+        writes = [(os.path.join(base, "sample_us"), str(floor)),
+                  (os.path.join(base, "aggr_us"), str(floor * max(1, live[1] // max(1, live[0]))))]
+        self.writes.extend(dict(path=p, value=v) for p, v in writes)
+        if not self.check_mode:
+            apply_writes(writes, self.applied)
 
     def _refresh_tuned(self, owned, kds):
         """Copy the kernel's tuned intervals to sysfs before planning: a commit re-reads sample_us/aggr_us."""
@@ -378,9 +421,14 @@ class Step(object):
                 entry["warm"] = {"threshold_bp": warm["threshold_bp"], "since": warm["since"]}
             app = dict(app, threshold=initial_threshold if threshold is None else threshold)
             entry["threshold"] = app["threshold"]
+            floor = self._floor(app, kd, attrs)
             try:
+                if floor and kd is None:
+                    attrs = at_least(attrs, floor)
+                elif floor and kd.running and not self.check_mode:
+                    self._raise_to_floor(kd, floor)
                 plan = self._ensure(app["name"], "running", context_for(
-                    app, self.path, attrs, self.quota_bytes, self.huge, self._goal(attrs), self.between_runs))
+                    app, self.path, attrs, self.quota_bytes, self.huge, self._goal(attrs, floor), self.between_runs))
             except (SysfsError, SpecError):
                 if pid_alive(app["pid"]):
                     raise

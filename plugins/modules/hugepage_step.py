@@ -73,6 +73,16 @@ options:
       aggr_us:
         description: Aggregation interval of this application's kdamond (with O(apps[].sample_us)).
         type: int
+      min_sample_us:
+        description:
+          - With O(auto_intervals.mode=kernel), the shortest sampling interval the kernel may tune this
+            application's kdamond to (its C(intervals_goal/min_sample_us)); a running kdamond whose tuned interval
+            is shorter is set to it. M(linux_mm.damon.hugepage_tune) raises it once hot memory is found, so the
+            intervals do not shrink when that memory becomes huge pages (one access bit then covers 2 MiB and the
+            measured access ratio rises), and to widen the intervals when the kernel stops short of resolving
+            the application's warm memory.
+          - When omitted, a running kdamond keeps the floor it has. Capped at O(auto_intervals.max_sample_us).
+        type: int
       budget_bytes:
         description: Most huge-page bytes the user-space path collapses for this application per step (V(0) unlimited).
         type: int
@@ -256,7 +266,7 @@ ARGUMENT_SPEC = dict(
     apps=dict(type="list", elements="dict", default=[], options=dict(
         name=dict(type="str", required=True), pid=dict(type="int", required=True),
         threshold=dict(type="int"), threshold_bp=dict(type="int"), sample_us=dict(type="int"),
-        aggr_us=dict(type="int"), budget_bytes=dict(type="int", default=0))),
+        aggr_us=dict(type="int"), min_sample_us=dict(type="int"), budget_bytes=dict(type="int", default=0))),
     state=dict(type="str", choices=["present", "observed", "absent"], default="present"),
     initial_threshold=dict(type="int"),
     prune=dict(type="bool", default=False),

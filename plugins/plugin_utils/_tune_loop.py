@@ -62,6 +62,7 @@ class _AppState(object):
         self.sz_applied = 0
         self.threshold_bp = None  # None: keep the running kdamond's threshold (or the initial one)
         self.intervals = None  # (sample_us, aggr_us) the controller asks for; None: keep the running ones
+        self.floor = None  # kernel mode: the shortest sample_us the kernel may tune to; None: keep the running one
         self.seen_intervals = None  # (sample_us, aggr_us) in force at the last observation
         self.intervals_moved_at = None  # clock() when the kernel's tuned intervals last moved
         self.decision = None
@@ -176,6 +177,8 @@ def run_loop(call_step, apps, policy, step_args, max_iterations, timeout_s, host
             item = dict(name=n, pid=pids[n], threshold_bp=s.threshold_bp, budget_bytes=s.budget)
             if s.intervals:
                 item.update(sample_us=s.intervals[0], aggr_us=s.intervals[1])
+            if s.floor:
+                item.update(min_sample_us=s.floor)
             step_apps.append(item)
         args = dict(step_args, initial_threshold=initial_threshold(policy, ratio), apps=step_apps)
         result = call_step(args)
@@ -306,6 +309,10 @@ def _decide_one(app, state, result, policy, auto, ratio, at_s, deadline):
     tuning = mode == "kernel" and state.seen_intervals and _kernel_still_tuning(
         state, now, prev_intervals, auto, at_s)
     obs = _observe(app, state, result.get("path"))
+    if mode == "kernel" and state.seen_intervals and app.get("hot_bytes"):
+        # hot memory shows at these intervals: the kernel may widen them further, not shorten them once that
+        # memory is huge (the access ratio then rises and what is not collapsed yet would look cold again)
+        state.floor = max(state.floor or 0, now[0])
     if not state.history and app.get("learned"):
         state.history.append(_prior(app["learned"], obs))
     decision = decide(policy, obs, state.history)
@@ -325,13 +332,17 @@ def _decide_one(app, state, result, policy, auto, ratio, at_s, deadline):
                 state.message = nothing_hot_message(name, obs, now, why)
                 status = "nothing_hot"
         elif mode == "kernel":
+            wider = None if tuning else _widen(state, obs, app, auto, ratio, time_left_s)
             if tuning:
                 reason += "; the kernel is still tuning the intervals (now %s/%s): wait" % (
                     human_us(now[0]), human_us(now[1]))
                 status = "pending"
+            elif wider:
+                reason += "; the kernel settled at %s/%s: raise its minimum to %s" % (
+                    human_us(now[0]), human_us(now[1]), human_us(wider[0]))
+                state.floor, status = wider[0], "pending"
             else:
-                at_max = now[0] >= auto.get("max_sample_us", MAX_SAMPLE_US)
-                why = "tuned by the kernel's intervals_goal" + (", at max_sample_us" if at_max else "")
+                why = "tuned by the kernel's intervals_goal, the widest allowed within max_sample_us and the deadline"
                 state.message = nothing_hot_message(name, obs, now, why)
                 status = "nothing_hot"
         else:
@@ -340,11 +351,15 @@ def _decide_one(app, state, result, policy, auto, ratio, at_s, deadline):
     elif mode in ("controller", "kernel") and state.seen_intervals and _unresolved(obs, decision):
         unresolved = ("; %d MiB seen in fewer samples than the noise floor may be hot memory the intervals do not "
                       "resolve yet" % (_unresolved(obs, decision) // MIB))
-        wider = _widen(state, obs, app, auto, ratio, time_left_s) if mode == "controller" else None
-        if wider:
+        wider = None if tuning else _widen(state, obs, app, auto, ratio, time_left_s)
+        if wider and mode == "controller":
             reason += unresolved + ": widen %s/%s -> %s/%s" % (
                 human_us(now[0]), human_us(now[1]), human_us(wider[0]), human_us(wider[1]))
             state.intervals, status = wider, "pending"
+        elif wider:
+            reason += unresolved + ": the kernel settled at %s/%s, raise its minimum to %s" % (
+                human_us(now[0]), human_us(now[1]), human_us(wider[0]))
+            state.floor, status = wider[0], "pending"
         elif tuning:
             reason += unresolved + ": the kernel is still tuning the intervals (now %s/%s): wait" % (
                 human_us(now[0]), human_us(now[1]))

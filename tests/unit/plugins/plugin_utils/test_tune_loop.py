@@ -118,7 +118,8 @@ class RateHost(object):
     """One application whose memory is accessed at given rates per 5 ms sample; nr_accesses follows the
     intervals in force like on a real kernel (a page touched more often than a sample shows in more samples).
     ``mode`` is what the step reports: the loop widens in ``controller`` mode, ``tuning`` lists the
-    sampling intervals a kernel with intervals_goal would report one call after another. ``clock``
+    sampling intervals a kernel with intervals_goal would report one call after another (never below the
+    application's ``min_sample_us``). ``clock``
     is the loop's: each call takes its 3 s interval or one aggregation interval, whichever is longer."""
 
     def __init__(self, rates, mode="controller", tuning=None):
@@ -137,8 +138,9 @@ class RateHost(object):
         app = args["apps"][0]
         if self.mode == "controller" and app.get("sample_us"):
             self.intervals = (app["sample_us"], app["aggr_us"])
-        elif self.mode == "kernel" and self.tuning:
-            sample = self.tuning.pop(0)
+        elif self.mode == "kernel":
+            sample = self.tuning.pop(0) if self.tuning else self.intervals[0]
+            sample = max(sample, app.get("min_sample_us") or 0)  # the goal's minimum, as the kernel clamps
             self.intervals = (sample, 20 * sample)
         bp = app["threshold_bp"]
         threshold = args["initial_threshold"] if bp is None else threshold_of(app, 20)
@@ -195,11 +197,29 @@ def test_kernel_tuning_is_waited_for_before_nothing_hot():
     out = run_loop(host, APPS, "adaptive", {}, 30, 600, clock=host.clock)
     # waits while the intervals move, then a full adaptation period (aggrs 3 + 1 aggregations of 3.4 s)
     # in which they do not: the kernel adapts only every `aggrs` aggregations
-    assert out["stopped"] == "nothing_hot" and out["iterations"] == 9, out["trace"]
-    assert "still tuning" in out["trace"][2]["apps"]["db"]["reason"]
-    assert "still tuning" in out["trace"][6]["apps"]["db"]["reason"]
-    assert out["intervals"]["db"] == {"sample_us": 170000, "aggr_us": 3400000, "mode": "kernel"}
+    reasons = [t["apps"]["db"]["reason"] for t in out["trace"]]
+    assert "still tuning" in reasons[2] and "still tuning" in reasons[6], reasons
+    # the kernel stopped short of max_sample_us with nothing hot: the loop raises its minimum (x4, then the
+    # widest allowed) and waits for the kernel again before it says "nothing hot"
+    assert "the kernel settled at 170 ms/3.4 s: raise its minimum to 680 ms" in reasons[8], reasons
+    assert [c["apps"][0].get("min_sample_us") for c in host.calls][9:] == [680000] * 6 + [1000000]
+    assert out["stopped"] == "nothing_hot" and out["iterations"] == 16, reasons
+    assert out["intervals"]["db"] == {"sample_us": 1000000, "aggr_us": 20000000, "mode": "kernel"}
+    assert "the widest allowed" in out["messages"][0]
     assert all(c["apps"][0].get("sample_us") is None for c in host.calls)  # the kernel owns them
+
+
+def test_kernel_may_not_shorten_the_intervals_hot_memory_was_found_at():
+    """The 7.3 guest on the graded workload: the kernel widened to 237 ms, the hot chunks were collapsed, then
+    it shortened the intervals to 15 ms (a huge page's one access bit covers 2 MiB, so the access ratio rose
+    past the goal) and the chunks not collapsed yet looked cold. The loop keeps the kernel's minimum at the
+    intervals hot memory was found at."""
+    tuning = [5000, 20000, 80000, 280000, 15000, 15000, 15000, 15000]
+    host = RateHost(REDIS, mode="kernel", tuning=tuning)
+    out = run_loop(host, APPS, "adaptive", {}, 30, 600, clock=host.clock)
+    floors = [c["apps"][0].get("min_sample_us") for c in host.calls]
+    assert floors[0] is None and floors[-1] == 280000, floors
+    assert host.intervals[0] >= 280000 and out["converged"] and host.collapsed == {1}, out["trace"]
 
 
 def test_kernel_tuned_intervals_reveal_the_warm_memory():

@@ -1,0 +1,65 @@
+# Copyright: (c) 2026, linux_mm.damon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""hugepage_step's floor for the kernel's interval tuning (apps[].min_sample_us), on the emulated 7.3 kernel,
+which refuses a commit whose sample_us lies outside [min_sample_us, max_sample_us] like the real one
+(damon_valid_intervals_goal())."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.emulator import EmulatedSysfs
+from tests.workloads import HotCold
+
+pytestmark = [pytest.mark.emulator, pytest.mark.timeout(300)]
+
+ATTRS = {"sample_us": 5000, "aggr_us": 100000, "min_nr_regions": 10, "max_nr_regions": 1000}
+GOAL = "contexts/0/monitoring_attrs/intervals/intervals_goal/min_sample_us"
+
+
+def new_step(emu, tmp_path):
+    from ansible_collections.linux_mm.damon.plugins.module_utils import _hugepage
+    from ansible_collections.linux_mm.damon.plugins.module_utils._damon_features import detect
+    from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import Ownership
+
+    own = Ownership.load(str(tmp_path / "own.json"))
+    return _hugepage.Step(emu.root, detect(emu.root, "7.3.4"), own, "damos_collapse", ATTRS, 0, "fail", 4, False,
+                          auto_intervals={"mode": "kernel", "max_sample_us": 500000})
+
+
+def kernel_intervals(emu):
+    kd = [k for k in emu.status()["kdamonds"] if k["state"] == "on"][0]
+    return kd["sample_us"], kd["aggr_us"]
+
+
+def test_a_raised_floor_is_committed_and_kept_until_the_caller_moves_it(tmp_path):
+    with HotCold(hot_mb=8, cold_mb=16) as w, EmulatedSysfs(kernel="7.3", scenario={"speed": 20, "modules": {"damon_stat": False}, "targets": [
+            {"pid": w.pid, "regions": [{"start": w.hot[0], "end": w.hot[1], "rate": 0.8}]}]}) as emu:
+        app = {"name": "db", "pid": w.pid, "threshold": 10}
+        entries, _ = new_step(emu, tmp_path).configure([app], 21)
+        kd = emu.path("kernel/mm/damon/admin/kdamonds", str(entries["db"]["kdamond"]))
+        assert open("%s/%s" % (kd, GOAL)).read().strip() == "5000"
+        # the hot range is accessed in 80 % of samples, far above the 4 % goal: the kernel keeps 5 ms
+        assert kernel_intervals(emu) == (5000, 100000)
+
+        # raised above what the kernel runs: sample_us goes up with it (aggr_us keeps the ratio), or the
+        # kernel would refuse the commit
+        new_step(emu, tmp_path).configure([dict(app, min_sample_us=200000)], 21)
+        assert open("%s/%s" % (kd, GOAL)).read().strip() == "200000"
+        assert kernel_intervals(emu) == (200000, 4000000)
+
+        # a later run that does not name a floor keeps the running one; one above max_sample_us is capped
+        step = new_step(emu, tmp_path)
+        step.configure([app], 21)
+        assert open("%s/%s" % (kd, GOAL)).read().strip() == "200000" and step.writes == []
+        new_step(emu, tmp_path).configure([dict(app, min_sample_us=10 ** 9)], 21)
+        assert open("%s/%s" % (kd, GOAL)).read().strip() == "500000"
+        assert kernel_intervals(emu) == (500000, 10000000)
+
+
+def test_a_new_kdamond_starts_at_its_floor(tmp_path):
+    with HotCold(hot_mb=8, cold_mb=16) as w, EmulatedSysfs(kernel="7.3", scenario={"speed": 20, "modules": {"damon_stat": False}, "targets": [
+            {"pid": w.pid, "regions": [{"start": w.hot[0], "end": w.hot[1], "rate": 0.8}]}]}) as emu:
+        new_step(emu, tmp_path).configure([{"name": "db", "pid": w.pid, "threshold": 10, "min_sample_us": 40000}], 21)
+        assert kernel_intervals(emu) == (40000, 800000)
