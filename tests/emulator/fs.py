@@ -1,7 +1,12 @@
 """The FUSE side: map paths to :mod:`tree` nodes and attribute files.
 
-Mounted with ``direct_io`` and zero attribute/entry timeouts so every read reaches
-``show()`` and every ``write(2)`` reaches ``store()`` as one call, like sysfs. Like
+Mounted with ``direct_io`` and a zero attribute timeout so every read reaches ``show()``,
+every ``stat()`` reaches ``getattr()`` and every ``write(2)`` reaches ``store()`` as one call,
+like sysfs. The kernel keeps looked-up directory entries (``entry_timeout``): without that,
+each path component of each open was one more FUSE request (13 for a scheme file), two
+thirds of the emulator's CPU time (issue 11). A directory removed since (a lower
+``nr_kdamonds``) still fails as on sysfs: open, stat and readdir of a path under it reach
+``_lookup()``, which raises ENOENT; no negative entry is kept, so a new directory shows at once. Like
 kernfs, a file's content is generated when it is read at offset 0 and served from
 that snapshot for the rest of the read; opening a read-only attribute for writing
 fails with EACCES; a file whose directory was removed fails with ENODEV.
@@ -213,7 +218,7 @@ def mount(kernel, mountpoint: str, foreground: bool = True, debug: bool = False)
     """Serve ``kernel`` (or ready FUSE operations, e.g. multihost.py's) at ``mountpoint``
     until unmounted or signalled (blocks)."""
     options = dict(foreground=foreground, nothreads=False, direct_io=True,
-                   attr_timeout=0, entry_timeout=0, negative_timeout=0,
+                   attr_timeout=0, entry_timeout=60, negative_timeout=0,  # see the module docstring
                    fsname="damon-emulator", subtype="damonemu", debug=debug)
     if os.geteuid() == 0:
         options["allow_other"] = True

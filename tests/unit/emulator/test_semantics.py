@@ -35,6 +35,22 @@ def test_nr_write_recreates_children_even_with_same_value(mount):
     assert m.listdir("kdamonds") == ["nr_kdamonds"]
 
 
+def test_a_removed_directory_is_gone_at_once_though_the_kernel_keeps_its_entries(mount):
+    """fs.py mounts with an entry timeout: a path looked up before its directory went must still fail."""
+    m = mount("7.3")
+    m.must("kdamonds/nr_kdamonds", 2)
+    m.must("kdamonds/1/contexts/nr_contexts", 1)
+    assert m.read("kdamonds/1/contexts/0/operations") and m.exists("kdamonds/1/contexts/0")  # entries cached
+    m.must("kdamonds/nr_kdamonds", 1)
+    assert not m.exists("kdamonds/1") and not m.exists("kdamonds/1/contexts/0/operations")
+    for call in (lambda: m.read("kdamonds/1/contexts/0/operations"), lambda: m.listdir("kdamonds/1/contexts")):
+        with pytest.raises(FileNotFoundError):
+            call()
+    assert m.write("kdamonds/1/state", "on") == "open:ENOENT"
+    m.must("kdamonds/nr_kdamonds", 2)  # back, with fresh defaults
+    assert m.read("kdamonds/1/contexts/nr_contexts") == "0" and not m.exists("kdamonds/1/contexts/0")
+
+
 @pytest.mark.parametrize("value,errno_name", [("-1", "EINVAL"), ("abc", "EINVAL"), ("1 2", "EINVAL"),
                                               ("99999999999", "ERANGE")])
 def test_nr_rejects_bad_numbers(mount, value, errno_name):
