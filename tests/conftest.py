@@ -45,6 +45,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GUARD_DIR = REPO_ROOT / "tests" / "guard"
+ZIP_CODE_CACHE_DIR = REPO_ROOT / "tests" / "tooling" / "zip_code_cache"
 ANSIBLE_PLUGINS = REPO_ROOT / "tests" / "tooling" / "ansible_plugins"
 PLAYBOOK_TIMEOUT_S = 600
 
@@ -60,8 +61,11 @@ def _load_guard():
 
 host_sysfs_guard = _load_guard()
 host_sysfs_guard.install()
-_pythonpath = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(GUARD_DIR)]
-os.environ["PYTHONPATH"] = os.pathsep.join([str(GUARD_DIR)] + _pythonpath)
+# The guard runs the next sitecustomize on the path: the compiled-code cache of zip imports
+# (tests/tooling/zip_code_cache: each Ansible module run compiled ansible.module_utils anew).
+_pythonpath = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+               if p and p not in (str(GUARD_DIR), str(ZIP_CODE_CACHE_DIR))]
+os.environ["PYTHONPATH"] = os.pathsep.join([str(GUARD_DIR), str(ZIP_CODE_CACHE_DIR)] + _pythonpath)
 
 # --- 2. collection path ----------------------------------------------------
 

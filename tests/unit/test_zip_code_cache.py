@@ -1,0 +1,76 @@
+# Copyright: (c) 2026, linux_mm.damon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""tests/tooling/zip_code_cache: child processes reuse the compiled code of zip imports, and only that."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+
+from tests.conftest import GUARD_DIR, ZIP_CODE_CACHE_DIR
+
+CHILD = """
+import json, sys, traceback, zipimport
+sys.path.insert(0, sys.argv[1])
+import zmod
+try:
+    zmod.boom()
+except RuntimeError:
+    where = traceback.extract_tb(sys.exc_info()[2])[-1].filename
+print(json.dumps({"value": zmod.VALUE, "nested": zmod.Inner().f(), "where": where, "file": zmod.__file__,
+                  "cached": getattr(zipimport._compile_source, "cached", False),
+                  "shadowed": __import__("os").environ.get("SHADOWED_SITECUSTOMIZE_RAN")}))
+"""
+
+
+def _zip(path, value):
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("zmod.py", "VALUE = %r\nclass Inner:\n    def f(self):\n        return VALUE * 2\n"
+                              "def boom():\n    raise RuntimeError('x')\n" % value)
+    return path
+
+
+def _run(zip_path, tmp_path, **env):
+    other = tmp_path / "other"
+    other.mkdir(exist_ok=True)
+    (other / "sitecustomize.py").write_text("import os\nos.environ['SHADOWED_SITECUSTOMIZE_RAN'] = '1'\n")
+    child_env = dict(os.environ, TMPDIR=str(tmp_path), PYTHONPATH=os.pathsep.join(
+        [str(GUARD_DIR), str(ZIP_CODE_CACHE_DIR), str(other)]), **env)
+    out = subprocess.run([sys.executable, "-c", CHILD, str(zip_path)], env=child_env, stdout=subprocess.PIPE,
+                         text=True, timeout=60, check=True).stdout
+    import json  # pylint: disable=import-outside-toplevel
+    return json.loads(out)
+
+
+def _entries(tmp_path):
+    return sorted(p for d in tmp_path.glob("linux_mm_damon-zipcode-*") for p in d.iterdir())
+
+
+def test_a_second_process_runs_the_cached_code_under_its_own_file_name(tmp_path):
+    first = _run(_zip(tmp_path / "a.zip", 21), tmp_path)
+    assert first["cached"] and first["value"] == 21 and first["nested"] == 42 and first["shadowed"] == "1"
+    [entry] = _entries(tmp_path)
+    assert oct(entry.parent.stat().st_mode & 0o777) == "0o700"
+    second = _run(_zip(tmp_path / "b.zip", 21), tmp_path)  # another zip, same member and source: the cache
+    assert _entries(tmp_path) == [entry] and second["value"] == 21 and second["nested"] == 42
+    assert second["where"] == str(tmp_path / "b.zip" / "zmod.py") == second["file"]
+
+
+def test_a_changed_source_is_compiled_again_and_the_hook_can_be_turned_off(tmp_path):
+    assert _run(_zip(tmp_path / "a.zip", 1), tmp_path)["value"] == 1
+    assert _run(_zip(tmp_path / "a.zip", 2), tmp_path)["value"] == 2
+    assert len(_entries(tmp_path)) == 2
+    off = _run(_zip(tmp_path / "a.zip", 3), tmp_path, LINUX_MM_DAMON_ZIP_CODE_CACHE="0")
+    assert off["value"] == 3 and not off["cached"] and off["shadowed"] == "1" and len(_entries(tmp_path)) == 2
+
+
+def test_a_cache_directory_others_can_write_is_not_used(tmp_path):
+    directory = tmp_path / ("linux_mm_damon-zipcode-%d-%s-%s" % (os.geteuid(), sys.implementation.cache_tag,
+                                                                 sys.version.split()[0]))
+    directory.mkdir()
+    os.chmod(str(directory), 0o777)
+    assert _run(_zip(tmp_path / "a.zip", 5), tmp_path)["value"] == 5
+    assert list(directory.iterdir()) == []
