@@ -80,10 +80,18 @@ COLLECTIONS_ROOT = COLLECTION_PATH.parents[2]
 if str(COLLECTIONS_ROOT) not in sys.path:
     sys.path.insert(0, str(COLLECTIONS_ROOT))
 os.environ["ANSIBLE_COLLECTIONS_PATH"] = str(COLLECTIONS_ROOT)
-# An empty config file: ansible-* children ignore ~/.ansible.cfg and /etc/ansible/ansible.cfg.
-EMPTY_ANSIBLE_CFG = COLLECTIONS_ROOT / "ansible.cfg"
-if not EMPTY_ANSIBLE_CFG.exists():
-    EMPTY_ANSIBLE_CFG.write_text("# empty: linux_mm.damon tests configure ansible through the environment\n")
+# The tests' own config file: ansible-* children ignore ~/.ansible.cfg and /etc/ansible/ansible.cfg.
+# It holds only what no environment variable can set: the controller's wait for task results
+# polls every internal_poll_interval (default 1 ms: 5 % of a CPU for as long as a task runs,
+# the feedback loops included; issue 11). Written whole (os.replace): other workers read it.
+TEST_ANSIBLE_CFG = COLLECTIONS_ROOT / "ansible.cfg"
+_CFG_TEXT = ("# linux_mm.damon tests configure ansible through the environment (tests/conftest.py),\n"
+             "# but for this one setting that has no environment variable.\n"
+             "[defaults]\ninternal_poll_interval = 0.005\n")
+if not TEST_ANSIBLE_CFG.exists() or TEST_ANSIBLE_CFG.read_text() != _CFG_TEXT:
+    _tmp_cfg = TEST_ANSIBLE_CFG.with_name("ansible.cfg.%d" % os.getpid())
+    _tmp_cfg.write_text(_CFG_TEXT)
+    os.replace(str(_tmp_cfg), str(TEST_ANSIBLE_CFG))
 
 
 @pytest.fixture(scope="session")
@@ -186,7 +194,7 @@ def ansible_env(**extra) -> dict:
     env.update(
         PATH=bindir + os.pathsep + env.get("PATH", ""),
         ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_ROOT),
-        ANSIBLE_CONFIG=str(EMPTY_ANSIBLE_CFG),
+        ANSIBLE_CONFIG=str(TEST_ANSIBLE_CFG),
         ANSIBLE_HOST_KEY_CHECKING="False",
         ANSIBLE_RETRY_FILES_ENABLED="False",
         ANSIBLE_NOCOLOR="1",
