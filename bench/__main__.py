@@ -37,6 +37,8 @@ def main(argv=None):
                     % ",".join(workloads.WORKLOADS))
     ap.add_argument("--reps", type=int, help="workloads: repetitions per configuration (default 3, quick 1)")
     ap.add_argument("--duration-s", type=float, help="workloads: seconds per run (default 180, quick 90)")
+    ap.add_argument("--merge", action="store_true", help="workloads: keep the earlier raw runs of the workloads "
+                    "and configurations not run now")
     ap.add_argument("--phase-s", type=float, help="seconds per workload phase (default 60, quick 40)")
     ap.add_argument("--runs", type=int, help="speed-up repetitions (default 7, quick 3)")
     ap.add_argument("--hot-mb", type=int, default=1024, help="speed-up hot set (default 1024 MiB)")
@@ -70,7 +72,8 @@ def main(argv=None):
                 workloads.run_kernel(
                     kernel, workloads=tuple(args.workloads.split(",")) if args.workloads else tuple(workloads.WORKLOADS),
                     configs=tuple(args.configs.split(",")) if args.configs else workloads.CONFIGS,
-                    reps=args.reps or (1 if args.quick else 3), duration_s=args.duration_s or (90 if args.quick else 180))
+                    reps=args.reps or (1 if args.quick else 3), duration_s=args.duration_s or (90 if args.quick else 180),
+                    merge=args.merge)
         elif section == "speedup":
             speedup.run(runs=runs, hot_mb=args.hot_mb)
         elif section == "control":

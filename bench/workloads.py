@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from bench import ground_truth
-from bench.common import BENCH, BUILD, build_workload, log, run_playbook, save_raw
+from bench.common import BENCH, BUILD, build_workload, load_raw, log, run_playbook, save_raw
 from bench.effectiveness import PATH, POLICY, RESET, THP, Controller, prepare_guest
 
 KERNELS = ("damon-7.3", "damon-6.12")
@@ -206,9 +206,12 @@ def run_config(guest, kernel, workload, config, calib, inventory, workdir, durat
             "ethp": ethp}
 
 
-def run_kernel(kernel, workloads=tuple(WORKLOADS), configs=CONFIGS, reps=1, duration_s=180, interval_s=3.0):
+def run_kernel(kernel, workloads=tuple(WORKLOADS), configs=CONFIGS, reps=1, duration_s=180, interval_s=3.0,
+               merge=False):
     """Calibrate and run every configuration ``reps`` times per workload; raw results go to
-    results/raw/workloads-KERNEL.json after every run, so an interrupted section keeps what it measured."""
+    results/raw/workloads-KERNEL.json after every run, so an interrupted section keeps what it measured.
+    ``merge`` keeps the earlier runs of that file for the workloads and configurations not run now (each
+    scored against its own calibration; marked ``earlier_calibration``)."""
     from tests.vm import images  # noqa: PLC0415
     from tests.vm.guest import Guest  # noqa: PLC0415
 
@@ -219,6 +222,8 @@ def run_kernel(kernel, workloads=tuple(WORKLOADS), configs=CONFIGS, reps=1, dura
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "ansible.log").write_text("")
     out = {"kernel": kernel, "duration_s": duration_s, "reps": reps, "seed": SEED, "workloads": {}}
+    earlier = (load_raw("workloads-" + kernel) or {}).get("workloads", {}) if merge else {}
+    out["workloads"].update((w, e) for w, e in earlier.items() if w not in workloads)
     with Guest(kernel, memory_mb=4096) as guest, tempfile.TemporaryDirectory() as tmp:
         out["release"] = guest.uname().strip()
         log("%s: guest up, Linux %s, booted in %.0f s" % (kernel, out["release"], guest.boot_seconds))
@@ -233,7 +238,9 @@ def run_kernel(kernel, workloads=tuple(WORKLOADS), configs=CONFIGS, reps=1, dura
                 "%s accesses/s" % (kernel, workload, time.monotonic() - t, [len(c["hot"]) for c in classes],
                                    [len(c["warm"]) for c in classes], [len(c["cold"]) for c in classes],
                                    calib["rank_agreement"], calib["access_rate"]))
-            entry = out["workloads"][workload] = {"calibration": calib, "runs": []}
+            kept = [dict(r, earlier_calibration=True) for r in earlier.get(workload, {}).get("runs", [])
+                    if r["config"] not in configs]
+            entry = out["workloads"][workload] = {"calibration": calib, "runs": kept}
             for rep in range(reps):
                 order = list(configs[rep % len(configs):] + configs[:rep % len(configs)])
                 for config in order:
@@ -252,8 +259,18 @@ def run_kernel(kernel, workloads=tuple(WORKLOADS), configs=CONFIGS, reps=1, dura
     return out
 
 
-METRICS = ("hot_coverage_end", "hot_coverage_time_weighted", "cold_bloat_share", "t90_s", "calls_to_90",
-           "kdamond_cpu_s", "controller_cpu_s", "budget_precision")
+METRICS = ("hot_coverage_end", "hot_coverage_time_weighted", "cold_bloat_share", "cold_huge_share", "t90_s",
+           "calls_to_90", "kdamond_cpu_s", "controller_cpu_s", "budget_precision")
+
+
+def _metrics(run: dict, calib: dict) -> dict:
+    """A run's metrics; runs recorded before cold bloat was counted in zero-filled pages (their
+    ``cold_bloat_share`` was the share of cold chunks made huge) are brought to today's definitions."""
+    m = dict(run["metrics"])
+    if "cold_huge_share" not in m and calib:
+        m["cold_huge_share"] = m.get("cold_bloat_share")
+        m["cold_bloat_share"] = ground_truth.bloat_share(m.get("cold_zero_filled_bytes") or 0, calib["classes"][0])
+    return m
 
 
 def summarize(raw: dict) -> list:
@@ -268,7 +285,7 @@ def summarize(raw: dict) -> list:
         for config in dict.fromkeys(r["config"] for r in runs):
             per = []
             for r in (x for x in runs if x["config"] == config):
-                m = dict(r["metrics"], rep=r["rep"])
+                m = dict(_metrics(r, entry.get("calibration")), rep=r["rep"])
                 ref = oracle.get(r["rep"], oracle_med)
                 m["hot_coverage_time_weighted"] = (round(m["hot_coverage_mean"] / ref, 3)
                                                    if ref and m["hot_coverage_mean"] is not None else None)
@@ -289,9 +306,11 @@ def markdown(rows: list) -> str:
         return ""
     out = ["", "## Workloads against a soft-dirty ground truth (bench/workloads.py)", "",
            "Medians over repetitions (min-max when more than one). Time-weighted = mean hot coverage / the "
-           "oracle's. t90: seconds to 90 % of the hot chunks huge. Cold bloat: worst cold huge bytes / cold bytes.",
-           "", "| workload | kernel | config | runs | hot end | time-weighted | t90 s | cold bloat | calls to 90 % "
-           "| kdamond CPU s | budget precision |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "oracle's. t90: seconds to 90 % of the hot chunks huge. Cold bloat: the zero-filled 4 KiB pages "
+           "collapses added to cold chunks / the cold chunks' resident bytes; cold huge: cold chunks made huge / "
+           "cold chunks (both at the sample with the most cold huge chunks).",
+           "", "| workload | kernel | config | runs | hot end | time-weighted | t90 s | cold bloat | cold huge "
+           "| calls to 90 % | kdamond CPU s | budget precision |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def fmt(m, k, scale=1.0, nd=2):
         v = m.get(k)
@@ -304,8 +323,9 @@ def markdown(rows: list) -> str:
         return s
     for r in rows:
         m = r["median"]
-        out.append("| %s | %s | %s | %d | %s | %s | %s | %s %% | %s | %s | %s |" % (
+        out.append("| %s | %s | %s | %d | %s | %s | %s | %s %% | %s %% | %s | %s | %s |" % (
             r["workload"], r["kernel"], r["config"], len(r["runs"]), fmt(m, "hot_coverage_end"),
             fmt(m, "hot_coverage_time_weighted"), fmt(m, "t90_s", nd=0), fmt(m, "cold_bloat_share", 100),
-            fmt(m, "calls_to_90", nd=0), fmt(m, "kdamond_cpu_s", nd=1), fmt(m, "budget_precision")))
+            fmt(m, "cold_huge_share", 100), fmt(m, "calls_to_90", nd=0), fmt(m, "kdamond_cpu_s", nd=1),
+            fmt(m, "budget_precision")))
     return "\n".join(out) + "\n"

@@ -69,8 +69,10 @@ def _intent_writes(kd, spec, features):
 
 
 def _claim(kds, own, features):
-    """The indices we own; slots whose intent the live tree fulfils are recorded as done."""
-    ours = set()
+    """(The indices we own, those of them to commit again). Slots whose intent the live tree fulfils are
+    recorded as done; a running one among them is committed again: its files may have been written by a
+    run whose commit failed (EINVAL) or was never reached, so the kernel may still run the old values."""
+    ours, recommit = set(), set()
     for i in list(own.slots):
         kd, intent = kds[i], own.slots[i].get("intent")
         live = digest(kd.tree)
@@ -83,7 +85,9 @@ def _claim(kds, own, features):
         ours.add(i)
         if matches and kd.running == (intent["state"] == "on"):
             own.adopt(kd, live)  # e.g. a run killed after 'on', before its final save
-    return ours
+            if kd.running:
+                recommit.add(i)
+    return ours, recommit
 
 
 def plan_kdamond(sysfs_root, features, own, name, state, context, refresh_ms=0, exclusive="fail", pool_size=1):
@@ -96,7 +100,7 @@ def plan_kdamond(sysfs_root, features, own, name, state, context, refresh_ms=0, 
     """
     kds = read_kdamonds(sysfs_root, features)
     own.forget_missing(len(kds))
-    ours = _claim(kds, own, features)
+    ours, recommit = _claim(kds, own, features)
     index = own.index_of(name)
     if index is not None and index not in ours:
         raise KdamondError(
@@ -166,7 +170,7 @@ def plan_kdamond(sysfs_root, features, own, name, state, context, refresh_ms=0, 
     p.writes.extend(config_writes)
     if state == "running":
         if running:
-            if config_writes:
+            if config_writes or p.index in recommit:
                 p.writes.append((base + "/state", "commit"))
         else:
             _plan_exclusive(p, sysfs_root, exclusive)

@@ -320,15 +320,20 @@ class Step(object):
         return {"access_bp": self.auto.get("access_bp", GOAL_ACCESS_BP), "aggrs": self.auto.get("aggrs", GOAL_AGGRS),
                 "min_sample_us": max(low, floor or 0), "max_sample_us": self._highest(attrs)}
 
-    def _raise_to_floor(self, kd, floor):
-        """Write a running kdamond's sample_us/aggr_us up to ``floor`` (same ratio) before a commit raises its
-        min_sample_us: the kernel refuses a commit whose sample_us is below the goal's minimum (EINVAL)."""
-        live = live_intervals(kd.path)
-        if not floor or not live or live[0] >= floor:
+    def _fit_live(self, kd, goal):
+        """Write a running kdamond's tuned sample_us/aggr_us (same ratio) into the goal's [min, max] before the
+        commit: the kernel refuses a commit whose sample_us lies outside them (damon_valid_intervals_goal(),
+        EINVAL). A raised floor moves them up; a run with a shorter deadline than the one before (a lower
+        max_sample_us) moves them down."""
+        live = live_intervals(kd.path) if goal else None
+        if not live:
+            return
+        fitted = min(max(live[0], goal["min_sample_us"]), goal["max_sample_us"])
+        if fitted == live[0]:
             return
         base = os.path.join(kd.path, INTERVALS)
-        writes = [(os.path.join(base, "sample_us"), str(floor)),
-                  (os.path.join(base, "aggr_us"), str(floor * max(1, live[1] // max(1, live[0]))))]
+        writes = [(os.path.join(base, "sample_us"), str(fitted)),
+                  (os.path.join(base, "aggr_us"), str(fitted * max(1, live[1] // max(1, live[0]))))]
         self.writes.extend(dict(path=p, value=v) for p, v in writes)
         if not self.check_mode:
             apply_writes(writes, self.applied)
@@ -422,13 +427,14 @@ class Step(object):
             app = dict(app, threshold=initial_threshold if threshold is None else threshold)
             entry["threshold"] = app["threshold"]
             floor = self._floor(app, kd, attrs)
+            if floor and kd is None:
+                attrs = at_least(attrs, floor)
+            goal = self._goal(attrs, floor)
             try:
-                if floor and kd is None:
-                    attrs = at_least(attrs, floor)
-                elif floor and kd.running and not self.check_mode:
-                    self._raise_to_floor(kd, floor)
+                if kd is not None and kd.running:
+                    self._fit_live(kd, goal)
                 plan = self._ensure(app["name"], "running", context_for(
-                    app, self.path, attrs, self.quota_bytes, self.huge, self._goal(attrs, floor), self.between_runs))
+                    app, self.path, attrs, self.quota_bytes, self.huge, goal, self.between_runs))
             except (SysfsError, SpecError):
                 if pid_alive(app["pid"]):
                     raise

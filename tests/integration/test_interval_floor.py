@@ -63,3 +63,37 @@ def test_a_new_kdamond_starts_at_its_floor(tmp_path):
             {"pid": w.pid, "regions": [{"start": w.hot[0], "end": w.hot[1], "rate": 0.8}]}]}) as emu:
         new_step(emu, tmp_path).configure([{"name": "db", "pid": w.pid, "threshold": 10, "min_sample_us": 40000}], 21)
         assert kernel_intervals(emu) == (40000, 800000)
+
+
+def test_a_run_with_a_shorter_deadline_fits_the_tuned_intervals_under_its_maximum(tmp_path):
+    """Seen in the 7.3 guest: each run of a periodic controller had less time left, so a lower max_sample_us,
+    and the kernel refused the commit (EINVAL) while its tuned sample_us was above the new maximum."""
+    from ansible_collections.linux_mm.damon.plugins.module_utils import _hugepage
+
+    with HotCold(hot_mb=8, cold_mb=16) as w, EmulatedSysfs(kernel="7.3", scenario={
+            "speed": 20, "modules": {"damon_stat": False}, "targets": [
+                {"pid": w.pid, "regions": [{"start": w.hot[0], "end": w.hot[1], "rate": 0.8}]}]}) as emu:
+        app = {"name": "db", "pid": w.pid, "threshold": 10}
+        new_step(emu, tmp_path).configure([dict(app, min_sample_us=400000)], 21)
+        assert kernel_intervals(emu) == (400000, 8000000)
+        own = new_step(emu, tmp_path).own
+        step = _hugepage.Step(emu.root, new_step(emu, tmp_path).features, own, "damos_collapse", ATTRS, 0, "fail", 4,
+                              False, auto_intervals={"mode": "kernel", "max_sample_us": 100000})
+        step.configure([app], 21)
+        assert kernel_intervals(emu) == (100000, 2000000)
+
+
+def test_a_failed_commit_is_committed_again_by_the_next_run(tmp_path):
+    """The files of a failed commit stay written; the next run sees nothing to change in sysfs, so it must
+    commit again or the kernel would keep running the old values."""
+    with HotCold(hot_mb=8, cold_mb=16) as w, EmulatedSysfs(kernel="7.3", scenario={
+            "speed": 20, "modules": {"damon_stat": False}, "targets": [
+                {"pid": w.pid, "regions": [{"start": w.hot[0], "end": w.hot[1], "rate": 0.8}]}]}) as emu:
+        app = {"name": "db", "pid": w.pid, "threshold": 10}
+        new_step(emu, tmp_path).configure([app], 21)
+        emu.inject("kernel/mm/damon/admin/kdamonds/*/state", "EINVAL", count=1, value="commit")
+        with pytest.raises(Exception, match="EINVAL"):
+            new_step(emu, tmp_path).configure([dict(app, min_sample_us=200000)], 21)
+        assert kernel_intervals(emu) == (5000, 100000)  # the kernel kept the old attributes
+        new_step(emu, tmp_path).configure([dict(app, min_sample_us=200000)], 21)
+        assert kernel_intervals(emu) == (200000, 4000000)

@@ -58,8 +58,18 @@ def test_metrics_coverage_t90_bloat_and_calls():
     m = gt.metrics(samples, [cls], bounds, call_times=(T0 + 0.5, T0 + 1.5, T0 + 3.5))
     assert m["hot_coverage_end"] == 1.0 and m["hot_coverage_mean"] == 0.625
     assert m["t90_s"] == 2.0 and m["calls_to_90"] == 2 and m["calls"] == 3
-    assert m["cold_huge_bytes"] == gt.CHUNK and m["cold_bloat_share"] == 0.5
+    assert m["cold_huge_bytes"] == gt.CHUNK and m["cold_huge_share"] == 0.5
     assert m["cold_zero_filled_bytes"] == (512 - 32) * 4096  # chunk 3 had 32 resident pages
+    # bloat: what the collapse added, against the cold chunks' resident memory (512 + 32 pages)
+    assert m["cold_bloat_share"] == round(480 / 544, 4)
+
+
+def test_a_fully_resident_cold_chunk_made_huge_is_no_bloat():
+    (cls,) = gt.classify([window(T0 + gt.SETTLE_S + i, (400, 100, 5, 0)) for i in range(4)],
+                         gt.phase_bounds({"t0": T0}, None, T0 + gt.SETTLE_S + 4))
+    bounds = gt.phase_bounds({"t0": T0}, None, T0 + 2)
+    m = gt.metrics(gt.series(run_rows(["1010", "1010"]), [cls], bounds), [cls], bounds)
+    assert m["cold_huge_share"] == 0.5 and m["cold_zero_filled_bytes"] == 0 and m["cold_bloat_share"] == 0.0
 
 
 def test_never_reaching_90_percent_has_no_t90():
