@@ -17,7 +17,8 @@ cold huge bytes = huge cold chunks x 2 MiB (``cold_huge_share``: of all cold chu
 bytes = the pages a collapse added to them (512 minus the chunk's resident pages at calibration,
 x 4 KiB). Cold bloat, as the benchmark issue defines it, is counted in those zero-filled pages:
 ``cold_bloat_share`` = zero-filled bytes / the cold chunks' resident bytes, at the sample with the
-most cold huge chunks.
+most cold huge chunks. Access coverage (no hot/cold cut, for graded hotness): the calibrated write
+levels of the huge chunks / those of all chunks, i.e. the share of the writes that land in huge pages.
 """
 
 from __future__ import annotations
@@ -90,8 +91,11 @@ def series(rows: list, classes: list, bounds: list) -> list:
             continue
         cls, huge = classes[p], r["huge"]
         hot = sum(1 for c in cls["hot"] if huge[c] == "1")
+        total = sum(cls["level"])
         out.append({"t": round(r["t"] - t0, 2), "phase": p,
                     "hot_coverage": hot / len(cls["hot"]) if cls["hot"] else None,
+                    "access_coverage": (sum(lv for c, lv in enumerate(cls["level"]) if huge[c:c + 1] == "1") / total
+                                        if total else None),
                     "hot_huge": hot, "warm_huge": sum(1 for c in cls["warm"] if huge[c] == "1"),
                     "cold_huge": [c for c in cls["cold"] if huge[c] == "1"]})
     return out
@@ -114,8 +118,10 @@ def metrics(samples: list, classes: list, bounds: list, call_times: tuple = ()) 
     calls90 = None
     if t90[0] is not None:
         calls90 = sum(1 for t in call_times if t <= t0 + t90[0])
+    acc = [s["access_coverage"] for s in samples if s.get("access_coverage") is not None]
     return {
         "hot_coverage_end": round(cov[-1], 3) if cov else None,
+        "access_coverage_end": round(acc[-1], 3) if acc else None,
         "hot_coverage_mean": round(sum(cov) / len(cov), 4) if cov else None,
         "t90_s": t90[0], "t90_s_per_phase": t90,
         "cold_huge_bytes": len(cold_huge) * CHUNK,

@@ -55,8 +55,11 @@ def test_metrics_coverage_t90_bloat_and_calls():
     bounds = gt.phase_bounds({"t0": T0}, None, T0 + 4)  # the configuration run's own clock
     samples = gt.series(run_rows(["0000", "1000", "1101", "1101"]), [cls], bounds)
     assert [s["hot_coverage"] for s in samples] == [0.0, 0.5, 1.0, 1.0]
+    levels = cls["level"]  # writes land in huge pages in proportion to the huge chunks' levels
+    assert samples[1]["access_coverage"] == levels[0] / sum(levels) and samples[0]["access_coverage"] == 0.0
     m = gt.metrics(samples, [cls], bounds, call_times=(T0 + 0.5, T0 + 1.5, T0 + 3.5))
     assert m["hot_coverage_end"] == 1.0 and m["hot_coverage_mean"] == 0.625
+    assert m["access_coverage_end"] == round((levels[0] + levels[1] + levels[3]) / sum(levels), 3)
     assert m["t90_s"] == 2.0 and m["calls_to_90"] == 2 and m["calls"] == 3
     assert m["cold_huge_bytes"] == gt.CHUNK and m["cold_huge_share"] == 0.5
     assert m["cold_zero_filled_bytes"] == (512 - 32) * 4096  # chunk 3 had 32 resident pages
