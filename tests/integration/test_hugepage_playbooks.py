@@ -28,6 +28,7 @@ def test_apply_report_rerun_and_stop(run_playbook, tmp_path):
                      hugepage_ownership_file=str(tmp_path / "own.json"), hugepage_interval_s=0.5,
                      hugepage_learned_file=str(tmp_path / "learned.json"),
                      hugepage_apps=[{"name": "hotcold", "pid": w.pid}], report_dir=str(tmp_path), report_interval_s=0.2,
+                     report_plots=False,  # plots: test_report_playbook.py (1.5 s of CPU a run)
                      ansible_become=False)
         applied = run_playbook(REPO / "playbooks" / "hugepage.yml", extra_vars=extra)
         assert applied.rc == 0, applied.explain()
