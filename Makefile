@@ -30,8 +30,10 @@ LINT_VENV := $(CURDIR)/.venv-lint
 PY := $(VENV)/bin/python
 PIP_INSTALL := -m pip install --disable-pip-version-check --no-input
 PYTEST_ARGS ?=
-# make test-fast runs the tests in this many processes (pytest-xdist), whole test files per
-# process (--dist loadfile: a file's module fixtures stay in one process); 0 runs them serially.
+# make test-fast runs the tests in this many processes (pytest-xdist), test by test (--dist
+# loadgroup: a whole file in one process left one long file running alone at the end); tests
+# marked xdist_group(NAME) (a shared module fixture, tests that compare results) stay in one
+# process. 0 runs them serially.
 PYTEST_WORKERS ?= 2
 # Parts of `make test`, run in this order; each one runs even if an earlier one failed.
 TEST_PARTS ?= test-fast sanity lint build test-guests
@@ -93,7 +95,7 @@ pytest: host-packages $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: host-packages $(VENV)/.installed
-	LINUX_MM_DAMON_GUEST_TESTS= $(PY) -m pytest -m "not vm" -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	LINUX_MM_DAMON_GUEST_TESTS= $(PY) -m pytest -m "not vm" -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # --- guest tests (QEMU TCG; never the host kernel) -------------------------------
 

@@ -28,7 +28,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900),
+              pytest.mark.xdist_group("execution_environment")]  # one build context (module fixture)
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -24,7 +24,8 @@ import pytest
 from ansible_collections.linux_mm.damon.plugins.module_utils import _procfs as procfs
 from tests.helpers.playbooks import run_tasks
 
-pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow,
+              pytest.mark.xdist_group("hot_processes_children")]  # one pair of children (module fixture)
 
 MIB = 1 << 20
 

@@ -43,6 +43,7 @@ def hot_cold_huge(emu, workload):
     return ranges[workload.hot[0]]["huge_bytes"], ranges[workload.cold[0]]["huge_bytes"]
 
 
+@pytest.mark.xdist_group("hugepage_tune_policies")  # the last of the two compares their iteration counts
 @pytest.mark.parametrize("policy", ["adaptive", "stepdown"])
 def test_policy_converges_and_a_second_run_changes_nothing(run_playbook, tmp_path, policy):
     own = tmp_path / "own.json"
