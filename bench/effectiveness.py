@@ -26,12 +26,12 @@ KERNELS = ("damon-7.3", "damon-6.12")
 HZ = 100  # USER_HZ of /proc/*/stat and /proc/stat
 # THP `enabled` and workload flags per configuration (see bench/README.md).
 THP = {"thp-never": "never", "thp-always": "always", "khugepaged-only": "madvise", "ethp": "madvise",
-       "rfc-stepdown": "madvise", "ours": "madvise", "ours-user": "madvise", "oracle": "never"}
+       "rfc-stepdown": "madvise", "ours": "madvise", "ours-user": "madvise", "ours-damos": "madvise",
+       "oracle": "never"}
 FLAGS = {"khugepaged-only": "--late-madvise hugepage", "oracle": "--oracle"}
-POLICY = {"rfc-stepdown": "stepdown", "ours": "adaptive", "ours-user": "adaptive"}
-# hugepage_tune's collapse path per configuration (default auto: the kernel's DAMOS collapse on 7.2+);
-# ours-user collapses per 2 MiB chunk from user space on every kernel
-PATH = {"ours-user": "user_collapse"}
+POLICY = {"rfc-stepdown": "stepdown", "ours": "adaptive", "ours-user": "adaptive", "ours-damos": "adaptive"}
+# hugepage_tune's collapse path per configuration (ours: auto); ours-user and ours-damos name one
+PATH = {"ours-user": "user_collapse", "ours-damos": "damos_collapse"}
 
 WRAPPER = """#!/bin/sh
 # bench: counts remote module executions (one Python start per module call), then runs python3

@@ -22,11 +22,12 @@ What it does (every write and its result is recorded):
   4. tries every known ``state`` word on the idle kdamond, turns it on (recording each
      failure and the fix applied: valid target, no regions/filters, DAMON_STAT off),
      tries every word while it runs, dumps the running tree, turns it off;
-  5. records behaviour facts (``facts``, probe v3): a zombie target keeps a vaddr
+  5. records behaviour facts (``facts``, probe v4): a zombie target keeps a vaddr
      kdamond on until reaped; schemes apply every sample at their own apply interval;
      tried regions right after ``on`` and after a ``commit`` adding a scheme; ``commit``
      with an out-of-range ``obsolete_target``; paddr ``addr_unit`` and the minimum region
-     size; each fact as a yes/no or errno, never a timing;
+     size; ``commit`` with ``sample_us`` outside the intervals goal's range; each fact as a
+     yes/no or errno, never a timing;
   6. dumps THP sysfs and /sys/module/damon_*/parameters, and restores what it changed
      outside the DAMON admin tree (DAMON_STAT ``enabled``), then watches DAMON_STAT's
      result parameters for ~12 s (refreshed every 5 s while it runs).
@@ -41,7 +42,7 @@ import signal
 import sys
 import time
 
-PROBE_VERSION = 3
+PROBE_VERSION = 4
 SYS = "/sys"
 DAMON = SYS + "/kernel/mm/damon"
 ADMIN = DAMON + "/admin"
@@ -497,10 +498,37 @@ def fact_paddr_addr_unit():
     return out
 
 
+def fact_intervals_goal_commit():
+    """≥ 6.15: a commit whose sample_us lies outside the goal's [min_sample_us, max_sample_us] is refused
+    (EINVAL) and the kdamond keeps running (hugepage_step fits the tuned intervals in before it commits)."""
+    goal = C0 + "/monitoring_attrs/intervals/intervals_goal/"
+    intervals = C0 + "/monitoring_attrs/intervals/"
+    if not os.path.exists(a(goal)):
+        return None
+    out = {"stage_failures": stage_fact_kdamond("vaddr", [os.getpid()], [None])}
+    for name, value in (("access_bp", "400"), ("aggrs", "3"), ("min_sample_us", "5000"), ("max_sample_us", "1000000")):
+        out["stage_failures"] += [[name, value, r] for r in [write(goal + name, value)] if r != "ok"]
+    out["on"] = write(K0 + "/state", "on")
+    write(goal + "min_sample_us", "200000")
+    write(intervals + "sample_us", "5000")
+    write(intervals + "aggr_us", "100000")
+    out["commit_sample_below_min"] = write(K0 + "/state", "commit")
+    out["state_after_refused"] = val(K0 + "/state")
+    write(intervals + "sample_us", "200000")
+    write(intervals + "aggr_us", "4000000")
+    out["commit_sample_raised_to_min"] = write(K0 + "/state", "commit")
+    write(goal + "min_sample_us", "5000")
+    write(goal + "max_sample_us", "100000")
+    out["commit_sample_above_max"] = write(K0 + "/state", "commit")
+    write(K0 + "/state", "off")
+    return out
+
+
 def behaviour_facts():
     facts = {}
     for name, fn in (("zombie_target", fact_zombie), ("scheme_apply", fact_schemes),
-                     ("obsolete_commit", fact_obsolete_commit), ("paddr_addr_unit", fact_paddr_addr_unit)):
+                     ("obsolete_commit", fact_obsolete_commit), ("paddr_addr_unit", fact_paddr_addr_unit),
+                     ("intervals_goal_commit", fact_intervals_goal_commit)):
         try:
             facts[name] = fn()
         except Exception as exc:  # pylint: disable=broad-except  # record, go on with the rest
