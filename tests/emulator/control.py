@@ -21,9 +21,8 @@ from __future__ import annotations
 import errno
 import json
 
-import yaml
-
 from . import kernel_input as ki
+from . import scenario
 from .access_model import AccessModel
 from .tree import Node
 
@@ -65,11 +64,11 @@ class ControlDir(Node):
 
     def _model(self, text: str) -> None:
         try:
-            data = yaml.safe_load(text)
+            data = scenario.parse(text)
             if isinstance(data, dict):
                 data = data.get("targets", [])
             model = AccessModel(data or [])
-        except (ValueError, TypeError, KeyError, yaml.YAMLError):
+        except (ValueError, TypeError, KeyError):
             ki.fail(errno.EINVAL)
         self.kernel.replace_model(model)
 

@@ -19,9 +19,8 @@ file value (booleans become Y/N). ``state`` is written last, e.g. ``state: "on"`
 from __future__ import annotations
 
 import copy
+import json
 import os
-
-import yaml
 
 KNOWN_KEYS = {"speed", "modules", "thp", "metrics", "action_costs_us_per_mib", "targets", "kdamonds"}
 
@@ -48,6 +47,24 @@ FOREIGN_PADDR_KDAMOND = {
 }
 
 
+def parse(text: str):
+    """JSON or YAML text (None when empty); ValueError when it is neither.
+
+    JSON, what EmulatedSysfs and the tests write, is read without importing PyYAML: that import
+    was a third of an emulator's start-up, and tests start about 170 emulators (issue 11).
+    """
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    import yaml  # pylint: disable=import-outside-toplevel
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ValueError(str(e)) from e
+
+
 def load(source) -> dict:
     """A scenario from None, a dict, or a YAML/JSON file path."""
     if source is None:
@@ -56,7 +73,7 @@ def load(source) -> dict:
         data = copy.deepcopy(source)
     else:
         with open(os.fspath(source)) as f:
-            data = yaml.safe_load(f) or {}
+            data = parse(f.read()) or {}
     if not isinstance(data, dict):
         raise ValueError("a scenario is a mapping, got %r" % type(data).__name__)
     unknown = set(data) - KNOWN_KEYS
