@@ -19,7 +19,7 @@ demo's own measurement over the workload's exact hot range; the fleet report's
 ``hot_coverage`` is the huge-page share of the 2 MiB chunks DAMON sees at or above the
 threshold, which may reach past the hot range. The summary prints both and says which is which.
 
-Options: ``--kernel damon-6.12`` (user-space collapse path), ``--policy stepdown``.
+Options: ``--kernel damon-6.12`` (DAMON without ``intervals_goal``: the loop widens the intervals), ``--policy stepdown``.
 """
 
 from __future__ import annotations

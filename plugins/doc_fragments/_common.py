@@ -68,7 +68,7 @@ options:
     description:
       - What keeps collapsing hot memory while no run is in progress. On the V(damos_collapse) and V(khugepaged)
         paths the kernel's own scheme always does.
-      - On the V(user_collapse) path (Linux 6.2-7.1) V(none) collapses only during runs; V(hugepage) adds a DAMOS
+      - On the V(user_collapse) path (the default on Linux 6.2+) V(none) collapses only during runs; V(hugepage) adds a DAMOS
         C(hugepage) scheme at the threshold, so khugepaged collapses the regions it marks between runs (with THP
         C(enabled) V(madvise) or V(always)), and a C(nohugepage) scheme that unmarks regions not accessed for
         5 minutes. V(auto) is V(none).
@@ -90,8 +90,13 @@ options:
     type: path
   path:
     description:
-      - How hot regions become huge pages. V(auto) picks V(damos_collapse) on Linux 7.2+, V(user_collapse) on
-        6.2+, and V(khugepaged) (the C(hugepage) action, slow) otherwise.
+      - How hot regions become huge pages. V(auto) picks V(user_collapse) on Linux 6.2+ (the step collapses the
+        hot 2 MiB chunks itself with C(process_madvise(MADV_COLLAPSE)), hottest first) and V(khugepaged) (the
+        C(hugepage) action, slow) otherwise.
+      - V(damos_collapse) (Linux 7.2+) leaves collapsing to a DAMOS C(collapse) scheme, which keeps working
+        between runs but acts on whole DAMON regions, cold chunks in a partly hot region included; measured in
+        the 7.3 guest it made cold memory huge and stopped short of the hot memory (C(docs/real-applications.md)),
+        so V(auto) does not pick it.
     type: str
     choices: [auto, damos_collapse, user_collapse, khugepaged]
     default: auto

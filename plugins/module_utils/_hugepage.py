@@ -13,10 +13,17 @@ and before Linux 6.19 a commit would hand one application's regions to another.)
 Every kdamond has a ``stat`` scheme over all memory, whose tried regions give
 the access distribution, and, depending on the collapse path:
 
-- ``damos_collapse`` (Linux 7.2+): a ``collapse`` scheme at the threshold;
-- ``user_collapse`` (6.2+): a second ``stat`` scheme at the threshold (it keeps
-  the threshold in sysfs and counts what is at or above it); the step collapses
-  the hot huge-page-sized chunks itself with process_madvise(MADV_COLLAPSE);
+- ``user_collapse`` (6.2+, the default): a second ``stat`` scheme at the threshold
+  (it keeps the threshold in sysfs and counts what is at or above it); the step
+  collapses the hot huge-page-sized chunks itself with process_madvise(MADV_COLLAPSE),
+  hottest first;
+- ``damos_collapse`` (Linux 7.2+, on request): a ``collapse`` scheme at the threshold.
+  The kernel keeps collapsing between runs, but DAMOS acts on whole DAMON regions:
+  a region that is partly hot reads above the threshold and every chunk in it
+  becomes huge, cold ones included; the huge chunks then read as the hot class and
+  the policy raises the threshold above the hot memory not collapsed yet (measured
+  in the 7.3 guest on redis and the benchmark's ``behind`` workload, see
+  docs/real-applications.md), so it is not the default;
 - ``khugepaged``: a ``hugepage`` scheme; khugepaged collapses later, slowly.
 
 Monitoring intervals fit each application: real applications touch a hot page
@@ -64,9 +71,7 @@ COLD_MARK_S = 300
 
 def choose_path(features, requested):
     """The collapse path for this kernel; SpecError when the requested one cannot work."""
-    if requested == "auto":
-        if features.has("collapse_action"):
-            return "damos_collapse"
+    if requested == "auto":  # per 2 MiB chunk from user space wherever tried regions exist (see the module doc)
         return "user_collapse" if features.has("tried_regions") else "khugepaged"
     if requested == "damos_collapse" and not features.has("collapse_action"):
         raise SpecError("path: damos_collapse needs the DAMOS collapse action of %s; this kernel is %s; %s" % (

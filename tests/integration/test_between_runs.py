@@ -19,10 +19,10 @@ pytestmark = [pytest.mark.emulator, pytest.mark.timeout(600)]
 MIB = 1 << 20
 
 
-def step(emu, own, w, release, between_runs):
+def step(emu, own, w, release, between_runs, path="auto"):
     return {"linux_mm.damon.hugepage_step": dict(
         apps=[{"name": "hotcold", "pid": w.pid, "threshold_bp": 3000}], sysfs_root=emu.root, kernel_release=release,
-        ownership_file=str(own), interval_s=0.2, between_runs=between_runs, exclusive_modules="stop")}
+        ownership_file=str(own), interval_s=0.2, between_runs=between_runs, exclusive_modules="stop", path=path)}
 
 
 def model_huge(emu, w):
@@ -58,7 +58,7 @@ def test_khugepaged_keeps_collapsing_the_marked_hot_memory_after_the_step(run_pl
 
 def test_the_option_changes_nothing_on_the_kernel_collapse_path(run_playbook, tmp_path):
     with HotCold(hot_mb=8, cold_mb=8) as w, EmulatedSysfs(kernel="7.3", scenario={"speed": 0}) as emu:
-        [result] = run_tasks(run_playbook, [step(emu, tmp_path / "own.json", w, "7.3.4", "hugepage")])
+        [result] = run_tasks(run_playbook, [step(emu, tmp_path / "own.json", w, "7.3.4", "hugepage", "damos_collapse")])
         assert result["_status"] == "ok" and result["path"] == "damos_collapse", result
         [kd] = [k for k in emu.status()["kdamonds"] if k["state"] == "on"]
         assert [s["action"] for s in kd["schemes"]] == ["stat", "collapse"]

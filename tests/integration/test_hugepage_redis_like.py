@@ -60,11 +60,6 @@ def tune(emu, own, pid, kernel, **options):
              "tasks": [{"name": "tune", "linux_mm.damon.hugepage_tune": args}]}]
 
 
-def emulated_huge(emu, pieces):
-    ranges = dict((r["start"], r) for t in emu.status()["targets"] for r in t["ranges"])
-    return [ranges[s]["huge_bytes"] for s, unused in pieces]
-
-
 def real_huge(pid, pieces):
     return [_pagemap.range_huge_bytes(pid, s, e) for s, e in pieces]
 
@@ -82,14 +77,10 @@ def test_warm_chunks_collapse_cold_ones_do_not(run_playbook, tmp_path, kernel, r
             intervals = out["intervals"]["redis-server"]
             assert intervals["mode"] == ("kernel" if kernel == "7.3" else "controller")
             assert intervals["sample_us"] > 5000 and intervals["aggr_us"] == 20 * intervals["sample_us"]
-            if kernel == "7.3":  # the kernel's collapse scheme; huge pages are the emulator's
-                assert emulated_huge(emu, warm) == [PIECE] * len(warm), out["trace"]
-                assert emulated_huge(emu, cold) == [0] * len(cold)
-                assert sum(t["huge_bytes"] for t in emu.status()["targets"]) == len(warm) * PIECE
-            else:  # user-space collapse of the real process's memory
-                assert real_huge(w.pid, warm) == [PIECE] * len(warm), out["trace"]
-                assert real_huge(w.pid, cold) == [0] * len(cold)
-                assert _pagemap.range_huge_bytes(w.pid, *w.cold) == 0
+            # user-space collapse of the real process's memory (the default path on both kernels)
+            assert real_huge(w.pid, warm) == [PIECE] * len(warm), out["trace"]
+            assert real_huge(w.pid, cold) == [0] * len(cold)
+            assert _pagemap.range_huge_bytes(w.pid, *w.cold) == 0
             assert "redis-server: threshold" in out["msg"]
 
             again = run_playbook(tune(emu, tmp_path / "own.json", w.pid, release))
@@ -108,7 +99,7 @@ def test_at_fixed_5ms_intervals_nothing_is_collapsed(run_playbook, tmp_path, opt
                                     **dict(options, auto_intervals={"mode": "off"})))
             assert run.rc == 0, run.explain()
             out = run[0]
-            assert emulated_huge(emu, warm) == [0] * len(warm)
+            assert real_huge(w.pid, warm) == [0] * len(warm)
             if options.get("policy") != "stepdown":
                 assert out["stopped"] == "nothing_hot" and not out["converged"]
                 assert out["messages"][0].startswith("redis-server: no memory touched in more than"), out["messages"]

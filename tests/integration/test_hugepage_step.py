@@ -72,7 +72,7 @@ def test_native_collapse_path_collapses_the_hot_range_only(run_playbook, tmp_pat
     own = tmp_path / "own.json"
     with HotCold(hot_mb=32, cold_mb=64) as w, EmulatedSysfs(kernel="7.3", scenario=scenario(w)) as emu:
         apps = [{"name": "hotcold", "pid": w.pid, "threshold": 10}]
-        first = run_playbook(step(emu, own, "7.3.4", apps))
+        first = run_playbook(step(emu, own, "7.3.4", apps, path="damos_collapse"))
         assert first.rc == 0, first.explain()
         app = first[0]["apps"][0]
         assert first[0]["path"] == "damos_collapse" and first[0]["changed"]
@@ -84,14 +84,15 @@ def test_native_collapse_path_collapses_the_hot_range_only(run_playbook, tmp_pat
         slots = json.loads(own.read_text())["slots"]
         assert [s["name"] for s in slots.values()].count("hugepage:hotcold") == 1 and len(slots) == 4  # the pool
 
-        again = run_playbook(step(emu, own, "7.3.4", [{"name": "hotcold", "pid": w.pid}]), diff=True)
+        again = run_playbook(step(emu, own, "7.3.4", [{"name": "hotcold", "pid": w.pid}], path="damos_collapse"),
+                             diff=True)
         assert again.rc == 0 and again[0]["writes"] == [] and not again[0]["changed"], again.explain()
         assert again[0]["apps"][0]["threshold"] == 10  # kept from the running kdamond
         diff = again[0]["diff"]
         assert diff["before"] == diff["after"] and diff["after"]["hotcold"]["threshold"] == 10, diff
 
         lower = [{"name": "hotcold", "pid": w.pid, "threshold": 6}]
-        preview = run_playbook(step(emu, own, "7.3.4", lower), check=True, diff=True)
+        preview = run_playbook(step(emu, own, "7.3.4", lower, path="damos_collapse"), check=True, diff=True)
         assert preview.rc == 0 and preview[0]["changed"], preview.explain()
         diff = preview[0]["diff"]
         assert (diff["before"]["hotcold"]["threshold"], diff["after"]["hotcold"]["threshold"]) == (10, 6), diff

@@ -49,11 +49,11 @@ def test_policy_converges_and_a_second_run_changes_nothing(run_playbook, tmp_pat
     own = tmp_path / "own.json"
     with HotCold() as w, EmulatedSysfs(kernel="7.3", scenario={"speed": 20, "targets": [model(w)]}) as emu:
         apps = [{"name": "hotcold", "pid": w.pid}]
-        predicted = run_playbook(tune(emu, own, apps, policy=policy), check=True)
+        predicted = run_playbook(tune(emu, own, apps, policy=policy, path="damos_collapse"), check=True)
         assert predicted.rc == 0 and predicted[0]["stopped"] == "check_mode", predicted.explain()
         assert emu.status()["kdamonds"] == [] and not own.exists()
 
-        run = run_playbook(tune(emu, own, apps, policy=policy))
+        run = run_playbook(tune(emu, own, apps, policy=policy, path="damos_collapse"))
         assert run.rc == 0, run.explain()
         result = run[0]
         assert result["converged"] and result["changed"], result
@@ -61,7 +61,7 @@ def test_policy_converges_and_a_second_run_changes_nothing(run_playbook, tmp_pat
         assert hot_cold_huge(emu, w) == (32 * MIB, 0)
         assert result["thresholds"]["hotcold"] <= 7  # the hot range shows nr_accesses 7 of 20
 
-        again = run_playbook(tune(emu, own, apps, policy=policy))
+        again = run_playbook(tune(emu, own, apps, policy=policy, path="damos_collapse"))
         assert again.rc == 0 and not again[0]["changed"] and again[0]["converged"], again.explain()
         assert again[0]["thresholds"] == result["thresholds"]
         pytest.iterations = getattr(pytest, "iterations", {})
@@ -149,7 +149,7 @@ def test_an_application_with_thp_disabled_is_reported_and_not_retried(run_playbo
         assert child.stdout.readline().strip() == "ready"
         with HotCold() as w, EmulatedSysfs(kernel="7.3", scenario={"speed": 20, "targets": [model(w)]}) as emu:
             apps = [{"name": "hotcold", "pid": w.pid}, {"name": "nothp", "pid": child.pid}]
-            run = run_playbook(tune(emu, own, apps))
+            run = run_playbook(tune(emu, own, apps, path="damos_collapse"))  # huge pages of the emulator's kernel
             assert run.rc == 0, run.explain()
             result = run[0]
             assert result["status"] == {"hotcold": "converged", "nothp": "blocked"}, result

@@ -30,18 +30,19 @@ SCHEMA = json.loads(open("docs/schemas/learned-state.schema.json").read())
 @pytest.mark.parametrize("kernel, release, path", [("6.12", "6.12.117", "user_collapse"),
                                                    ("7.3", "7.3.4", "damos_collapse")])
 def test_idle_rerun_is_one_call_and_a_reboot_starts_warm(run_playbook, tmp_path, kernel, release, path):
-    """6.12: the loop widens intervals itself; 7.3: the kernel tunes them (intervals_goal) and collapses."""
+    """6.12: the loop widens intervals itself and collapses; 7.3 (on request): the kernel tunes them
+    (intervals_goal) and collapses."""
     learned = tmp_path / "state" / "learned.json"
     with HotCold() as w:
         apps = [{"name": "hotcold", "pid": w.pid}]
         with EmulatedSysfs(kernel=kernel, scenario={"speed": 20, "targets": [model(w)]}) as emu:
             own = tmp_path / "boot1" / "own.json"
-            cold = run_playbook(tune(emu, own, apps, kernel=release, learned_file=str(learned)))
+            cold = run_playbook(tune(emu, own, apps, kernel=release, path=path, learned_file=str(learned)))
             assert cold.rc == 0 and cold[0]["converged"], cold.explain()
             # the next run finds nothing to change: one call, changed=false; it may record what the last
             # decision led to (on 7.3 the kernel collapses after the loop's last observation)
             for unused in range(2):
-                idle = run_playbook(tune(emu, own, apps, kernel=release, learned_file=str(learned)))
+                idle = run_playbook(tune(emu, own, apps, kernel=release, path=path, learned_file=str(learned)))
                 assert idle.rc == 0, idle.explain()
                 assert (idle[0]["iterations"], idle[0]["changed"], idle[0]["stopped"]) == (1, False, "converged"), [
                     (e["apps"]["hotcold"]["reason"], e["apps"]["hotcold"]["status"]) for e in idle[0]["trace"]]
@@ -60,9 +61,9 @@ def test_idle_rerun_is_one_call_and_a_reboot_starts_warm(run_playbook, tmp_path,
         # a reboot: a new kernel without our kdamonds, a new ownership record, the learned file kept
         with EmulatedSysfs(kernel=kernel, scenario={"speed": 20, "targets": [model(w)]}) as emu:
             own = tmp_path / "boot2" / "own.json"
-            predicted = run_playbook(tune(emu, own, apps, kernel=release, learned_file=str(learned)), check=True)
+            predicted = run_playbook(tune(emu, own, apps, kernel=release, path=path, learned_file=str(learned)), check=True)
             assert predicted.rc == 0 and learned.stat().st_mtime_ns == stamp, predicted.explain()
-            warm = run_playbook(tune(emu, own, apps, kernel=release, learned_file=str(learned)))
+            warm = run_playbook(tune(emu, own, apps, kernel=release, path=path, learned_file=str(learned)))
             assert warm.rc == 0 and warm[0]["converged"], warm.explain()
             first = warm[0]["trace"][0]["apps"]["hotcold"]
             assert first["threshold_bp"] == app["threshold_bp"], warm[0]["trace"][0]

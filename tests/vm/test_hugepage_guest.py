@@ -25,7 +25,7 @@ pytestmark = [
 
 
 @pytest.mark.parametrize("kernel, path", [
-    pytest.param("damon-7.3", "damos_collapse", marks=pytest.mark.shares_guest("damon-7.3")),
+    pytest.param("damon-7.3", "user_collapse", marks=pytest.mark.shares_guest("damon-7.3")),  # the default on 7.2+ too
     pytest.param("damon-6.12", "user_collapse", marks=pytest.mark.shares_guest("damon-6.12"))])
 def test_hot_part_collapsed_cold_part_not_idempotent_and_stop_restores(kernel, path, tmp_path, shared_guest):
     out = demo.run(kernel=kernel, hot_mb=64, cold_mb=256, rerun=True, out_dir=tmp_path, guest=shared_guest)
