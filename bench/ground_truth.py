@@ -101,10 +101,22 @@ def series(rows: list, classes: list, bounds: list) -> list:
     return out
 
 
+def live(samples: list) -> list:
+    """``samples`` without a last one taken after the workload exited: every huge page gone at once at the
+    end of a run is the process ending (its memory freed), not a configuration splitting them."""
+    if len(samples) > 1:
+        last, before = samples[-1], samples[-2]
+        if not (last["hot_huge"] or last["warm_huge"] or last["cold_huge"]) and (
+                before["hot_huge"] or before["warm_huge"] or before["cold_huge"]):
+            return samples[:-1]
+    return samples
+
+
 def metrics(samples: list, classes: list, bounds: list, call_times: tuple = ()) -> dict:
     """Figures of one configuration run (see the module docstring); ``call_times``: guest epoch seconds
     of every remote module call, for the calls needed to reach 90 % hot coverage."""
     t0 = bounds[0][0]
+    samples = live(samples)
     cov = [s["hot_coverage"] for s in samples if s["hot_coverage"] is not None]
     t90 = []
     for p, (a, b) in enumerate(bounds):

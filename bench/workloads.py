@@ -265,9 +265,15 @@ METRICS = ("hot_coverage_end", "access_coverage_end", "hot_coverage_time_weighte
 
 
 def _metrics(run: dict, calib: dict) -> dict:
-    """A run's metrics; runs recorded before cold bloat was counted in zero-filled pages (their
-    ``cold_bloat_share`` was the share of cold chunks made huge) are brought to today's definitions."""
+    """A run's metrics, brought to today's definitions for runs recorded before: the end figures without a
+    sample taken after the workload exited, cold bloat in zero-filled pages (their ``cold_bloat_share`` was
+    the share of cold chunks made huge)."""
     m = dict(run["metrics"])
+    samples = ground_truth.live(run.get("samples") or [])
+    if samples and len(samples) < len(run["samples"]):  # recorded before metrics() left out the exit sample
+        m["hot_coverage_end"] = round(samples[-1]["hot_coverage"], 3) if samples[-1]["hot_coverage"] is not None else None
+        if samples[-1].get("access_coverage") is not None:
+            m["access_coverage_end"] = round(samples[-1]["access_coverage"], 3)
     if "cold_huge_share" not in m and calib:
         m["cold_huge_share"] = m.get("cold_bloat_share")
         m["cold_bloat_share"] = ground_truth.bloat_share(m.get("cold_zero_filled_bytes") or 0, calib["classes"][0])

@@ -110,3 +110,13 @@ def test_processes_are_merged_side_by_side_per_second():
     b = [{"t": 100.5, "res": [7, 8], "huge": "01", "cpu_s": 0.1}]
     (row,) = workloads._merge([a, b], 100.0)  # second 1 lacks process b: left out
     assert row["res"] == [1, 7, 8] and row["huge"] == "101" and row["t"] == 100.2
+
+
+def test_a_last_sample_after_the_workload_exited_is_left_out():
+    (cls,) = gt.classify([window(T0 + gt.SETTLE_S + i, (400, 100, 5, 0)) for i in range(4)],
+                         gt.phase_bounds({"t0": T0}, None, T0 + gt.SETTLE_S + 4))
+    bounds = gt.phase_bounds({"t0": T0}, None, T0 + 3)
+    m = gt.metrics(gt.series(run_rows(["1000", "1000", "0000"]), [cls], bounds), [cls], bounds)
+    assert m["hot_coverage_end"] == 0.5  # the process ended: every huge page went at once
+    never = gt.metrics(gt.series(run_rows(["0000", "0000"]), [cls], bounds), [cls], bounds)
+    assert never["hot_coverage_end"] == 0.0
