@@ -30,7 +30,8 @@ THP = {"thp-never": "never", "thp-always": "always", "khugepaged-only": "madvise
        "oracle": "never"}
 FLAGS = {"khugepaged-only": "--late-madvise hugepage", "oracle": "--oracle"}
 POLICY = {"rfc-stepdown": "stepdown", "ours": "adaptive", "ours-user": "adaptive", "ours-damos": "adaptive"}
-# hugepage_tune's collapse path per configuration (ours: auto); ours-user and ours-damos name one
+# hugepage_tune's collapse path per configuration (ours: auto, i.e. user_collapse on 6.2+); ours-damos: the
+# kernel's DAMOS collapse (7.2+), the default before 2026-11-27
 PATH = {"ours-user": "user_collapse", "ours-damos": "damos_collapse"}
 
 WRAPPER = """#!/bin/sh

@@ -34,7 +34,7 @@ from bench.common import BENCH, BUILD, build_workload, load_raw, log, run_playbo
 from bench.effectiveness import PATH, POLICY, RESET, THP, Controller, prepare_guest
 
 KERNELS = ("damon-7.3", "damon-6.12")
-CONFIGS = ("thp-always", "khugepaged-only", "ethp", "rfc-stepdown", "ours", "ours-user", "oracle")
+CONFIGS = ("thp-always", "khugepaged-only", "ethp", "rfc-stepdown", "ours", "ours-damos", "oracle")
 SEED = 20261126
 ZIPF = "--mode zipf --zipf-s 1.2 --write"
 # Per workload: one graded.c argument string per process; ``moves``: the hot set is redrawn half way;
