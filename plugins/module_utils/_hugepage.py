@@ -216,8 +216,7 @@ def at_least(attrs, floor):
     """``attrs`` with sample_us raised to ``floor`` (aggr_us keeps its ratio to it)."""
     if attrs["sample_us"] >= floor:
         return attrs
-    ratio = max(1, attrs["aggr_us"] // max(1, attrs["sample_us"]))
-    return dict(attrs, sample_us=floor, aggr_us=floor * ratio)
+    return dict(attrs, sample_us=floor, aggr_us=floor * max(1, max_nr_accesses(attrs["sample_us"], attrs["aggr_us"])))
 
 
 def hottest_first(runs, threshold):
@@ -338,7 +337,7 @@ class Step(object):
             return
         base = os.path.join(kd.path, INTERVALS)
         writes = [(os.path.join(base, "sample_us"), str(fitted)),
-                  (os.path.join(base, "aggr_us"), str(fitted * max(1, live[1] // max(1, live[0]))))]
+                  (os.path.join(base, "aggr_us"), str(fitted * max(1, max_nr_accesses(*live))))]
         self.writes.extend(dict(path=p, value=v) for p, v in writes)
         if not self.check_mode:
             apply_writes(writes, self.applied)
