@@ -37,7 +37,7 @@ def test_a_raised_floor_is_committed_and_kept_until_the_caller_moves_it(tmp_path
     with HotCold(hot_mb=8, cold_mb=16) as w, EmulatedSysfs(kernel="7.3", scenario={"speed": 20, "modules": {"damon_stat": False}, "targets": [
             {"pid": w.pid, "regions": [{"start": w.hot[0], "end": w.hot[1], "rate": 0.8}]}]}) as emu:
         app = {"name": "db", "pid": w.pid, "threshold": 10}
-        entries, _ = new_step(emu, tmp_path).configure([app], 21)
+        entries = new_step(emu, tmp_path).configure([app], 21)[0]
         kd = emu.path("kernel/mm/damon/admin/kdamonds", str(entries["db"]["kdamond"]))
         assert open("%s/%s" % (kd, GOAL)).read().strip() == "5000"
         # the hot range is accessed in 80 % of samples, far above the 4 % goal: the kernel keeps 5 ms
