@@ -26,13 +26,12 @@ KERNELS = ("damon-7.3", "damon-6.12")
 HZ = 100  # USER_HZ of /proc/*/stat and /proc/stat
 # THP `enabled` and workload flags per configuration (see bench/README.md).
 THP = {"thp-never": "never", "thp-always": "always", "khugepaged-only": "madvise", "ethp": "madvise",
-       "rfc-stepdown": "madvise", "ours": "madvise", "ours-user": "madvise", "ours-damos": "madvise",
-       "oracle": "never"}
+       "rfc-stepdown": "madvise", "ours": "madvise", "ours-damos": "madvise", "oracle": "never"}
 FLAGS = {"khugepaged-only": "--late-madvise hugepage", "oracle": "--oracle"}
-POLICY = {"rfc-stepdown": "stepdown", "ours": "adaptive", "ours-user": "adaptive", "ours-damos": "adaptive"}
+POLICY = {"rfc-stepdown": "stepdown", "ours": "adaptive", "ours-damos": "adaptive"}
 # hugepage_tune's collapse path per configuration (ours: auto, i.e. user_collapse on 6.2+); ours-damos: the
 # kernel's DAMOS collapse (7.2+), the default before 2026-11-27
-PATH = {"ours-user": "user_collapse", "ours-damos": "damos_collapse"}
+PATH = {"ours-damos": "damos_collapse"}
 
 WRAPPER = """#!/bin/sh
 # bench: counts remote module executions (one Python start per module call), then runs python3

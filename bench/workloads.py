@@ -196,8 +196,8 @@ def run_config(guest, kernel, workload, config, calib, inventory, workdir, durat
     calls = [float(x) for x in guest.read("/run/bench/module_calls.log").split()]
     samples = ground_truth.series(rows, calib["classes"], bounds)
     m = ground_truth.metrics(samples, calib["classes"], bounds, calls)
-    m.update(ground_truth.budget_use(rows[-1]["huge"] if rows else "", calib["classes"][-1]),
-             huge_end=rows[-1]["huge"] if rows else None)  # which chunks were huge at the end, for later scoring
+    huge_end = rows[-1]["huge"] if rows else ""  # which chunks were huge at the end, kept for later scoring
+    m.update(ground_truth.budget_use(huge_end, calib["classes"][-1]), huge_end=huge_end)
     m.update(kdamond_cpu_s=round(cpu["kdamond"], 2), khugepaged_cpu_s=round(cpu["khugepaged"], 2),
              controller_cpu_s=round(sum(r["controller_cpu_s"] for r in ctl.runs), 2) if ctl else ethp.get("controller_cpu_s"),
              access_rate=_rates(guest, len(ws)))
@@ -260,8 +260,8 @@ def run_kernel(kernel, workloads=tuple(WORKLOADS), configs=CONFIGS, reps=1, dura
     return out
 
 
-METRICS = ("hot_coverage_end", "access_coverage_end", "hot_coverage_time_weighted", "cold_bloat_share", "cold_huge_share", "t90_s",
-           "calls_to_90", "kdamond_cpu_s", "controller_cpu_s", "budget_precision")
+METRICS = ("hot_coverage_end", "access_coverage_end", "hot_coverage_time_weighted", "cold_bloat_share",
+           "cold_huge_share", "t90_s", "calls_to_90", "kdamond_cpu_s", "controller_cpu_s", "budget_precision")
 
 
 def _metrics(run: dict, calib: dict) -> dict:
