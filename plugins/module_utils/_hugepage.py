@@ -65,6 +65,9 @@ PATH_OF_ACTION = dict((action, path) for path, action in ACTION_OF_PATH.items())
 ELIGIBILITY_PATH = {"damos_collapse": "collapse", "user_collapse": "collapse", "khugepaged": "hugepage"}
 INTERVALS = "contexts/0/monitoring_attrs/intervals"
 BETWEEN_RUNS = ("auto", "none", "hugepage")
+# the floor of the kernel's interval tuning is raised to where hot memory was found when that is more than this
+# many times the floor, not at every widening the kernel makes afterwards (re-runs stay changed=false)
+FLOOR_SLACK = 2
 # between_runs hugepage: a region not accessed for this long loses its huge-page mark (MADV_NOHUGEPAGE)
 COLD_MARK_S = 300
 
@@ -201,15 +204,12 @@ def live_intervals(kdamond_path):
 
 def floor_of(app, kdamond):
     """The shortest sampling interval the kernel's intervals_goal may tune an application's kdamond to: the
-    caller's ``min_sample_us``, else the one its running kdamond has. Once hot memory is huge, one access
-    bit covers 2 MiB, the measured access ratio rises past the goal and the kernel would shorten the
-    intervals until the hot memory not yet collapsed looks cold again; hugepage_tune keeps them from it."""
-    if app.get("min_sample_us"):
-        return app["min_sample_us"]
-    if kdamond is None:
-        return None
-    goal = ((kdamond.context or {}).get("monitoring_attrs") or {}).get("intervals_goal") or {}
-    return goal.get("min_sample_us") or None
+    higher of the caller's ``min_sample_us`` and the one its running kdamond has (raised by the step that
+    found hot memory, see Step.keep_floor). Once hot memory is huge, one access bit covers 2 MiB, the
+    measured access ratio rises past the goal and the kernel would shorten the intervals until the hot
+    memory not yet collapsed looks cold again."""
+    goal = ((kdamond.context or {}).get("monitoring_attrs") or {}).get("intervals_goal") or {} if kdamond else {}
+    return max(app.get("min_sample_us") or 0, goal.get("min_sample_us") or 0) or None
 
 
 def at_least(attrs, floor):
@@ -256,6 +256,23 @@ def chunk_runs(regions, huge):
     return sorted(runs)
 
 
+def confirmed(first, second):
+    """The chunk runs hot in both of two snapshots (sorted (start, end, level) runs of chunk_runs), each at the
+    lower of its two levels. DAMON splits and merges regions every aggregation interval, so a cold chunk that
+    read hot because it shared a region with hot memory rarely does so twice; a hot chunk does."""
+    out, i, j = [], 0, 0
+    while i < len(first) and j < len(second):
+        (s1, e1, l1), (s2, e2, l2) = first[i], second[j]
+        start, end = max(s1, s2), min(e1, e2)
+        if start < end:
+            out.append((start, end, min(l1, l2)))
+        if e1 <= e2:
+            i += 1
+        else:
+            j += 1
+    return out
+
+
 def _merge(ranges):
     out = []
     for s, e in ranges:
@@ -282,6 +299,8 @@ class Step(object):
         self.writes, self.applied = [], []
         self.diff = {"before": {}, "after": {}}  # per application, the kdamond as it was and as planned
         self.running_modes = {}  # per application, the interval mode its kdamond runs with (set by watched())
+        self.configured = {}  # per application, (app with its threshold, attrs, goal) configure() planned
+        self.first_runs = {}  # per application, the chunk runs of the snapshot before the observation interval
 
     def _kdamond_path(self, index):
         return os.path.join(self.root, "kernel/mm/damon/admin/kdamonds", str(index))
@@ -446,6 +465,7 @@ class Step(object):
                 entry["exited"] = True
                 continue
             entry["kdamond"] = plan.index
+            self.configured[app["name"]] = (app, attrs, goal)
             owned = owned_apps(self.own)
         removed = []
         for name, index in sorted(owned.items()):
@@ -488,6 +508,12 @@ class Step(object):
                 continue  # not running (its target exited): observe() says so
             stats = read_stats(path)
             entry["scheme_stats_before"] = stats[1] if len(stats) > 1 else None
+            if self.path == "user_collapse" and self.features.has("tried_regions"):
+                try:  # the first of the two snapshots a chunk must be hot in (confirmed()); one aggregation
+                    command(path, "update_schemes_tried_regions")
+                except SysfsError:
+                    continue
+                self.first_runs[name] = chunk_runs(read_tried_regions(path)[0], self.huge)
 
     def observe(self, entries, apps, collapse=True):
         """Intervals, stats, chunk distribution and huge-page bytes per application (and user-space collapse)."""
@@ -531,12 +557,33 @@ class Step(object):
                                 "mode": self.running_modes.get(entry["name"], self.interval_mode)},
                      scheme_stats=stats[1] if len(stats) > 1 else None, collapsed=None)
         if self.path == "user_collapse" and hot and collapse:
-            entry["collapsed"] = self._collapse(entry, hottest_first(runs, threshold), app)
+            first = self.first_runs.get(entry["name"])
+            sure = hottest_first(runs if first is None else confirmed(first, runs), threshold)  # check mode: one
+            entry["collapsed"] = self._collapse(entry, sure, app) if sure else {"bytes": 0, "chunks": 0}
+            if entry["collapsed"] is not None:
+                entry["collapsed"]["unconfirmed_bytes"] = entry["hot_bytes"] - sum(e - s for s, e in sure)
+        if collapse and hot and not entry["exited"]:
+            self.keep_floor(entry["name"], sample_us)
         entry.update(self._huge_bytes(entry["pid"], hot, cold, self.huge))
         if entry["huge_bytes"] is None and not pid_alive(entry["pid"]):
             entry["exited"] = True
         elif self.learned is not None:
             self.learned.remember(entry["name"], to_bp(threshold, max_nr), (sample_us, aggr_us), self.path, entry)
+
+    def keep_floor(self, name, sample_us):
+        """Raise the floor of an application's intervals_goal to the sampling interval its hot memory was found
+        at (floor_of says why), in the step that found it: the loop may stop with this step, and until the next
+        run the kernel would shorten the intervals again."""
+        if name not in self.configured or self.check_mode:
+            return
+        app, attrs, goal = self.configured[name]
+        if not goal:  # the controller or nobody tunes the intervals
+            return
+        raised = self._goal(attrs, min(sample_us, self._highest(attrs)))
+        if raised["min_sample_us"] > FLOOR_SLACK * goal["min_sample_us"]:
+            self.configured[name] = (app, attrs, raised)
+            self._ensure(name, "running", context_for(
+                app, self.path, attrs, self.quota_bytes, self.huge, raised, self.between_runs))
 
     def _collapse(self, entry, hot, app):
         budget = app.get("budget_bytes") or 0

@@ -21,7 +21,11 @@ description:
   - Monitoring intervals fit each application (O(auto_intervals)); on Linux 6.15+ the kernel tunes them itself
     (C(intervals_goal)), elsewhere the caller passes wider ones in O(apps[].sample_us) and O(apps[].aggr_us).
   - On the V(user_collapse) path it collapses the 2 MiB chunks at or above the threshold itself with
-    C(process_madvise(MADV_COLLAPSE)) (dense chunks only, within O(quota_bytes) and the application's budget).
+    C(process_madvise(MADV_COLLAPSE)) (dense chunks only, within O(quota_bytes) and the application's budget),
+    and only the chunks that were at or above it in two snapshots of the tried regions, one before and one after
+    O(interval_s): DAMON splits and merges its regions every aggregation interval, so a cold chunk that read hot
+    once because it shared a region with hot memory waits, and a hot chunk is collapsed. A new kdamond's first
+    step therefore collapses nothing.
   - Applications that exited have their kdamonds removed, also when they exit while being configured, and so
     do unlisted applications of other tasks whose process is gone; with O(prune) every kdamond of this loop whose
     application is not listed is removed too. Everything removed is listed in RV(pruned).
@@ -77,11 +81,13 @@ options:
         description:
           - With O(auto_intervals.mode=kernel), the shortest sampling interval the kernel may tune this
             application's kdamond to (its C(intervals_goal/min_sample_us)); a running kdamond whose tuned interval
-            is shorter is set to it. M(linux_mm.damon.hugepage_tune) raises it once hot memory is found, so the
-            intervals do not shrink when that memory becomes huge pages (one access bit then covers 2 MiB and the
-            measured access ratio rises), and to widen the intervals when the kernel stops short of resolving
-            the application's warm memory.
-          - When omitted, a running kdamond keeps the floor it has. Capped at O(auto_intervals.max_sample_us).
+            is shorter is set to it. M(linux_mm.damon.hugepage_tune) raises it to widen the intervals when the
+            kernel stops short of resolving the application's warm memory.
+          - The step itself raises a kdamond's floor to the sampling interval at which it found hot memory (when
+            that is more than twice the floor), so the intervals do not shrink when that memory becomes huge
+            pages (one access bit then covers 2 MiB and the measured access ratio rises).
+          - The floor in force is the higher of this value and the running kdamond's, capped at
+            O(auto_intervals.max_sample_us).
         type: int
       budget_bytes:
         description: Most huge-page bytes the user-space path collapses for this application per step (V(0) unlimited).
@@ -183,6 +189,9 @@ apps:
       V(shmem_misaligned), V(shmem_thp_disabled), V(thp_enabled_never), V(kernel_without_thp)), each with
       C(reason), C(detail), C(fix), C(bytes) (resident bytes concerned) and C(mappings) where per mapping;
       the application is tuned as usual.
+    - C(collapsed) (V(user_collapse) path, O(state=present)) is what the step collapsed, C(bytes) and
+      C(chunks), and C(unconfirmed_bytes), the hot bytes left for a later step because they were below the
+      threshold in the first snapshot; V(null) when nothing was hot.
     - C(scheme_stats) are the cumulative statistics of the threshold scheme after the observation interval,
       C(scheme_stats_before) (O(state=present), not in check mode) the same before it; their difference is what
       the kernel applied during the step.

@@ -309,10 +309,6 @@ def _decide_one(app, state, result, policy, auto, ratio, at_s, deadline):
     tuning = mode == "kernel" and state.seen_intervals and _kernel_still_tuning(
         state, now, prev_intervals, auto, at_s)
     obs = _observe(app, state, result.get("path"))
-    if mode == "kernel" and state.seen_intervals and app.get("hot_bytes"):
-        # hot memory shows at these intervals: the kernel may widen them further, not shorten them once that
-        # memory is huge (the access ratio then rises and what is not collapsed yet would look cold again)
-        state.floor = max(state.floor or 0, now[0])
     if not state.history and app.get("learned"):
         state.history.append(_prior(app["learned"], obs))
     decision = decide(policy, obs, state.history)

@@ -15,6 +15,7 @@ from tests.workloads import HotCold
 pytestmark = [pytest.mark.emulator, pytest.mark.timeout(300)]
 
 ATTRS = {"sample_us": 5000, "aggr_us": 100000, "min_nr_regions": 10, "max_nr_regions": 1000}
+MIB = 1 << 20
 GOAL = "contexts/0/monitoring_attrs/intervals/intervals_goal/min_sample_us"
 
 
@@ -97,3 +98,64 @@ def test_a_failed_commit_is_committed_again_by_the_next_run(tmp_path):
         assert kernel_intervals(emu) == (5000, 100000)  # the kernel kept the old attributes
         new_step(emu, tmp_path).configure([dict(app, min_sample_us=200000)], 21)
         assert kernel_intervals(emu) == (200000, 4000000)
+
+
+def user_step(emu, tmp_path, mode):
+    from ansible_collections.linux_mm.damon.plugins.module_utils import _hugepage
+    from ansible_collections.linux_mm.damon.plugins.module_utils._damon_features import detect
+    from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import Ownership
+
+    return _hugepage.Step(emu.root, detect(emu.root, "7.3.4"), Ownership.load(str(tmp_path / "own.json")),
+                          "user_collapse", ATTRS, 0, "fail", 4, False,
+                          auto_intervals={"mode": mode, "max_sample_us": 1000000})
+
+
+def one_step(step, app, advance, emu):
+    """configure, the first tried-regions snapshot, ``advance`` virtual seconds, observe (and collapse)."""
+    entries = step.configure([app], 21)[0]
+    step.stats_before(entries)
+    emu.advance(advance)
+    step.observe(entries, [app])
+    return entries[app["name"]]
+
+
+def test_the_step_that_finds_hot_memory_keeps_the_kernel_from_shortening_the_intervals_below_it(tmp_path):
+    """The 7.3 guest: a loop that converged in the step where hot memory first showed left the kernel free to go
+    back to 5 ms until the next run (the loop's own floor only reached the kernel with its next step call)."""
+    with HotCold(hot_mb=8, cold_mb=56, idle=True) as w, EmulatedSysfs(kernel="7.3", scenario={
+            "speed": 0, "modules": {"damon_stat": False}, "targets": [{"pid": w.pid, "regions": [
+                {"start": w.hot[0], "end": w.hot[1], "rate": 0.01, "rate_sample_us": 5000},
+                {"start": w.cold[0], "end": w.cold[1], "rate": 0.0}]}]}) as emu:
+        app = {"name": "db", "pid": w.pid, "threshold": 3}
+        step = user_step(emu, tmp_path, "kernel")
+        entry = one_step(step, app, 600, emu)
+        sample_us = entry["intervals"]["sample_us"]
+        assert entry["hot_bytes"] == 8 * MIB and sample_us > 4 * 5000, entry  # widened by the kernel, then hot
+        kd = emu.path("kernel/mm/damon/admin/kdamonds", str(entry["kdamond"]))
+        assert open("%s/%s" % (kd, GOAL)).read().strip() == str(sample_us)
+        assert any(write["path"].endswith("intervals_goal/min_sample_us") for write in step.applied)
+        # the next run sees hot memory at about the same intervals: nothing to write (changed=false)
+        again = user_step(emu, tmp_path, "kernel")
+        assert one_step(again, app, 30, emu)["hot_bytes"] == 8 * MIB and again.writes == []
+
+
+def test_only_chunks_hot_in_both_snapshots_of_a_step_are_collapsed(tmp_path):
+    """A chunk that reads hot once (it shared a DAMON region with hot memory in one aggregation, or it just got
+    hot) waits for the next step; one hot in both is collapsed."""
+    from ansible_collections.linux_mm.damon.plugins.module_utils import _pagemap
+
+    with HotCold(hot_mb=8, cold_mb=16, idle=True) as w:
+        steady, late = (w.hot[0], w.hot[0] + 4 * MIB), (w.hot[0] + 4 * MIB, w.hot[1])
+        with EmulatedSysfs(kernel="7.3", scenario={"speed": 0, "modules": {"damon_stat": False}, "targets": [
+                {"pid": w.pid, "regions": [
+                    {"start": steady[0], "end": steady[1], "rate": 0.9},
+                    {"start": late[0], "end": late[1], "phases": [{"start": 0, "end": 5, "rate": 0.0},
+                                                                   {"start": 5, "rate": 0.9}]}]}]}) as emu:
+            app = {"name": "db", "pid": w.pid, "threshold": 10}
+            entry = one_step(user_step(emu, tmp_path, "off"), app, 10, emu)
+            assert entry["hot_bytes"] == 8 * MIB, entry
+            assert entry["collapsed"] == {"bytes": 4 * MIB, "chunks": 2, "unconfirmed_bytes": 4 * MIB}, entry
+            assert _pagemap.range_huge_bytes(w.pid, *steady) == 4 * MIB
+            assert _pagemap.range_huge_bytes(w.pid, *late) == 0
+            entry = one_step(user_step(emu, tmp_path, "off"), app, 10, emu)  # hot in both now
+            assert entry["collapsed"]["unconfirmed_bytes"] == 0 and _pagemap.range_huge_bytes(w.pid, *late) == 4 * MIB

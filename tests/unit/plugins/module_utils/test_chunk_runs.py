@@ -8,7 +8,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.linux_mm.damon.plugins.module_utils._hugepage import chunk_runs, hottest_first, threshold_of
+from ansible_collections.linux_mm.damon.plugins.module_utils._hugepage import chunk_runs, confirmed, hottest_first, threshold_of
 from tests.helpers.pagemap import HUGE
 
 K = 4096
@@ -65,3 +65,23 @@ def test_collapse_order_is_hottest_first_so_a_budget_goes_to_the_hottest_chunks(
     assert hottest_first(runs, 5) == [(BASE + 3 * HUGE, BASE + 4 * HUGE), (BASE, BASE + 2 * HUGE),
                                       (BASE + 4 * HUGE, BASE + 6 * HUGE)]
     assert hottest_first(runs, 20) == []
+
+
+def levels_per_chunk(runs):
+    return dict((c, level) for s, e, level in runs for c in range(s, e, HUGE))
+
+
+@settings(max_examples=200, deadline=None)
+@given(*[st.lists(st.tuples(st.integers(1, 3 * 512), st.integers(0, 20)), min_size=1, max_size=20)] * 2)
+def test_a_confirmed_chunk_is_in_both_snapshots_at_the_lower_of_its_levels(first, second):
+    runs = []
+    for parts in (first, second):
+        regions, cursor = [], 0
+        for pages, nr in parts:
+            regions.append(region(cursor, cursor + pages * K, nr))
+            cursor += pages * K
+        runs.append(chunk_runs(regions, HUGE))
+    both = confirmed(*runs)
+    snapshots = [levels_per_chunk(r) for r in runs]
+    assert levels_per_chunk(both) == dict((c, min(snapshots[0][c], snapshots[1][c]))
+                                          for c in set(snapshots[0]) & set(snapshots[1]))
