@@ -558,7 +558,7 @@ class Step(object):
                      scheme_stats=stats[1] if len(stats) > 1 else None, collapsed=None)
         if self.path == "user_collapse" and hot and collapse:
             first = self.first_runs.get(entry["name"])
-            sure = hottest_first(runs if first is None else confirmed(first, runs), threshold)  # check mode: one
+            sure = hottest_first(runs if first is None else confirmed(first, runs), threshold)  # None: check mode
             entry["collapsed"] = self._collapse(entry, sure, app) if sure else {"bytes": 0, "chunks": 0}
             if entry["collapsed"] is not None:
                 entry["collapsed"]["unconfirmed_bytes"] = entry["hot_bytes"] - sum(e - s for s, e in sure)
