@@ -3,7 +3,7 @@
 #   make deps       the Debian/Ubuntu packages of every target (.ci/bootstrap-host all; root or passwordless sudo)
 #   make venv       .venv (requirements/test.txt) and .venv-lint (requirements/lint.txt), all pinned
 #   make test       THE test command: fast pytest + ansible-test sanity + ansible-lint + galaxy build + guest tests
-#   make test-fast  pytest only, without guest (QEMU) tests; PYTEST_WORKERS processes (default 2, 0: serial)
+#   make test-fast  pytest only, without guest (QEMU) tests; PYTEST_WORKERS processes (default 4, 0: serial)
 #   make test-guests  guest tests (QEMU TCG): image build/check, tests/vm smoke, emulator conformance, molecule
 #   make test-apps  guest tests with real applications (redis, PostgreSQL) and the MADV_COLLAPSE facts (not in make test)
 #   make images     build (or reuse) the Debian guest images damon-6.12, damon-7.3, no-damon (cached, keyed)
@@ -34,7 +34,7 @@ PYTEST_ARGS ?=
 # loadgroup: a whole file in one process left one long file running alone at the end); tests
 # marked xdist_group(NAME) (a shared module fixture, tests that compare results) stay in one
 # process. 0 runs them serially.
-PYTEST_WORKERS ?= 2
+PYTEST_WORKERS ?= 4
 # Parts of `make test`, run in this order; each one runs even if an earlier one failed.
 TEST_PARTS ?= test-fast sanity lint build test-guests
 # Guest (QEMU) tests: two boot attempts by default; SCENARIOS narrows `make molecule` (default: all).

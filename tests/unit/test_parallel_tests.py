@@ -1,7 +1,7 @@
 # Copyright: (c) 2026, linux_mm.damon contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""`make test-fast` runs the tests in two processes (pytest-xdist, test by test, the tests of one
+"""`make test-fast` runs the tests in four processes (pytest-xdist, test by test, the tests of one
 ``xdist_group`` together) and still fails when nothing was collected."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ def make_n(*args):
                           stderr=subprocess.STDOUT, text=True, check=True, env=dict(os.environ, MAKEFLAGS="")).stdout
 
 
-def test_test_fast_runs_two_workers_by_test_and_group_and_can_run_serially():
-    assert '-m pytest -m "not vm" -n 2 --dist loadgroup' in make_n()
+def test_test_fast_runs_four_workers_by_test_and_group_and_can_run_serially():
+    assert '-m pytest -m "not vm" -n 4 --dist loadgroup' in make_n()
     assert '-m pytest -m "not vm" -n 0 --dist loadgroup' in make_n("PYTEST_WORKERS=0")
 
 
