@@ -146,11 +146,10 @@ def test_only_chunks_hot_in_both_snapshots_of_a_step_are_collapsed(tmp_path):
 
     with HotCold(hot_mb=8, cold_mb=16, idle=True) as w:
         steady, late = (w.hot[0], w.hot[0] + 4 * MIB), (w.hot[0] + 4 * MIB, w.hot[1])
+        hot_after_5s = [{"start": 0, "end": 5, "rate": 0.0}, {"start": 5, "rate": 0.9}]
         with EmulatedSysfs(kernel="7.3", scenario={"speed": 0, "modules": {"damon_stat": False}, "targets": [
-                {"pid": w.pid, "regions": [
-                    {"start": steady[0], "end": steady[1], "rate": 0.9},
-                    {"start": late[0], "end": late[1], "phases": [{"start": 0, "end": 5, "rate": 0.0},
-                                                                   {"start": 5, "rate": 0.9}]}]}]}) as emu:
+                {"pid": w.pid, "regions": [{"start": steady[0], "end": steady[1], "rate": 0.9},
+                                           {"start": late[0], "end": late[1], "phases": hot_after_5s}]}]}) as emu:
             app = {"name": "db", "pid": w.pid, "threshold": 10}
             entry = one_step(user_step(emu, tmp_path, "off"), app, 10, emu)
             assert entry["hot_bytes"] == 8 * MIB, entry
