@@ -273,6 +273,23 @@ def confirmed(first, second):
     return out
 
 
+def _minus(ranges, cut):
+    """The parts of sorted disjoint ``ranges`` outside sorted disjoint ``cut``."""
+    out, j = [], 0
+    for s, e in ranges:
+        while j < len(cut) and cut[j][1] <= s:
+            j += 1
+        k = j
+        while s < e and k < len(cut) and cut[k][0] < e:
+            if cut[k][0] > s:
+                out.append((s, cut[k][0]))
+            s = max(s, cut[k][1])
+            k += 1
+        if s < e:
+            out.append((s, e))
+    return out
+
+
 def _merge(ranges):
     out = []
     for s, e in ranges:
@@ -561,7 +578,8 @@ class Step(object):
             sure = hottest_first(runs if first is None else confirmed(first, runs), threshold)  # None: check mode
             entry["collapsed"] = self._collapse(entry, sure, app) if sure else {"bytes": 0, "chunks": 0}
             if entry["collapsed"] is not None:
-                entry["collapsed"]["unconfirmed_bytes"] = entry["hot_bytes"] - sum(e - s for s, e in sure)
+                waiting = _minus(hot, _merge(sorted(sure)))  # already huge ones are not waiting (idle re-runs)
+                entry["collapsed"]["unconfirmed_bytes"] = self._not_huge(entry["pid"], waiting)
         if collapse and hot and not entry["exited"]:
             self.keep_floor(entry["name"], sample_us)
         entry.update(self._huge_bytes(entry["pid"], hot, cold, self.huge))
@@ -597,6 +615,13 @@ class Step(object):
                 return None
             raise
         return {"bytes": done["bytes_collapsed"], "chunks": done["chunks"]["collapsed"]}
+
+    def _not_huge(self, pid, ranges):
+        """Bytes of ``ranges`` not in huge pages (all of them when that cannot be read)."""
+        try:
+            return sum(e - s - (_pagemap.range_huge_bytes(pid, s, e, self.huge) or 0) for s, e in ranges)
+        except _procfs.ProcError:
+            return sum(e - s for s, e in ranges)
 
     @staticmethod
     def _huge_bytes(pid, hot, cold, huge):

@@ -190,8 +190,8 @@ apps:
       C(reason), C(detail), C(fix), C(bytes) (resident bytes concerned) and C(mappings) where per mapping;
       the application is tuned as usual.
     - C(collapsed) (V(user_collapse) path, O(state=present)) is what the step collapsed, C(bytes) and
-      C(chunks), and C(unconfirmed_bytes), the hot bytes left for a later step because they were below the
-      threshold in the first snapshot; V(null) when nothing was hot.
+      C(chunks), and C(unconfirmed_bytes), the hot bytes not in huge pages left for a later step because they
+      were below the threshold in the first snapshot; V(null) when nothing was hot.
     - C(scheme_stats) are the cumulative statistics of the threshold scheme after the observation interval,
       C(scheme_stats_before) (O(state=present), not in check mode) the same before it; their difference is what
       the kernel applied during the step.

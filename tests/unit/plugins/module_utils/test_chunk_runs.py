@@ -8,7 +8,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.linux_mm.damon.plugins.module_utils._hugepage import chunk_runs, confirmed, hottest_first, threshold_of
+from ansible_collections.linux_mm.damon.plugins.module_utils._hugepage import _merge, _minus, chunk_runs, confirmed, hottest_first, threshold_of
 from tests.helpers.pagemap import HUGE
 
 K = 4096
@@ -85,3 +85,20 @@ def test_a_confirmed_chunk_is_in_both_snapshots_at_the_lower_of_its_levels(first
     snapshots = [levels_per_chunk(r) for r in runs]
     assert levels_per_chunk(both) == dict((c, min(snapshots[0][c], snapshots[1][c]))
                                           for c in set(snapshots[0]) & set(snapshots[1]))
+
+
+CELL_RUNS = st.lists(st.tuples(st.integers(0, 60), st.integers(1, 6)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(CELL_RUNS, CELL_RUNS)
+def test_minus_leaves_exactly_the_chunks_outside_the_cut(a, b):
+    def ranges(pairs):
+        return _merge(sorted(set((s, s + 1) for start, n in pairs for s in range(start, start + n))))
+
+    def cells(rs):
+        return set(c for s, e in rs for c in range(s, e))
+
+    left = _minus(ranges(a), ranges(b))
+    assert cells(left) == cells(ranges(a)) - cells(ranges(b))
+    assert all(s < e for s, e in left) and all(x[1] <= y[0] for x, y in zip(left, left[1:]))
