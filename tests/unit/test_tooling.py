@@ -182,6 +182,15 @@ def test_makefile_targets():
     assert "-m pytest" in out.stdout and "tests.tooling.sanity" in out.stdout
 
 
+def test_everything_that_boots_guests_retries_a_failed_boot():
+    out = subprocess.run(["make", "-n", "-C", str(REPO_ROOT), "demo", "bench", "test-guests", "images"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=True,
+                         env=dict(os.environ, MAKEFLAGS="")).stdout
+    for command in ("-m tests.demo", "-m bench", "-m pytest -m \"vm and not apps\""):
+        line = next(line for line in out.splitlines() if command in line)
+        assert "LINUX_MM_DAMON_BOOT_ATTEMPTS=${LINUX_MM_DAMON_BOOT_ATTEMPTS:-2}" in line, line
+
+
 def test_pytest_runs_without_cache_and_with_a_timeout(pytestconfig):
     assert not pytestconfig.pluginmanager.has_plugin("cacheprovider")
     assert float(pytestconfig.getini("timeout")) > 0
