@@ -20,11 +20,11 @@ def play(*tasks, ignore_errors=False):
     return [{"hosts": "localhost", "gather_facts": False, "tasks": named}]
 
 
-def run_tasks(run_playbook, tasks, check=False, diff=False, with_run=False):
+def run_tasks(run_playbook, tasks, check=False, diff=False, with_run=False, env=None):
     """Run ``tasks`` in one play with failures ignored and return their results in order (each
     says ``_status``); with ``with_run`` also the :class:`PlaybookRun` (for its stdout)."""
     tasks = [dict(task, name="task %d" % i) for i, task in enumerate(tasks)]
-    run = run_playbook(play(*tasks, ignore_errors=True), check=check, diff=diff, timeout=TASK_TIMEOUT_S)
+    run = run_playbook(play(*tasks, ignore_errors=True), check=check, diff=diff, timeout=TASK_TIMEOUT_S, env=env)
     assert run.rc == 0, run.explain()
     results = [run[task["name"]] for task in tasks]
     return (results, run) if with_run else results
