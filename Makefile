@@ -38,7 +38,7 @@ PYTEST_WORKERS ?= 4
 # Parts of `make test`, run in this order; each one runs even if an earlier one failed.
 TEST_PARTS ?= test-fast sanity lint build test-guests
 # Everything that boots guests tries twice by default: a TCG boot of the Debian kernels occasionally panics
-# in its first second (seen: set_next_task_fair, 1 in about 10 boots on 2026-11-27). SCENARIOS narrows
+# in its first second (seen: set_next_task_fair, 1 of about 16 boots on 2026-11-27). SCENARIOS narrows
 # `make molecule` (default: all).
 BOOT_ENV := LINUX_MM_DAMON_BOOT_ATTEMPTS=$${LINUX_MM_DAMON_BOOT_ATTEMPTS:-2}
 GUEST_ENV := LINUX_MM_DAMON_GUEST_TESTS=1 $(BOOT_ENV)
