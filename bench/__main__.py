@@ -7,9 +7,10 @@ python -m bench --quick                  fewer repetitions and shorter phases (a
 python -m bench --only follow --kernel damon-6.12 --follow-configs ours,ours-between
 python -m bench --only control-ssh --fleet 50,200,1000
 python -m bench --only workloads --kernel damon-7.3 --workloads graded,behind --reps 3
+python -m bench --only redis --kernel damon-7.3 --configs ours,thp-always --reps 1
 Sections: effectiveness (both guest kernels, or --kernel), follow (scheduled runs while the hot set moves,
 both guest kernels or --kernel), workloads (graded and large hot sets against a ground truth the workload
-does not report), speedup, control, control-ssh (the fleet over real SSH), report.
+does not report), redis (a real application under skewed GET load), speedup, control, control-ssh (the fleet over real SSH), report.
 Raw per-section data go to bench/results/raw/; the report assembles latest.json/latest.md/*.png
 from whatever raw files exist.
 """
@@ -20,10 +21,10 @@ import argparse
 import sys
 import time
 
-from bench import control_plane, control_ssh, effectiveness, follow, report, speedup, workloads
+from bench import control_plane, control_ssh, effectiveness, follow, redis, report, speedup, workloads
 from bench.common import RESULTS, log, save_raw
 
-SECTIONS = ("effectiveness", "follow", "workloads", "speedup", "control", "control-ssh", "report")
+SECTIONS = ("effectiveness", "follow", "workloads", "redis", "speedup", "control", "control-ssh", "report")
 
 
 def main(argv=None):
@@ -31,14 +32,16 @@ def main(argv=None):
     ap.add_argument("--only", action="append", choices=SECTIONS, help="run only these sections")
     ap.add_argument("--quick", action="store_true", help="short phases, fewer runs, smaller fleets")
     ap.add_argument("--kernel", action="append", choices=effectiveness.KERNELS, help="guest kernels (default both)")
-    ap.add_argument("--configs", help="comma-separated effectiveness configurations (default all seven)")
+    ap.add_argument("--configs", help="comma-separated configurations of the effectiveness, workloads or redis "
+                    "section (default all of the section's)")
     ap.add_argument("--follow-configs", help="comma-separated follow configurations (default all five)")
     ap.add_argument("--workloads", help="comma-separated workloads of the workloads section (default all: %s)"
                     % ",".join(workloads.WORKLOADS))
-    ap.add_argument("--reps", type=int, help="workloads: repetitions per configuration (default 3, quick 1)")
-    ap.add_argument("--duration-s", type=float, help="workloads: seconds per run (default 180, quick 90)")
-    ap.add_argument("--merge", action="store_true", help="workloads: keep the earlier raw runs of the workloads "
-                    "and configurations not run now")
+    ap.add_argument("--reps", type=int, help="workloads, redis: repetitions per configuration (default 3, quick 1)")
+    ap.add_argument("--duration-s", type=float, help="workloads, redis: seconds per run (default 180 and 240, "
+                    "quick 90 and 120)")
+    ap.add_argument("--merge", action="store_true", help="workloads, redis: keep the earlier raw runs of the "
+                    "workloads and configurations not run now")
     ap.add_argument("--phase-s", type=float, help="seconds per workload phase (default 60, quick 40)")
     ap.add_argument("--runs", type=int, help="speed-up repetitions (default 7, quick 3)")
     ap.add_argument("--hot-mb", type=int, default=1024, help="speed-up hot set (default 1024 MiB)")
@@ -74,6 +77,11 @@ def main(argv=None):
                     configs=tuple(args.configs.split(",")) if args.configs else workloads.CONFIGS,
                     reps=args.reps or (1 if args.quick else 3), duration_s=args.duration_s or (90 if args.quick else 180),
                     merge=args.merge)
+        elif section == "redis":
+            for kernel in args.kernel or redis.KERNELS:
+                redis.run_kernel(kernel, configs=tuple(args.configs.split(",")) if args.configs else redis.CONFIGS,
+                                 reps=args.reps or (1 if args.quick else 3),
+                                 duration_s=args.duration_s or (120 if args.quick else 240), merge=args.merge)
         elif section == "speedup":
             speedup.run(runs=runs, hot_mb=args.hot_mb)
         elif section == "control":

@@ -94,6 +94,18 @@ def med(values):
     return statistics.median(values) if values else None
 
 
+def fmt_median(m: dict, k: str, scale: float = 1.0, nd: int = 2) -> str:
+    """A summary's median ``m[k]`` for a table, with its min-max over repetitions when there are several."""
+    v = m.get(k)
+    if v is None:
+        return "—"
+    s = "%.*f" % (nd, v * scale)
+    if k + "_range" in m:
+        lo, hi = m[k + "_range"]
+        s += " (%.*f-%.*f)" % (nd, lo * scale, nd, hi * scale)
+    return s
+
+
 def machine() -> dict:
     info = {"host_kernel": platform.release(), "cpus": os.cpu_count()}
     try:

@@ -8,7 +8,7 @@ import json
 import time
 
 from bench.common import MIB, RESULTS, load_raw, machine, med
-from bench import follow, workloads
+from bench import follow, redis, workloads
 
 HZ = 100
 CONFIGS = ("thp-never", "thp-always", "khugepaged-only", "ethp", "rfc-stepdown", "ours", "oracle")
@@ -471,6 +471,9 @@ def build():
                      for row in workloads.summarize(load_raw("workloads-" + kernel) or {"workloads": {}})]
     if workload_rows:  # once the workloads section ran (bench/workloads.py)
         result["workloads"] = workload_rows
+    redis_rows = [row for kernel in redis.KERNELS for row in redis.summarize(load_raw("redis-" + kernel) or {})]
+    if redis_rows:  # once the redis section ran (bench/redis.py)
+        result["redis"] = redis_rows
     cssh, cssh_rows = control_ssh_summary()
     if cssh:  # once the control-ssh section ran (bench/control_ssh.py)
         result["control_plane_ssh"] = cssh
@@ -479,7 +482,7 @@ def build():
     tgt = targets(rows, details, speed, control, ctl_details) + control_ssh_targets(cssh)
     result_for_md = dict(result, machine=dict(mach, guest_kernels=guest_kernels))
     md = (markdown(result_for_md, rows, details, speed_raw, ctl_details, tgt) + follow_markdown(follow_summary)
-          + workloads.markdown(workload_rows) + control_ssh_markdown(cssh, cssh_rows))
+          + workloads.markdown(workload_rows) + redis.markdown(redis_rows) + control_ssh_markdown(cssh, cssh_rows))
     (RESULTS / "latest.md").write_text(md)
     slim = [dict((k, v) for k, v in d.items() if k != "first_run") for d in details]
     (RESULTS / "latest-details.json").write_text(json.dumps(

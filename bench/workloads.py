@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from bench import ground_truth
-from bench.common import BENCH, BUILD, build_workload, load_raw, log, run_playbook, save_raw
+from bench.common import BENCH, BUILD, build_workload, fmt_median as fmt, load_raw, log, run_playbook, save_raw
 from bench.effectiveness import PATH, POLICY, RESET, THP, Controller, prepare_guest
 
 KERNELS = ("damon-7.3", "damon-6.12")
@@ -321,15 +321,6 @@ def markdown(rows: list) -> str:
            "| cold huge | calls to 90 % | kdamond CPU s | budget precision |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
-    def fmt(m, k, scale=1.0, nd=2):
-        v = m.get(k)
-        if v is None:
-            return "—"
-        s = "%.*f" % (nd, v * scale)
-        if k + "_range" in m:
-            lo, hi = m[k + "_range"]
-            s += " (%.*f-%.*f)" % (nd, lo * scale, nd, hi * scale)
-        return s
     for r in rows:
         m = r["median"]
         out.append("| %s | %s | %s | %d | %s | %s | %s | %s | %s %% | %s %% | %s | %s | %s |" % (

@@ -1,0 +1,47 @@
+# Copyright: (c) 2026, linux_mm.damon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The redis section's figures (bench/redis.py) from hand-made samples."""
+
+from __future__ import annotations
+
+from bench import redis
+
+
+def sample(t, share, cold=0.0, ops=(0, 0), measure_s=2.0, rss=100 << 20, cpu=None):
+    return {"t": t, "hot_huge_share": share, "cold_bloat": cold, "cold_huge_bytes": int(cold * (1 << 30)),
+            "ops_before": ops[0], "ops_after": ops[1], "measure_s": measure_s, "rss_anon_bytes": rss,
+            "threads_cpu": cpu or {}}
+
+
+def test_get_rate_leaves_out_the_samples_own_commands_and_time():
+    # 30 s apart, each sample takes 2 s and issues 100 000 SETRANGEs: 28 s of GETs in between
+    s = [sample(0, 0.0, ops=(0, 100_000)), sample(30, 0.5, ops=(100_000 + 28_000, 228_000))]
+    assert redis.get_rates(s) == [1000.0]
+
+
+def test_metrics_time_to_target_calls_bloat_and_cpu():
+    k, h = ("7", "(kdamond.0)"), ("3", "(khugepaged)")
+    s = [sample(0, 0.0, cpu={h: 10.0}), sample(30, 0.5, cold=0.01, cpu={h: 10.5, k: 1.0}),
+         sample(60, 0.85, cold=0.03, cpu={h: 11.0, k: 2.5}), sample(90, 0.9, cold=0.02, cpu={h: 11.0, k: 3.0})]
+    m = redis.metrics(s, call_times=[1.0, 20.0, 55.0, 70.0])
+    assert m["hot_share_end"] == 0.9 and m["hot_share_mean"] == round((0.5 + 0.85 + 0.9) / 3, 3)
+    assert m["t_target_s"] == 60 and m["calls_to_target"] == 3 and m["calls"] == 4
+    assert m["cold_huge_max"] == 0.03
+    assert m["kdamond_cpu_s"] == 3.0 and m["khugepaged_cpu_s"] == 1.0
+
+
+def test_a_run_that_never_reaches_the_target_has_no_time_or_calls():
+    m = redis.metrics([sample(0, 0.0), sample(30, 0.79)], call_times=[1.0])
+    assert m["t_target_s"] is None and m["calls_to_target"] is None
+
+
+def test_summary_compares_get_rate_and_memory_with_thp_never():
+    def run(config, rate, rss):
+        return {"config": config, "metrics": {"get_rate": rate, "rss_anon_bytes_end": rss, "hot_share_end": 0.5}}
+    raw = {"release": "7.3.4", "kernel": "damon-7.3",
+           "runs": [run("thp-never", 1000, 100), run("ours", 1100, 104), run("ours", 1300, 106)]}
+    rows = {r["config"]: r["median"] for r in redis.summarize(raw)}
+    assert rows["ours"]["get_rate"] == 1200 and rows["ours"]["get_rate_range"] == [1100, 1300]
+    assert rows["ours"]["get_rate_vs_thp_never"] == 1.2 and rows["ours"]["rss_anon_bytes_end_vs_thp_never"] == 1.05
+    assert "| ours | 2 |" in redis.markdown(redis.summarize(raw))
