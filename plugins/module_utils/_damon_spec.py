@@ -195,6 +195,20 @@ def validate_context(ctx, features, warnings):
             _range("%s.filters[%d]" % (where, j), "min", "max", flt)
 
 
+def _check_chunk_access(where, runs):
+    """hugepage_step's chunk_access as given back to the next step: sorted, disjoint, non-empty ranges."""
+    end = 0
+    for j, r in enumerate(runs or []):
+        label = "%s[%d]" % (where, j)
+        for key in ("start", "end", "access_bp"):
+            check_int("%s.%s" % (label, key), r.get(key), ULONG)
+        if r["end"] <= r["start"] or r["start"] < end:
+            raise SpecError("%s: ranges must be non-empty, sorted and disjoint (the chunk_access of the "
+                            "application's previous step), got %d-%d after one ending at %d"
+                            % (label, r["start"], r["end"], end))
+        end = r["end"]
+
+
 def validate_hugepage_args(args, warnings, on_target=True, proc_root="/proc"):
     """Options of hugepage_step (``on_target``) or of the hugepage_tune action; returns ``warnings``.
 
@@ -226,6 +240,7 @@ def validate_hugepage_args(args, warnings, on_target=True, proc_root="/proc"):
             check_int(where + ".budget_bytes", app["budget_bytes"], ULONG)
         if app.get("min_sample_us") is not None:
             check_int(where + ".min_sample_us", app["min_sample_us"], ULONG)
+        _check_chunk_access(where + ".previous_chunk_access", app.get("previous_chunk_access"))
         own_intervals = dict((k, app[k]) for k in ("sample_us", "aggr_us") if app.get(k) is not None)
         if own_intervals:  # per-application intervals, as monitoring_attrs
             validate_monitoring_attrs(own_intervals, where)

@@ -290,6 +290,17 @@ def _minus(ranges, cut):
     return out
 
 
+def _merge_levels(runs):
+    """Sorted (start, end, level) runs with adjacent runs of one level joined."""
+    out = []
+    for s, e, level in runs:
+        if out and out[-1][1] == s and out[-1][2] == level:
+            out[-1] = (out[-1][0], e, level)
+        else:
+            out.append((s, e, level))
+    return out
+
+
 def _merge(ranges):
     out = []
     for s, e in ranges:
@@ -318,6 +329,7 @@ class Step(object):
         self.running_modes = {}  # per application, the interval mode its kdamond runs with (set by watched())
         self.configured = {}  # per application, (app with its threshold, attrs, goal) configure() planned
         self.first_runs = {}  # per application, the chunk runs of the snapshot before the observation interval
+        self.previous = {}  # per application, (start, end, access_bp) of its previous step (previous_chunk_access)
 
     def _kdamond_path(self, index):
         return os.path.join(self.root, "kernel/mm/damon/admin/kdamonds", str(index))
@@ -437,6 +449,8 @@ class Step(object):
         result = {}
         for app in apps:
             entry = result[app["name"]] = {"name": app["name"], "pid": app["pid"], "exited": False}
+            if app.get("previous_chunk_access") is not None:
+                self.previous[app["name"]] = [(r["start"], r["end"], r["access_bp"]) for r in app["previous_chunk_access"]]
             if not pid_alive(app["pid"]):
                 entry["exited"] = True
                 continue
@@ -525,7 +539,7 @@ class Step(object):
                 continue  # not running (its target exited): observe() says so
             stats = read_stats(path)
             entry["scheme_stats_before"] = stats[1] if len(stats) > 1 else None
-            if self.path == "user_collapse" and self.features.has("tried_regions"):
+            if self.path == "user_collapse" and self.features.has("tried_regions") and name not in self.previous:
                 try:  # the first of the two snapshots a chunk must be hot in (confirmed()); one aggregation
                     command(path, "update_schemes_tried_regions")
                 except SysfsError:
@@ -573,8 +587,13 @@ class Step(object):
                      intervals={"sample_us": sample_us, "aggr_us": aggr_us,
                                 "mode": self.running_modes.get(entry["name"], self.interval_mode)},
                      scheme_stats=stats[1] if len(stats) > 1 else None, collapsed=None)
+        if self.path == "user_collapse" and collapse:  # what the next step confirms against (previous_chunk_access)
+            entry["chunk_access"] = [{"start": s, "end": e, "access_bp": to_bp(level, max_nr)}
+                                     for s, e, level in _merge_levels(runs) if level or not threshold]
         if self.path == "user_collapse" and hot and collapse:
             first = self.first_runs.get(entry["name"])
+            if entry["name"] in self.previous:  # the previous step's last snapshot: no snapshot of this step's own
+                first = [(s, e, from_bp(bp, max_nr)) for s, e, bp in self.previous[entry["name"]]]
             sure = hottest_first(runs if first is None else confirmed(first, runs), threshold)  # None: check mode
             entry["collapsed"] = self._collapse(entry, sure, app) if sure else {"bytes": 0, "chunks": 0}
             if entry["collapsed"] is not None:

@@ -93,6 +93,29 @@ options:
         description: Most huge-page bytes the user-space path collapses for this application per step (V(0) unlimited).
         type: int
         default: 0
+      previous_chunk_access:
+        description:
+          - On the V(user_collapse) path, the RV(apps[].chunk_access) this application's previous step returned.
+            A chunk is then collapsed when it is at or above the threshold now and was in that snapshot, and the
+            step takes no snapshot of its own before the observation interval (which waits up to an aggregation
+            interval). Without it the step confirms against a snapshot it takes before the observation interval.
+          - M(linux_mm.damon.hugepage_tune) passes it from each step to the next; access shares in basis points
+            keep it valid when the intervals change between the steps.
+        type: list
+        elements: dict
+        suboptions:
+          start:
+            description: First address of the range.
+            type: int
+            required: true
+          end:
+            description: End of the range (exclusive). Ranges are sorted and disjoint.
+            type: int
+            required: true
+          access_bp:
+            description: Share of the samples that found the range accessed, in basis points.
+            type: int
+            required: true
   state:
     description:
       - V(present) configures and observes the applications.
@@ -192,6 +215,9 @@ apps:
     - C(collapsed) (V(user_collapse) path, O(state=present)) is what the step collapsed, C(bytes) and
       C(chunks), and C(unconfirmed_bytes), the hot bytes not in huge pages left for a later step because they
       were below the threshold in the first snapshot; V(null) when nothing was hot.
+    - C(chunk_access) (V(user_collapse) path, O(state=present)) lists the 2 MiB-aligned ranges this step's
+      snapshot found accessed, each with C(start), C(end) and C(access_bp) (share of the samples, in basis
+      points): give it to the next step as O(apps[].previous_chunk_access).
     - C(scheme_stats) are the cumulative statistics of the threshold scheme after the observation interval,
       C(scheme_stats_before) (O(state=present), not in check mode) the same before it; their difference is what
       the kernel applied during the step.
@@ -275,7 +301,10 @@ ARGUMENT_SPEC = dict(
     apps=dict(type="list", elements="dict", default=[], options=dict(
         name=dict(type="str", required=True), pid=dict(type="int", required=True),
         threshold=dict(type="int"), threshold_bp=dict(type="int"), sample_us=dict(type="int"),
-        aggr_us=dict(type="int"), min_sample_us=dict(type="int"), budget_bytes=dict(type="int", default=0))),
+        aggr_us=dict(type="int"), min_sample_us=dict(type="int"), budget_bytes=dict(type="int", default=0),
+        previous_chunk_access=dict(type="list", elements="dict", options=dict(
+            start=dict(type="int", required=True), end=dict(type="int", required=True),
+            access_bp=dict(type="int", required=True))))),
     state=dict(type="str", choices=["present", "observed", "absent"], default="present"),
     initial_threshold=dict(type="int"),
     prune=dict(type="bool", default=False),

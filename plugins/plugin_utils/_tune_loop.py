@@ -73,6 +73,7 @@ class _AppState(object):
         self.decision = None
         self.unconfirmed = 0  # user-space path: hot bytes of the last step not collapsed for want of confirmation
         self.idle_steps = 0  # user-space path: steps in a row that collapsed nothing
+        self.chunk_access = None  # user-space path: the last step's snapshot, which the next step confirms against
         self.status = "pending"  # converged | nothing_hot | blocked | exited
         self.message = None
 
@@ -84,6 +85,7 @@ def _observe(app, state, path):
         state.nr_applied, state.sz_applied = nr, sz
         state.unconfirmed = collapsed.get("unconfirmed_bytes", 0)
         state.idle_steps = 0 if collapsed.get("bytes") else state.idle_steps + 1
+        state.chunk_access = app.get("chunk_access")
     else:  # the kernel counts, cumulatively
         stats = app.get("scheme_stats") or {}
         nr, sz = stats.get("nr_applied", 0), stats.get("sz_applied", 0)
@@ -188,6 +190,8 @@ def run_loop(call_step, apps, policy, step_args, max_iterations, timeout_s, host
                 item.update(sample_us=s.intervals[0], aggr_us=s.intervals[1])
             if s.floor:
                 item.update(min_sample_us=s.floor)
+            if s.chunk_access is not None:
+                item.update(previous_chunk_access=s.chunk_access)
             step_apps.append(item)
         args = dict(step_args, initial_threshold=initial_threshold(policy, ratio), apps=step_apps)
         result = call_step(args)

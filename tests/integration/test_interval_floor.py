@@ -158,3 +158,30 @@ def test_only_chunks_hot_in_both_snapshots_of_a_step_are_collapsed(tmp_path):
             assert _pagemap.range_huge_bytes(w.pid, *late) == 0
             entry = one_step(user_step(emu, tmp_path, "off"), app, 10, emu)  # hot in both now
             assert entry["collapsed"]["unconfirmed_bytes"] == 0 and _pagemap.range_huge_bytes(w.pid, *late) == 4 * MIB
+
+
+def test_a_step_given_the_previous_steps_snapshot_confirms_against_it_instead_of_its_own(tmp_path):
+    """The loop hands each step the chunk access of the step before (previous_chunk_access): the step takes no
+    first snapshot of its own (which waits up to an aggregation interval), and a chunk is collapsed when it is
+    hot now and was then."""
+    from ansible_collections.linux_mm.damon.plugins.module_utils import _pagemap
+
+    with HotCold(hot_mb=8, cold_mb=16, idle=True) as w:
+        steady, late = (w.hot[0], w.hot[0] + 4 * MIB), (w.hot[0] + 4 * MIB, w.hot[1])
+        hot_after_5s = [{"start": 0, "end": 5, "rate": 0.0}, {"start": 5, "rate": 0.9}]
+        with EmulatedSysfs(kernel="7.3", scenario={"speed": 0, "modules": {"damon_stat": False}, "targets": [
+                {"pid": w.pid, "regions": [{"start": steady[0], "end": steady[1], "rate": 0.9},
+                                           {"start": late[0], "end": late[1], "phases": hot_after_5s}]}]}) as emu:
+            # the previous step saw only the late half accessed, at half the samples
+            before = [{"start": late[0], "end": late[1], "access_bp": 5000}]
+            app = {"name": "db", "pid": w.pid, "threshold": 10, "previous_chunk_access": before}
+            entry = one_step(user_step(emu, tmp_path, "off"), app, 10, emu)
+            assert entry["collapsed"] == {"bytes": 4 * MIB, "chunks": 2, "unconfirmed_bytes": 4 * MIB}, entry
+            assert _pagemap.range_huge_bytes(w.pid, *late) == 4 * MIB  # cold in this step's first second
+            assert _pagemap.range_huge_bytes(w.pid, *steady) == 0  # hot now, but not in the previous snapshot
+            access = dict(((r["start"], r["end"]), r["access_bp"]) for r in entry["chunk_access"])
+            assert sum(e - s for s, e in access) == 8 * MIB and min(access.values()) >= 4500, entry["chunk_access"]
+            # given back, it confirms the rest
+            app = dict(app, previous_chunk_access=entry["chunk_access"])
+            entry = one_step(user_step(emu, tmp_path, "off"), app, 10, emu)
+            assert entry["collapsed"]["unconfirmed_bytes"] == 0 and _pagemap.range_huge_bytes(w.pid, *steady) == 4 * MIB

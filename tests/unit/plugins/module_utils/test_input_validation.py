@@ -188,6 +188,17 @@ def test_sample_us_zero_never_divides_by_zero_in_the_hugepage_options():
                                    on_target=on_target)
 
 
+@pytest.mark.parametrize("runs", [
+    [{"start": 4, "end": 2, "access_bp": 1}],
+    [{"start": 0, "end": 8, "access_bp": 1}, {"start": 6, "end": 9, "access_bp": 1}],
+])
+def test_the_previous_chunk_access_must_be_sorted_disjoint_ranges(runs):
+    with pytest.raises(SpecError, match=r"apps\[0\] \(db\)\.previous_chunk_access\[\d\]: ranges must be non-empty, "
+                       "sorted and disjoint"):
+        validate_hugepage_args({"apps": [{"name": "db", "pid": 1234, "previous_chunk_access": runs}]}, [],
+                               on_target=False)
+
+
 # --- PIDs ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("pid", [0, -1, 4194304, 2 ** 70])

@@ -337,3 +337,20 @@ def test_chunks_that_are_never_confirmed_end_the_loop_after_a_bounded_number_of_
     host = ConfirmingHost([0, 20])
     out = run_loop(host, APPS, "adaptive", {}, 30, 600)
     assert out["converged"] and host.huge == 20 and host.calls <= 2 + 3 + 1, (host.calls, out["trace"])
+
+
+def test_each_step_is_given_the_previous_steps_chunk_access():
+    """The next step confirms against the last snapshot of the step before instead of taking a first snapshot
+    of its own (one aggregation interval per step)."""
+    given = []
+
+    def step(args):
+        app = args["apps"][0]
+        given.append(app.get("previous_chunk_access"))
+        out = ConfirmingHost([8])(args)
+        out["apps"][0]["chunk_access"] = [{"start": 0, "end": 2 * MIB, "access_bp": 4000 + len(given)}]
+        return out
+
+    run_loop(step, APPS, "adaptive", {}, 3, 600)
+    assert given[0] is None and len(given) > 1, given
+    assert given[1:] == [[{"start": 0, "end": 2 * MIB, "access_bp": 4000 + i}] for i in range(1, len(given))]
