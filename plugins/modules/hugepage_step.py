@@ -22,10 +22,11 @@ description:
     (C(intervals_goal)), elsewhere the caller passes wider ones in O(apps[].sample_us) and O(apps[].aggr_us).
   - On the V(user_collapse) path it collapses the 2 MiB chunks at or above the threshold itself with
     C(process_madvise(MADV_COLLAPSE)) (dense chunks only, within O(quota_bytes) and the application's budget),
-    and only the chunks that were at or above it in two snapshots of the tried regions, one before and one after
-    O(interval_s). DAMON splits and merges its regions every aggregation interval, so a cold chunk that read hot
-    once because it shared a region with hot memory waits, and a hot chunk is collapsed. A new kdamond's first
-    step therefore collapses nothing.
+    and only the chunks that were at or above it in two snapshots of the tried regions: the previous step's
+    (O(apps[].previous_chunk_access)) or, without it, one the step takes before O(interval_s), and one after.
+    DAMON splits and merges its regions every aggregation interval, so a cold chunk that read hot once because it
+    shared a region with hot memory waits, and a hot chunk is collapsed. A new kdamond's first step therefore
+    collapses nothing.
   - Applications that exited have their kdamonds removed, also when they exit while being configured, and so
     do unlisted applications of other tasks whose process is gone; with O(prune) every kdamond of this loop whose
     application is not listed is removed too. Everything removed is listed in RV(pruned).

@@ -58,6 +58,26 @@ def test_chunks_cover_the_regions_aligned_and_disjoint(parts):
     assert len(runs) <= 3 * len(regions)  # work grows with regions, not with bytes
 
 
+def test_regions_listed_twice_give_disjoint_runs_at_the_lower_level():
+    """The 7.3 guest with redis: one update_schemes_tried_regions listed 18 MiB in two overlapping regions,
+    and the runs built from them overlapped (the next step refused them as previous_chunk_access)."""
+    runs = chunk_runs([region(0, 8 * HUGE, 4), region(6 * HUGE, 10 * HUGE, 9), region(10 * HUGE, 12 * HUGE, 9)], HUGE)
+    assert runs == [(BASE, BASE + 8 * HUGE, 4), (BASE + 8 * HUGE, BASE + 12 * HUGE, 9)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(1, 3 * 512), st.integers(0, 20)), min_size=1, max_size=12))
+def test_overlapping_regions_give_sorted_disjoint_runs_of_the_chunks_they_touch(parts):
+    regions = [region(start * 64 * K, start * 64 * K + pages * K, nr) for start, pages, nr in parts]
+    runs = chunk_runs(regions, HUGE)
+    assert all(s < e for s, e, unused in runs) and all(a[1] <= b[0] for a, b in zip(runs, runs[1:]))
+    alone = [levels_per_chunk(chunk_runs([r], HUGE)) for r in regions]  # each region's own chunk levels
+    levels = levels_per_chunk(runs)
+    assert set(levels) == set(c for one in alone for c in one)
+    for c, level in levels.items():
+        assert level <= max(r["nr_accesses"] for r, one in zip(regions, alone) if c in one)
+
+
 def test_collapse_order_is_hottest_first_so_a_budget_goes_to_the_hottest_chunks():
     regions = [region(0, 2 * HUGE, 5), region(2 * HUGE, 3 * HUGE, 1), region(3 * HUGE, 4 * HUGE, 19),
                region(4 * HUGE, 6 * HUGE, 5)]
