@@ -20,6 +20,12 @@ def test_get_rate_leaves_out_the_samples_own_commands_and_time():
     assert redis.get_rates(s) == [1000.0]
 
 
+def test_the_quiet_get_rate_leaves_out_intervals_with_a_module_call():
+    s = [sample(0, 0.0, ops=(0, 10)), sample(30, 0.5, ops=(2810, 2820)), sample(60, 0.5, ops=(2820 + 5600, 8430))]
+    assert redis.get_rates(s) == [100.0, 200.0]
+    assert redis.get_rates(s, call_times=[40.0]) == [100.0]
+
+
 def test_metrics_time_to_target_calls_bloat_and_cpu():
     k, h = ("7", "(kdamond.0)"), ("3", "(khugepaged)")
     s = [sample(0, 0.0, cpu={h: 10.0}), sample(30, 0.5, cold=0.01, cpu={h: 10.5, k: 1.0}),
@@ -41,6 +47,8 @@ def test_summary_compares_get_rate_and_memory_with_thp_never():
         return {"config": config, "metrics": {"get_rate": rate, "rss_anon_bytes_end": rss, "hot_share_end": 0.5}}
     raw = {"release": "7.3.4", "kernel": "damon-7.3",
            "runs": [run("thp-never", 1000, 100), run("ours", 1100, 104), run("ours", 1300, 106)]}
+    for r in raw["runs"]:
+        r.update(samples=[sample(0, 0.0), sample(30, 0.5)], call_times=[])
     rows = {r["config"]: r["median"] for r in redis.summarize(raw)}
     assert rows["ours"]["get_rate"] == 1200 and rows["ours"]["get_rate_range"] == [1100, 1300]
     assert rows["ours"]["get_rate_vs_thp_never"] == 1.2 and rows["ours"]["rss_anon_bytes_end_vs_thp_never"] == 1.05
