@@ -71,6 +71,20 @@ def _sample(guest, redis_pid, t0):
             "threads_cpu": _threads_cpu(guest, redis_pid), **truth}
 
 
+def _cold_huge_contents(guest, redis_pid):
+    """What the huge chunks outside the hot keys' memory hold at the end, in sampled pages (every 8th page):
+    cold values are memory made huge for nothing; "other" is redis's own structures (the hash table, its
+    entries, key names), which GETs read and the write-based ground truth cannot see as hot."""
+    from tests.vm import apps  # noqa: PLC0415
+    from tests.vm.redis_proof import chunk_contents  # noqa: PLC0415
+    rows = apps.redis_hot_memory(guest, redis_pid, hot_keys=HOT_KEYS, per_chunk=True)["per_chunk"]
+    total = {}
+    for kinds in chunk_contents(guest, redis_pid, rows).values():
+        for kind, n in kinds.items():
+            total[kind] = total.get(kind, 0) + n
+    return total
+
+
 def get_rates(samples: list, call_times=None) -> list:
     """GETs per second between samples, leaving out each sample's own commands (its SETRANGEs and INFOs); with
     ``call_times``, only the intervals in which no module ran in the guest (under TCG one module call costs
@@ -162,6 +176,9 @@ def run_config(guest, kernel, config, inventory, workdir, duration_s, sample_s, 
         ctl.join(timeout=600)
     calls = [float(x) - guest_t0 for x in guest.read("/run/bench/module_calls.log").split()]
     m = metrics(samples, calls)
+    contents = _cold_huge_contents(guest, redis.pid)
+    m["cold_huge_cold_values_share"] = round(contents.get("cold values", 0) / sum(contents.values()), 3) \
+        if contents else None
     m["controller_cpu_s"] = round(sum(r["controller_cpu_s"] for r in ctl.runs), 2) if ctl else once.get(
         "controller_cpu_s")
     hot_chunks = samples[-1].pop("hot_chunk_addrs", None)
@@ -169,7 +186,7 @@ def run_config(guest, kernel, config, inventory, workdir, duration_s, sample_s, 
         s.pop("hot_chunk_addrs", None)
     apps.stop_redis(guest, load_pid=load)
     return {"kernel": kernel, "config": config, "dataset": dataset, "thp_enabled_status": redis.thp_enabled,
-            "metrics": m, "samples": _keys(samples), "call_times": calls, "hot_chunks_end": hot_chunks, "once": once,
+            "metrics": m, "samples": _keys(samples), "call_times": calls, "cold_huge_contents": contents, "hot_chunks_end": hot_chunks, "once": once,
             "controller_runs": [{k: r[k] for k in ("start", "end", "rc", "module_calls", "iterations", "stopped",
                                                    "thresholds", "msg")} for r in ctl.runs] if ctl else []}
 
@@ -216,7 +233,8 @@ def _quiet_rate(run):
     return None if run["config"] in POLICY else run["metrics"]["get_rate"]
 
 
-METRICS = ("hot_share_end", "hot_share_mean", "t_target_s", "calls_to_target", "cold_huge_max", "get_rate",
+METRICS = ("hot_share_end", "hot_share_mean", "t_target_s", "calls_to_target", "cold_huge_max",
+           "cold_huge_cold_values_share", "get_rate",
            "get_rate_quiet", "rss_anon_bytes_end", "kdamond_cpu_s", "controller_cpu_s")
 
 
@@ -250,18 +268,21 @@ def markdown(rows: list) -> str:
            "Debian's redis-server, %s cold + %s hot keys of 1000 B, redis-benchmark GETs on the hot keys. Hot "
            "share: the hot keys' memory (soft-dirty ground truth) in huge pages; t80: seconds to 0.80 (sampled "
            "every 30 s) and the module calls until then; cold huge: the largest share of the other memory in huge "
-           "pages; GET/s (second half; also only the 30 s intervals in which no module ran in the guest) and "
+           "pages, and at the end the share of its sampled pages holding cold values (the rest is mostly redis's "
+           "hash table, entries and key names, which GETs read: hot memory a write-based truth cannot see); GET/s (second half; also only the 30 s intervals in which no module ran in the guest) and "
            "anonymous RSS against thp-never in the same boot. Medians (min-max)." % (
                "{:,}".format(COLD_KEYS), "{:,}".format(HOT_KEYS)), "",
-           "| kernel | config | runs | hot share end | time-weighted | t80 s | calls to t80 | cold huge | GET/s "
+           "| kernel | config | runs | hot share end | time-weighted | t80 s | calls to t80 | cold huge | of it cold "
+           "values | GET/s "
            "(× never) | GET/s without module calls (× never) | RSS MiB (× never) | kdamond CPU s |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     for r in rows:
         m = r["median"]
-        out.append("| %s | %s | %d | %s | %s | %s | %s | %s %% | %s (%s) | %s (%s) | %s (%s) | %s |" % (
+        out.append("| %s | %s | %d | %s | %s | %s | %s | %s %% | %s %% | %s (%s) | %s (%s) | %s (%s) | %s |" % (
             r["kernel"], r["config"], r["runs"], fmt(m, "hot_share_end"), fmt(m, "hot_share_mean"),
             fmt(m, "t_target_s", nd=0), fmt(m, "calls_to_target", nd=0), fmt(m, "cold_huge_max", 100, 1),
+            fmt(m, "cold_huge_cold_values_share", 100, 0),
             fmt(m, "get_rate", nd=0), fmt(m, "get_rate_vs_thp_never"), fmt(m, "get_rate_quiet", nd=0),
             fmt(m, "get_rate_quiet_vs_thp_never"), fmt(m, "rss_anon_bytes_end", 1 / (1 << 20), 0),
             fmt(m, "rss_anon_bytes_end_vs_thp_never"), fmt(m, "kdamond_cpu_s", nd=1)))
