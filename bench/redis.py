@@ -73,8 +73,8 @@ def _sample(guest, redis_pid, t0):
 
 def _cold_huge_contents(guest, redis_pid):
     """What the huge chunks outside the hot keys' memory hold at the end, in sampled pages (every 8th page):
-    cold values are memory made huge for nothing; "other" is redis's own structures (the hash table, its
-    entries, key names), which GETs read and the write-based ground truth cannot see as hot."""
+    cold values are memory made huge for nothing; "other" is redis's own structures (pointers, key names,
+    allocator metadata), part of which GETs read and the write-based ground truth cannot see as hot."""
     from tests.vm import apps  # noqa: PLC0415
     from tests.vm.redis_proof import chunk_contents  # noqa: PLC0415
     rows = apps.redis_hot_memory(guest, redis_pid, hot_keys=HOT_KEYS, per_chunk=True)["per_chunk"]
@@ -268,8 +268,8 @@ def markdown(rows: list) -> str:
            "Debian's redis-server, %s cold + %s hot keys of 1000 B, redis-benchmark GETs on the hot keys. Hot "
            "share: the hot keys' memory (soft-dirty ground truth) in huge pages; t80: seconds to 0.80 (sampled "
            "every 30 s) and the module calls until then; cold huge: the largest share of the other memory in huge "
-           "pages, and at the end the share of its sampled pages holding cold values (the rest is mostly redis's "
-           "hash table, entries and key names, which GETs read: hot memory a write-based truth cannot see); GET/s (second half; also only the 30 s intervals in which no module ran in the guest) and "
+           "pages, and at the end the share of its sampled pages holding cold values (the rest: zeros or redis's "
+           "own structures, part of which GETs read, which a write-based truth cannot see); GET/s (second half; also only the 30 s intervals in which no module ran in the guest) and "
            "anonymous RSS against thp-never in the same boot. Medians (min-max)." % (
                "{:,}".format(COLD_KEYS), "{:,}".format(HOT_KEYS)), "",
            "| kernel | config | runs | hot share end | time-weighted | t80 s | calls to t80 | cold huge | of it cold "
