@@ -92,7 +92,7 @@ options:
     description:
       - How hot regions become huge pages. V(auto) picks V(user_collapse) on Linux 6.2+ (the step collapses the
         hot 2 MiB chunks itself with C(process_madvise(MADV_COLLAPSE)), hottest first, each once it read hot in two
-        snapshots: the step's and the one before) and V(khugepaged) (the
+        snapshots, the step's and the one before) and V(khugepaged) (the
         C(hugepage) action, slow) otherwise.
       - V(damos_collapse) (Linux 7.2+) leaves collapsing to a DAMOS C(collapse) scheme, which keeps working
         between runs but acts on whole DAMON regions, cold chunks in a partly hot region included; measured in

@@ -22,7 +22,7 @@ description:
     (C(intervals_goal)), elsewhere the caller passes wider ones in O(apps[].sample_us) and O(apps[].aggr_us).
   - On the V(user_collapse) path it collapses the 2 MiB chunks at or above the threshold itself with
     C(process_madvise(MADV_COLLAPSE)) (dense chunks only, within O(quota_bytes) and the application's budget),
-    and only the chunks that were at or above it in two snapshots of the tried regions: the previous step's
+    and only the chunks that were at or above it in two snapshots of the tried regions, the previous step's
     (O(apps[].previous_chunk_access)) or, without it, one the step takes before O(interval_s), and one after.
     DAMON splits and merges its regions every aggregation interval, so a cold chunk that read hot once because it
     shared a region with hot memory waits, and a hot chunk is collapsed. A new kdamond's first step therefore
@@ -218,7 +218,7 @@ apps:
       were below the threshold in the first snapshot; V(null) when nothing was hot.
     - C(chunk_access) (V(user_collapse) path, O(state=present)) lists the 2 MiB-aligned ranges this step's
       snapshot found accessed, each with C(start), C(end) and C(access_bp) (share of the samples, in basis
-      points): give it to the next step as O(apps[].previous_chunk_access).
+      points), to give to the next step as O(apps[].previous_chunk_access).
     - C(scheme_stats) are the cumulative statistics of the threshold scheme after the observation interval,
       C(scheme_stats_before) (O(state=present), not in check mode) the same before it; their difference is what
       the kernel applied during the step.
