@@ -94,6 +94,18 @@ def med(values):
     return statistics.median(values) if values else None
 
 
+def medians(per: list, keys) -> dict:
+    """Per key, the median over the runs ``per`` (dicts) that have it, and ``KEY_range`` [min, max] when
+    there are several."""
+    out = {}
+    for k in keys:
+        vals = [p[k] for p in per if p.get(k) is not None]
+        out[k] = statistics.median(vals) if vals else None
+        if len(vals) > 1:
+            out[k + "_range"] = [min(vals), max(vals)]
+    return out
+
+
 def fmt_median(m: dict, k: str, scale: float = 1.0, nd: int = 2) -> str:
     """A summary's median ``m[k]`` for a table, with its min-max over repetitions when there are several."""
     v = m.get(k)

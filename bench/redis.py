@@ -32,7 +32,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import BENCH, BUILD, build_workload, fmt_median as fmt, load_raw, log, med, run_playbook, save_raw
+from bench.common import (
+    BENCH, BUILD, build_workload, fmt_median as fmt, load_raw, log, med, medians, run_playbook, save_raw,
+)
 from bench.effectiveness import POLICY, RESET, THP, Controller, prepare_guest
 from bench.workloads import POLL
 
@@ -245,14 +247,8 @@ def summarize(raw: dict) -> list:
     rows = []
     for config in dict.fromkeys(r["config"] for r in runs):
         per = [dict(r["metrics"], get_rate_quiet=_quiet_rate(r)) for r in runs if r["config"] == config]
-        median = {}
-        for k in METRICS:
-            vals = [m[k] for m in per if m.get(k) is not None]
-            median[k] = med(vals)
-            if len(vals) > 1:
-                median[k + "_range"] = [min(vals), max(vals)]
         rows.append({"kernel": raw["release"], "image": raw["kernel"], "config": config, "runs": len(per),
-                     "median": median})
+                     "median": medians(per, METRICS)})
     base = next((r["median"] for r in rows if r["config"] == "thp-never"), {})
     for r in rows:
         for k in ("get_rate", "get_rate_quiet", "rss_anon_bytes_end"):

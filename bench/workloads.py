@@ -30,7 +30,9 @@ import time
 from pathlib import Path
 
 from bench import ground_truth
-from bench.common import BENCH, BUILD, build_workload, fmt_median as fmt, load_raw, log, run_playbook, save_raw
+from bench.common import (
+    BENCH, BUILD, build_workload, fmt_median as fmt, load_raw, log, medians, run_playbook, save_raw,
+)
 from bench.effectiveness import PATH, POLICY, RESET, THP, Controller, prepare_guest
 
 KERNELS = ("damon-7.3", "damon-6.12")
@@ -297,14 +299,8 @@ def summarize(raw: dict) -> list:
                 m["hot_coverage_time_weighted"] = (round(m["hot_coverage_mean"] / ref, 3)
                                                    if ref and m["hot_coverage_mean"] is not None else None)
                 per.append({k: m.get(k) for k in ("rep",) + METRICS + ("cold_huge_bytes", "hot_coverage_mean")})
-            median = {}
-            for k in METRICS:
-                vals = [p[k] for p in per if p[k] is not None]
-                median[k] = statistics.median(vals) if vals else None
-                if len(vals) > 1:
-                    median[k + "_range"] = [min(vals), max(vals)]
             rows.append({"workload": workload, "kernel": raw["release"], "image": raw["kernel"], "config": config,
-                         "runs": per, "median": median})
+                         "runs": per, "median": medians(per, METRICS)})
     return rows
 
 

@@ -7,6 +7,8 @@ which refuses a commit whose sample_us lies outside [min_sample_us, max_sample_u
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from tests.emulator import EmulatedSysfs
@@ -139,25 +141,32 @@ def test_the_step_that_finds_hot_memory_keeps_the_kernel_from_shortening_the_int
         assert one_step(again, app, 30, emu)["hot_bytes"] == 8 * MIB and again.writes == []
 
 
-def test_only_chunks_hot_in_both_snapshots_of_a_step_are_collapsed(tmp_path):
-    """A chunk that reads hot once (it shared a DAMON region with hot memory in one aggregation, or it just got
-    hot) waits for the next step; one hot in both is collapsed."""
-    from ansible_collections.linux_mm.damon.plugins.module_utils import _pagemap
-
+@contextlib.contextmanager
+def steady_and_late():
+    """8 MiB hot: the first 4 MiB from the start, the last 4 MiB only after 5 virtual seconds."""
     with HotCold(hot_mb=8, cold_mb=16, idle=True) as w:
         steady, late = (w.hot[0], w.hot[0] + 4 * MIB), (w.hot[0] + 4 * MIB, w.hot[1])
         hot_after_5s = [{"start": 0, "end": 5, "rate": 0.0}, {"start": 5, "rate": 0.9}]
         with EmulatedSysfs(kernel="7.3", scenario={"speed": 0, "modules": {"damon_stat": False}, "targets": [
                 {"pid": w.pid, "regions": [{"start": steady[0], "end": steady[1], "rate": 0.9},
                                            {"start": late[0], "end": late[1], "phases": hot_after_5s}]}]}) as emu:
-            app = {"name": "db", "pid": w.pid, "threshold": 10}
-            entry = one_step(user_step(emu, tmp_path, "off"), app, 10, emu)
-            assert entry["hot_bytes"] == 8 * MIB, entry
-            assert entry["collapsed"] == {"bytes": 4 * MIB, "chunks": 2, "unconfirmed_bytes": 4 * MIB}, entry
-            assert _pagemap.range_huge_bytes(w.pid, *steady) == 4 * MIB
-            assert _pagemap.range_huge_bytes(w.pid, *late) == 0
-            entry = one_step(user_step(emu, tmp_path, "off"), app, 10, emu)  # hot in both now
-            assert entry["collapsed"]["unconfirmed_bytes"] == 0 and _pagemap.range_huge_bytes(w.pid, *late) == 4 * MIB
+            yield w, emu, steady, late
+
+
+def test_only_chunks_hot_in_both_snapshots_of_a_step_are_collapsed(tmp_path):
+    """A chunk that reads hot once (it shared a DAMON region with hot memory in one aggregation, or it just got
+    hot) waits for the next step; one hot in both is collapsed."""
+    from ansible_collections.linux_mm.damon.plugins.module_utils import _pagemap
+
+    with steady_and_late() as (w, emu, steady, late):
+        app = {"name": "db", "pid": w.pid, "threshold": 10}
+        entry = one_step(user_step(emu, tmp_path, "off"), app, 10, emu)
+        assert entry["hot_bytes"] == 8 * MIB, entry
+        assert entry["collapsed"] == {"bytes": 4 * MIB, "chunks": 2, "unconfirmed_bytes": 4 * MIB}, entry
+        assert _pagemap.range_huge_bytes(w.pid, *steady) == 4 * MIB
+        assert _pagemap.range_huge_bytes(w.pid, *late) == 0
+        entry = one_step(user_step(emu, tmp_path, "off"), app, 10, emu)  # hot in both now
+        assert entry["collapsed"]["unconfirmed_bytes"] == 0 and _pagemap.range_huge_bytes(w.pid, *late) == 4 * MIB
 
 
 def test_a_step_given_the_previous_steps_snapshot_confirms_against_it_instead_of_its_own(tmp_path):
@@ -166,22 +175,17 @@ def test_a_step_given_the_previous_steps_snapshot_confirms_against_it_instead_of
     hot now and was then."""
     from ansible_collections.linux_mm.damon.plugins.module_utils import _pagemap
 
-    with HotCold(hot_mb=8, cold_mb=16, idle=True) as w:
-        steady, late = (w.hot[0], w.hot[0] + 4 * MIB), (w.hot[0] + 4 * MIB, w.hot[1])
-        hot_after_5s = [{"start": 0, "end": 5, "rate": 0.0}, {"start": 5, "rate": 0.9}]
-        with EmulatedSysfs(kernel="7.3", scenario={"speed": 0, "modules": {"damon_stat": False}, "targets": [
-                {"pid": w.pid, "regions": [{"start": steady[0], "end": steady[1], "rate": 0.9},
-                                           {"start": late[0], "end": late[1], "phases": hot_after_5s}]}]}) as emu:
-            # the previous step saw only the late half accessed, at half the samples
-            before = [{"start": late[0], "end": late[1], "access_bp": 5000}]
-            app = {"name": "db", "pid": w.pid, "threshold": 10, "previous_chunk_access": before}
-            entry = one_step(user_step(emu, tmp_path, "off"), app, 10, emu)
-            assert entry["collapsed"] == {"bytes": 4 * MIB, "chunks": 2, "unconfirmed_bytes": 4 * MIB}, entry
-            assert _pagemap.range_huge_bytes(w.pid, *late) == 4 * MIB  # cold in this step's first second
-            assert _pagemap.range_huge_bytes(w.pid, *steady) == 0  # hot now, but not in the previous snapshot
-            access = dict(((r["start"], r["end"]), r["access_bp"]) for r in entry["chunk_access"])
-            assert sum(e - s for s, e in access) == 8 * MIB and min(access.values()) >= 4500, entry["chunk_access"]
-            # given back, it confirms the rest
-            app = dict(app, previous_chunk_access=entry["chunk_access"])
-            entry = one_step(user_step(emu, tmp_path, "off"), app, 10, emu)
-            assert entry["collapsed"]["unconfirmed_bytes"] == 0 and _pagemap.range_huge_bytes(w.pid, *steady) == 4 * MIB
+    with steady_and_late() as (w, emu, steady, late):
+        # the previous step saw only the late half accessed, at half the samples
+        before = [{"start": late[0], "end": late[1], "access_bp": 5000}]
+        app = {"name": "db", "pid": w.pid, "threshold": 10, "previous_chunk_access": before}
+        entry = one_step(user_step(emu, tmp_path, "off"), app, 10, emu)
+        assert entry["collapsed"] == {"bytes": 4 * MIB, "chunks": 2, "unconfirmed_bytes": 4 * MIB}, entry
+        assert _pagemap.range_huge_bytes(w.pid, *late) == 4 * MIB  # cold in this step's first second
+        assert _pagemap.range_huge_bytes(w.pid, *steady) == 0  # hot now, but not in the previous snapshot
+        access = dict(((r["start"], r["end"]), r["access_bp"]) for r in entry["chunk_access"])
+        assert sum(e - s for s, e in access) == 8 * MIB and min(access.values()) >= 4500, entry["chunk_access"]
+        # given back, it confirms the rest
+        app = dict(app, previous_chunk_access=entry["chunk_access"])
+        entry = one_step(user_step(emu, tmp_path, "off"), app, 10, emu)
+        assert entry["collapsed"]["unconfirmed_bytes"] == 0 and _pagemap.range_huge_bytes(w.pid, *steady) == 4 * MIB
