@@ -265,8 +265,8 @@ def markdown(rows: list) -> str:
            "share: the hot keys' memory (soft-dirty ground truth) in huge pages; t80: seconds to 0.80 (sampled "
            "every 30 s) and the module calls until then; cold huge: the largest share of the other memory in huge "
            "pages, and at the end the share of its sampled pages holding cold values (the rest: zeros or redis's "
-           "own structures, part of which GETs read, which a write-based truth cannot see); GET/s (second half; also only the 30 s intervals in which no module ran in the guest) and "
-           "anonymous RSS against thp-never in the same boot. Medians (min-max)." % (
+           "own structures, part of which GETs read, which a write-based truth cannot see); GET/s (second half; "
+           "also only the 30 s intervals in which no module ran in the guest) and anonymous RSS against thp-never in the same boot. Medians (min-max)." % (
                "{:,}".format(COLD_KEYS), "{:,}".format(HOT_KEYS)), "",
            "| kernel | config | runs | hot share end | time-weighted | t80 s | calls to t80 | cold huge | of it cold "
            "values | GET/s "
