@@ -96,7 +96,7 @@ options:
         default: 0
       previous_chunk_access:
         description:
-          - On the V(user_collapse) path, the RV(apps[].chunk_access) this application's previous step returned.
+          - On the V(user_collapse) path, the C(chunk_access) of RV(apps) that this application's previous step returned.
             A chunk is then collapsed when it is at or above the threshold now and was in that snapshot, and the
             step takes no snapshot of its own before the observation interval (which waits up to an aggregation
             interval). Without it the step confirms against a snapshot it takes before the observation interval.
