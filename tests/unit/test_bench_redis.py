@@ -53,3 +53,24 @@ def test_summary_compares_get_rate_and_memory_with_thp_never():
     assert rows["ours"]["get_rate"] == 1200 and rows["ours"]["get_rate_range"] == [1100, 1300]
     assert rows["ours"]["get_rate_vs_thp_never"] == 1.2 and rows["ours"]["rss_anon_bytes_end_vs_thp_never"] == 1.05
     assert "| ours | 2 |" in redis.markdown(redis.summarize(raw))
+
+
+def test_judged_bloat_counts_only_the_cold_values_and_zeros_of_the_cold_huge_memory():
+    last = {"cold_resident_bytes": 1000 << 20, "cold_huge_bytes": 40 << 20}
+    # a quarter of the sampled pages are cold values or zeros: 10 of 1000 MiB
+    assert redis.cold_values_huge({"cold values": 20, "zeros": 5, "pointers": 60, "other": 15}, last) == 0.01
+    assert redis.cold_values_huge({}, dict(last, cold_huge_bytes=0)) == 0.0
+    assert redis.cold_values_huge({}, last) is None  # huge but not sampled: unknown, not zero
+
+
+def test_page_kinds_tell_the_bucket_table_from_values_and_zeros():
+    from tests.vm.redis_proof import page_kind
+    # buckets: a third empty, the rest (tagged) pointers to dict entries
+    table = b"".join((0x7FC35F000000 + 40 * i | i % 2).to_bytes(8, "little") if i % 3 else bytes(8)
+                     for i in range(512))
+    assert page_kind(table) == "pointers"
+    assert page_kind(b"h" * 4096) == "hot values"
+    assert page_kind(b"value:123" + bytes(4087)) == "cold values"
+    assert page_kind(bytes(4096)) == "zeros"
+    assert page_kind(b"key:000000012345" * 256) == "other"  # key names are not addresses
+    assert page_kind(bytes(4000) + (0x7FC35F000000).to_bytes(8, "little") * 12) == "zeros"  # too few to be a table

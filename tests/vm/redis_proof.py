@@ -12,13 +12,14 @@ Prints one JSON document: dataset, ground truth before, the playbook's messages 
 after the first run started: ``hot_huge_share`` (hot keys' touched bytes in huge pages / hot keys'
 touched bytes) and ``cold_bloat`` (huge bytes in the other chunks / their resident bytes); then
 what DAMON sees (``observed``), the per-chunk ground truth and what the cold huge chunks hold
-(``cold_huge_contents``: hot values, cold values, zeros or other, per sampled page).
+(``cold_huge_contents``: hot values, cold values, pointers, zeros or other, per sampled page: ``page_kind``).
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import inspect
 import json
 import os
 import re
@@ -88,24 +89,35 @@ def observe(guest) -> list:
         return [{"error": (res.stdout + res.stderr)[-2000:]}]
 
 
-CHUNK_CONTENT_PY = r"""
+def page_kind(data: bytes) -> str:
+    """What one 4 KiB page of redis's heap holds: the hot keys' values (all "h"), cold keys' values
+    (DEBUG POPULATE's zero-padded "value:N"), a pointer array (at least 64 non-zero 8-byte words, nine in
+    ten of them user-space addresses, tag bits aside: the dictionary's bucket table, which every GET reads),
+    zeros, or other (key names, dict entries, allocator metadata). Runs in the guest too (CHUNK_CONTENT_PY)."""
+    if data.count(b"h") > 3000:
+        return "hot values"
+    if b"value:" in data:
+        return "cold values"
+    words = [int.from_bytes(data[i:i + 8], "little") for i in range(0, len(data) - 7, 8)]
+    nonzero = [w for w in words if w]
+    if len(nonzero) >= 64 and 10 * sum(1 for w in nonzero if 1 << 16 <= w >> 3 << 3 < 1 << 47) >= 9 * len(nonzero):
+        return "pointers"
+    if data.count(b"\0") > 3800:
+        return "zeros"
+    return "other"
+
+
+# every 8th page of each chunk read from /proc/PID/mem, classified by page_kind
+CHUNK_CONTENT_PY = inspect.getsource(page_kind) + r"""
 import collections, json, sys
 pid, chunks = int(sys.argv[1]), json.loads(sys.argv[2])
 out = {}
 with open("/proc/%d/mem" % pid, "rb") as mem:
     for c in chunks:
         kinds = collections.Counter()
-        for page in range(0, 512, 8):   # every 8th page of the chunk
+        for page in range(0, 512, 8):
             mem.seek(int(c, 16) + page * 4096)
-            data = mem.read(4096)
-            if data.count(b"h") > 3000:
-                kinds["hot values"] += 1            # the hot keys' values are all "h"
-            elif b"value:" in data:
-                kinds["cold values"] += 1           # DEBUG POPULATE's zero-padded "value:N"
-            elif data.count(b"\0") > 3800:
-                kinds["zeros"] += 1
-            else:
-                kinds["other"] += 1                 # pointers, key names, allocator metadata
+            kinds[page_kind(mem.read(4096))] += 1
         out[c] = dict(kinds)
 print(json.dumps(out))
 """
