@@ -36,7 +36,7 @@ from bench.common import (
     BENCH, BUILD, build_workload, fmt_median as fmt, load_raw, log, med, medians, run_playbook, save_raw,
 )
 from bench.effectiveness import POLICY, RESET, THP, Controller, prepare_guest
-from bench.workloads import POLL
+from bench.workloads import POLL, poll_ticks
 
 KERNELS = ("damon-7.3", "damon-6.12")
 CONFIGS = ("thp-never", "thp-always", "ethp", "rfc-stepdown", "ours", "oracle")
@@ -57,7 +57,7 @@ def _threads_cpu(guest, pid):
     out = guest.ssh(POLL % pid).stdout.split("\n")
     if "gone" in out:
         return None
-    return {(f[0], f[1]): (int(f[2]) + int(f[3])) / 100 for f in (ln.split() for ln in out) if len(f) == 4}
+    return {key: ticks / 100 for key, ticks in poll_ticks(out).items()}
 
 
 def _sample(guest, redis_pid, t0):
@@ -65,22 +65,20 @@ def _sample(guest, redis_pid, t0):
     from tests.vm.redis_proof import shares  # noqa: PLC0415
     ops0 = apps.redis_ops(guest)["total_commands_processed"]
     started = time.monotonic()
-    truth = shares(apps.redis_hot_memory(guest, redis_pid, hot_keys=HOT_KEYS))
+    truth = apps.redis_hot_memory(guest, redis_pid, hot_keys=HOT_KEYS, per_chunk=True)
     st = apps._status(guest, redis_pid)  # pylint: disable=protected-access
     return {"t": round(started - t0, 1), "measure_s": round(time.monotonic() - started, 1),
             "ops_before": ops0, "ops_after": apps.redis_ops(guest)["total_commands_processed"],
             "rss_anon_bytes": apps._kb(st.get("RssAnon", "")),  # pylint: disable=protected-access
-            "threads_cpu": _threads_cpu(guest, redis_pid), **truth}
+            "threads_cpu": _threads_cpu(guest, redis_pid), "per_chunk": truth["per_chunk"], **shares(truth)}
 
 
-def _cold_huge_contents(guest, redis_pid):
+def _cold_huge_contents(guest, redis_pid, rows):
     """What the huge chunks outside the hot keys' memory hold at the end, in sampled pages (every 8th page,
     ``redis_proof.page_kind``): cold values (and zeros) are memory made huge for nothing; pointers (the
     dictionary's bucket table, which every GET reads) and other structures (key names, dict entries) are
     redis's own, part of which GETs read and the write-based ground truth cannot see as hot."""
-    from tests.vm import apps  # noqa: PLC0415
     from tests.vm.redis_proof import chunk_contents  # noqa: PLC0415
-    rows = apps.redis_hot_memory(guest, redis_pid, hot_keys=HOT_KEYS, per_chunk=True)["per_chunk"]
     total = {}
     for kinds in chunk_contents(guest, redis_pid, rows).values():
         for kind, n in kinds.items():
@@ -192,7 +190,7 @@ def run_config(guest, kernel, config, inventory, workdir, duration_s, sample_s, 
         ctl.join(timeout=600)
     calls = [float(x) - guest_t0 for x in guest.read("/run/bench/module_calls.log").split()]
     m = metrics(samples, calls)
-    contents = _cold_huge_contents(guest, redis.pid)
+    contents = _cold_huge_contents(guest, redis.pid, samples[-1]["per_chunk"])
     m["cold_huge_cold_values_share"] = round(contents.get("cold values", 0) / sum(contents.values()), 3) \
         if contents else None
     m["cold_values_huge"] = cold_values_huge(contents, samples[-1])
@@ -201,6 +199,7 @@ def run_config(guest, kernel, config, inventory, workdir, duration_s, sample_s, 
     hot_chunks = samples[-1].pop("hot_chunk_addrs", None)
     for s in samples:
         s.pop("hot_chunk_addrs", None)
+        s.pop("per_chunk", None)
     apps.stop_redis(guest, load_pid=load)
     return {"kernel": kernel, "config": config, "dataset": dataset, "thp_enabled_status": redis.thp_enabled,
             "metrics": m, "samples": _keys(samples), "call_times": calls, "cold_huge_contents": contents, "hot_chunks_end": hot_chunks, "once": once,

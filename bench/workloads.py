@@ -56,6 +56,11 @@ POLL = ("kill -0 %s 2>/dev/null || echo gone; for p in $(pgrep -x khugepaged; pg
         "echo $p $(cut -d' ' -f2,14,15 /proc/$p/stat 2>/dev/null); done")
 
 
+def poll_ticks(lines):
+    """{(pid, "(comm)"): CPU ticks} from the lines POLL printed (the "gone" lines left out)."""
+    return {(f[0], f[1]): int(f[2]) + int(f[3]) for f in (ln.split() for ln in lines) if len(f) == 4}
+
+
 def _start(guest, workload, duration_s, config=""):
     """Starts the workload's processes (seeds SEED, SEED+1, ...); returns their JSON descriptions."""
     spec = WORKLOADS[workload]
@@ -108,12 +113,9 @@ def _finish(guest, ws, duration_s):
     pids = " ".join(str(w["pid"]) for w in ws)
     while time.monotonic() < deadline:
         out = guest.ssh("for p in %s; do %s; done" % (pids, POLL % "$p")).stdout.split("\n")
-        for line in out:
-            f = line.split()
-            if len(f) == 4:
-                key = (f[0], f[1])  # pid, (comm)
-                last[key] = int(f[2]) + int(f[3])
-                first.setdefault(key, last[key])
+        for key, ticks in poll_ticks(out).items():
+            last[key] = ticks
+            first.setdefault(key, ticks)
         if out.count("gone") == len(ws):
             break
         time.sleep(3)
