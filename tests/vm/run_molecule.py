@@ -32,6 +32,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MOLECULE_DIR = REPO_ROOT / "molecule"
 GUARD_DIR = REPO_ROOT / "tests" / "guard"
+# An inventory of a guest that is already running (the test session's shared guest): create adopts it,
+# destroy leaves it to its owner.
+GUEST_INVENTORY_ENV = "LINUX_MM_DAMON_MOLECULE_INVENTORY"
 DEFAULT_TIMEOUT = float(os.environ.get("LINUX_MM_DAMON_MOLECULE_TIMEOUT", "1200"))
 
 
@@ -71,8 +74,9 @@ class ScenarioRun:
         return "\n".join(self.output.splitlines()[-lines:])
 
 
-def molecule_env(run_dir: Path) -> dict:
-    """Environment for molecule: venv tools, our collection, the guard, a private run dir."""
+def molecule_env(run_dir: Path, inventory: Path | None = None) -> dict:
+    """Environment for molecule: venv tools, our collection, the guard, a private run dir; with ``inventory``,
+    create uses that running guest instead of booting one (molecule/shared/create.yml)."""
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
     from tests.tooling import collection_tree  # pylint: disable=import-outside-toplevel
@@ -94,6 +98,9 @@ def molecule_env(run_dir: Path) -> dict:
     # A fresh ephemeral directory (inventory, ansible.cfg, state) per run: nothing stale
     # from an interrupted earlier run, and two checkouts never share one.
     env["MOLECULE_EPHEMERAL_DIRECTORY"] = str(run_dir / "ephemeral")
+    env.pop(GUEST_INVENTORY_ENV, None)
+    if inventory is not None:
+        env[GUEST_INVENTORY_ENV] = str(inventory)
     return env
 
 
@@ -117,8 +124,10 @@ def _log_path(name: str) -> Path:
     return log_dir() / ("molecule-%s-%s-%d.log" % (name, time.strftime("%Y%m%d-%H%M%S"), os.getpid()))
 
 
-def run_scenario(name: str, timeout: float = DEFAULT_TIMEOUT, extra: tuple = (), echo: bool = True) -> ScenarioRun:
-    """``molecule test -s name`` with its own run directory; guests are always stopped."""
+def run_scenario(name: str, timeout: float = DEFAULT_TIMEOUT, extra: tuple = (), echo: bool = True,
+                 inventory: Path | None = None) -> ScenarioRun:
+    """``molecule test -s name`` with its own run directory; guests it booted are always stopped. With
+    ``inventory`` it runs against that running guest (which its owner stops)."""
     if name not in scenarios():
         raise ValueError("unknown molecule scenario %r; known: %s" % (name, ", ".join(scenarios())))
     cmd = [molecule_exe(), "test", "-s", name] + list(extra)
@@ -154,7 +163,7 @@ def run_scenario(name: str, timeout: float = DEFAULT_TIMEOUT, extra: tuple = (),
         # (molecule missing, an unknown scenario, the log) may leave it behind in $TMPDIR.
         run_dir = Path(tempfile.mkdtemp(prefix="linux-mm-damon-molecule-"))
         try:
-            proc = subprocess.Popen(cmd, cwd=str(REPO_ROOT), env=molecule_env(run_dir), stdin=subprocess.DEVNULL,
+            proc = subprocess.Popen(cmd, cwd=str(REPO_ROOT), env=molecule_env(run_dir, inventory), stdin=subprocess.DEVNULL,
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                     start_new_session=True)
             reader = threading.Thread(target=pump, args=(proc.stdout,), daemon=True)

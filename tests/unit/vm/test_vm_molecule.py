@@ -69,6 +69,16 @@ def test_molecule_env(tmp_path):
     assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
     assert (Path(env["ANSIBLE_COLLECTIONS_PATH"]) / "ansible_collections" / "linux_mm" / "damon" / "galaxy.yml").exists()
     assert "ANSIBLE_CONFIG" not in env
+    assert run_molecule.GUEST_INVENTORY_ENV not in env  # create boots a guest of its own
+
+
+def test_molecule_env_hands_a_running_guest_to_create_only_when_asked(tmp_path, monkeypatch):
+    monkeypatch.setenv(run_molecule.GUEST_INVENTORY_ENV, "/elsewhere/stale.yml")
+    assert run_molecule.GUEST_INVENTORY_ENV not in run_molecule.molecule_env(tmp_path)
+    env = run_molecule.molecule_env(tmp_path, tmp_path / "guest.yml")
+    assert env[run_molecule.GUEST_INVENTORY_ENV] == str(tmp_path / "guest.yml")
+    create = (run_molecule.MOLECULE_DIR / "shared" / "create.yml").read_text()
+    assert "lookup('ansible.builtin.env', '%s')" % run_molecule.GUEST_INVENTORY_ENV in create
 
 
 # A stand-in for molecule: "boots" a fake detached guest (a sleeping process whose
