@@ -78,12 +78,8 @@ def _cold_huge_contents(guest, redis_pid, rows):
     ``redis_proof.page_kind``): cold values (and zeros) are memory made huge for nothing; pointers (the
     dictionary's bucket table, which every GET reads) and other structures (key names, dict entries) are
     redis's own, part of which GETs read and the write-based ground truth cannot see as hot."""
-    from tests.vm.redis_proof import chunk_contents  # noqa: PLC0415
-    total = {}
-    for kinds in chunk_contents(guest, redis_pid, rows).values():
-        for kind, n in kinds.items():
-            total[kind] = total.get(kind, 0) + n
-    return total
+    from tests.vm.redis_proof import chunk_contents, content_totals  # noqa: PLC0415
+    return content_totals(chunk_contents(guest, redis_pid, rows))
 
 
 def get_rates(samples: list, call_times=None) -> list:
@@ -134,19 +130,6 @@ def metrics(samples: list, call_times: list) -> dict:
             "kdamond_cpu_s": round(cpu["kdamond"], 2), "khugepaged_cpu_s": round(cpu["khugepaged"], 2)}
 
 
-def cold_values_huge(contents: dict, last: dict):
-    """The judged bloat: the cold memory's share that is huge and holds cold values or zeros (memory no request
-    reads), estimated from the sampled pages of the cold huge chunks at the end; the rest of the cold huge
-    memory is redis's own structures, part of which every GET reads (``_cold_huge_contents``)."""
-    sampled = sum(contents.values())
-    if not last.get("cold_resident_bytes"):
-        return None
-    if not sampled:
-        return 0.0 if not last.get("cold_huge_bytes") else None
-    unread = contents.get("cold values", 0) + contents.get("zeros", 0)
-    return round(unread / sampled * last["cold_huge_bytes"] / last["cold_resident_bytes"], 4)
-
-
 def _keys(obj, threads_cpu_key="threads_cpu"):
     """JSON keeps no tuple keys: the per-thread CPU readings are stored as "pid name"."""
     for s in obj:
@@ -156,7 +139,7 @@ def _keys(obj, threads_cpu_key="threads_cpu"):
 
 
 def run_config(guest, kernel, config, inventory, workdir, duration_s, sample_s, interval_s):
-    from tests.vm import apps  # noqa: PLC0415
+    from tests.vm import apps, redis_proof  # noqa: PLC0415
     _reset(guest, config)
     redis = apps.start_redis(guest, disable_thp="no")
     dataset = apps.fill_redis(guest, cold_keys=COLD_KEYS, hot_keys=HOT_KEYS)
@@ -193,7 +176,7 @@ def run_config(guest, kernel, config, inventory, workdir, duration_s, sample_s, 
     contents = _cold_huge_contents(guest, redis.pid, samples[-1]["per_chunk"])
     m["cold_huge_cold_values_share"] = round(contents.get("cold values", 0) / sum(contents.values()), 3) \
         if contents else None
-    m["cold_values_huge"] = cold_values_huge(contents, samples[-1])
+    m["cold_values_huge"] = redis_proof.cold_values_huge(contents, samples[-1])  # the judged bloat
     m["controller_cpu_s"] = round(sum(r["controller_cpu_s"] for r in ctl.runs), 2) if ctl else once.get(
         "controller_cpu_s")
     hot_chunks = samples[-1].pop("hot_chunk_addrs", None)
@@ -257,11 +240,13 @@ METRICS = ("hot_share_end", "hot_share_mean", "t_target_s", "calls_to_target", "
 def summarize(raw: dict) -> list:
     """latest.json ``redis``: one row per configuration with its runs' medians (min-max over repetitions),
     GET rate and anonymous RSS also as ratios to thp-never's median."""
+    from tests.vm import redis_proof  # noqa: PLC0415
     runs = raw.get("runs", [])
     rows = []
     for config in dict.fromkeys(r["config"] for r in runs):
         per = [dict(r["metrics"], get_rate_quiet=_quiet_rate(r),
-                    cold_values_huge=cold_values_huge(r.get("cold_huge_contents") or {}, r["samples"][-1]))
+                    cold_values_huge=redis_proof.cold_values_huge(r.get("cold_huge_contents") or {},
+                                                                  r["samples"][-1]))
                for r in runs if r["config"] == config]
         rows.append({"kernel": raw["release"], "image": raw["kernel"], "config": config, "runs": len(per),
                      "median": medians(per, METRICS)})

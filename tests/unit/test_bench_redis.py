@@ -56,11 +56,14 @@ def test_summary_compares_get_rate_and_memory_with_thp_never():
 
 
 def test_judged_bloat_counts_only_the_cold_values_and_zeros_of_the_cold_huge_memory():
+    from tests.vm.redis_proof import cold_values_huge, content_totals
     last = {"cold_resident_bytes": 1000 << 20, "cold_huge_bytes": 40 << 20}
+    totals = content_totals({"0x1": {"cold values": 20, "zeros": 5}, "0x2": {"pointers": 60, "other": 15}})
+    assert totals == {"cold values": 20, "zeros": 5, "pointers": 60, "other": 15}
     # a quarter of the sampled pages are cold values or zeros: 10 of 1000 MiB
-    assert redis.cold_values_huge({"cold values": 20, "zeros": 5, "pointers": 60, "other": 15}, last) == 0.01
-    assert redis.cold_values_huge({}, dict(last, cold_huge_bytes=0)) == 0.0
-    assert redis.cold_values_huge({}, last) is None  # huge but not sampled: unknown, not zero
+    assert cold_values_huge(totals, last) == 0.01
+    assert cold_values_huge({}, dict(last, cold_huge_bytes=0)) == 0.0
+    assert cold_values_huge({}, last) is None  # huge but not sampled: unknown, not zero
 
 
 def test_page_kinds_tell_the_bucket_table_from_values_and_zeros():

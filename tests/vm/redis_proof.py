@@ -57,13 +57,15 @@ def messages(log_text: str) -> list:
     return keep
 
 
-def run_playbook(guest, extra: dict, log: Path, timeout_s: float = 900) -> dict:
+def run_playbook(guest, extra: dict, log: Path, timeout_s: float = 900, echo=None) -> dict:
+    """playbooks/hugepage.yml against the guest; ``echo`` gets each output line (default: none)."""
     from tests import demo  # its runner builds the collection tree and echoes every line
     with tempfile.TemporaryDirectory() as tmp:
         inventory = Path(tmp) / "inventory.yml"
         guest.write_inventory(inventory)
         started = time.monotonic()
-        recap = demo.playbook("hugepage.yml", inventory, extra, log, echo=lambda *a, **k: None, timeout_s=timeout_s)
+        recap = demo.playbook("hugepage.yml", inventory, extra, log, echo=echo or (lambda *a, **k: None),
+                              timeout_s=timeout_s)
         return {"recap": recap, "seconds": round(time.monotonic() - started, 1)}
 
 
@@ -159,6 +161,28 @@ def applied_regions(guest, rows: list, huge: int = apps.HUGE) -> dict:
     return out
 
 
+def content_totals(by_chunk: dict) -> dict:
+    """Sampled pages per kind over all chunks of ``chunk_contents``."""
+    total = collections.Counter()
+    for kinds in by_chunk.values():
+        total.update(kinds)
+    return dict(total)
+
+
+def cold_values_huge(totals: dict, last: dict):
+    """The judged bloat: the share of the cold memory (outside the hot keys' chunks) that is huge and holds cold
+    values or zeros, memory no request reads; estimated from the sampled pages of the cold huge chunks
+    (``content_totals``) and the ground truth's ``shares`` at the same time (``last``). The rest of the cold huge
+    memory is redis's own structures, part of which every GET reads (the bucket table: ``page_kind``)."""
+    sampled = sum(totals.values())
+    if not last.get("cold_resident_bytes"):
+        return None
+    if not sampled:
+        return 0.0 if not last.get("cold_huge_bytes") else None
+    unread = totals.get("cold values", 0) + totals.get("zeros", 0)
+    return round(unread / sampled * last["cold_huge_bytes"] / last["cold_resident_bytes"], 4)
+
+
 def chunk_contents(guest, pid: int, rows: list) -> dict:
     """What the cold chunks that are huge hold (every 8th page read from /proc/PID/mem), to tell bloat
     from read-hot memory the write-based ground truth cannot see."""
@@ -167,8 +191,9 @@ def chunk_contents(guest, pid: int, rows: list) -> dict:
 
 
 def proof(guest, cold_keys: int, hot_keys: int, disable_thp=None, until_s: float = 300.0, out_dir: Path = None,
-          extra: dict = None, echo=print) -> dict:
-    """Start and fill redis, GET load on the hot keys, run the playbook, measure; returns the figures."""
+          extra: dict = None, echo=print, ansible_echo=None) -> dict:
+    """Start and fill redis, GET load on the hot keys, run the playbook, measure; returns the figures.
+    ``echo`` gets the measurements as they come, ``ansible_echo`` the playbook's output lines."""
     out_dir = Path(out_dir or tempfile.mkdtemp(prefix="redis-proof-"))
     out_dir.mkdir(parents=True, exist_ok=True)
     log = out_dir / "ansible.log"
@@ -188,7 +213,7 @@ def proof(guest, cold_keys: int, hot_keys: int, disable_thp=None, until_s: float
     out["extra_vars"] = args
     traced = start_apply_trace(guest)
     started = time.monotonic()
-    out["run"] = run_playbook(guest, args, log)
+    out["run"] = run_playbook(guest, args, log, echo=ansible_echo)
     out["run"]["host_load_after"] = os.getloadavg()  # other work on the host slows the TCG guest
     # each measurement rewrites every hot key: the last one also keeps its per-chunk rows
     last = apps.redis_hot_memory(guest, redis.pid, hot_keys=hot_keys, per_chunk=True)
@@ -205,6 +230,7 @@ def proof(guest, cold_keys: int, hot_keys: int, disable_thp=None, until_s: float
     out["observed"] = observe(guest)
     out["ground_truth_chunks"] = last.get("per_chunk")
     out["cold_huge_contents"] = chunk_contents(guest, redis.pid, out["ground_truth_chunks"] or [])
+    out["cold_values_huge"] = cold_values_huge(content_totals(out["cold_huge_contents"]), shares(last))
     out["applied_regions"] = applied_regions(guest, out["ground_truth_chunks"] or []) if traced \
         else "no damon:damos_before_apply tracepoint"
     out["ops"] = apps.redis_ops(guest)
