@@ -11,7 +11,7 @@
 #   make sanity     ansible-test sanity --venv --python 3.11 (no ignore files allowed)
 #   make lint       ansible-lint --offline --profile production (from .venv-lint)
 #   make build      ansible-galaxy collection build into build/ + install check
-#   make demo       the main job: hot/cold workload in a real Linux 7.3 DAMON guest, tuned by playbooks/hugepage.yml
+#   make demo       the main job: redis under skewed GET load in a real Linux 7.3 DAMON guest, tuned by playbooks/hugepage.yml
 #   make demo-emulated  the same playbooks (hugepage.yml with report, stop.yml) on an emulated Linux 6.12 DAMON, no guest
 #   make bench      benchmarks vs the published anchors (guests, host speed-up, fleet); results in bench/results/ (BENCH_ARGS: --quick, --only SECTION)
 #   make clean      remove build output, tests/output, caches, temporary collection trees
@@ -127,7 +127,8 @@ lint: $(LINT_VENV)/.installed
 build: $(VENV)/.installed
 	$(PY) -m tests.tooling.build --output build
 
-# The main job: a real Linux 7.3 DAMON guest under QEMU with a hot/cold workload (DEMO_ARGS: --kernel damon-6.12, --policy stepdown).
+# The main job: a real Linux 7.3 DAMON guest under QEMU with redis under GET load (DEMO_ARGS: --kernel damon-6.12,
+# --app hotcold for the synthetic workload, --policy stepdown).
 demo: host-packages $(VENV)/.installed
 	$(BOOT_ENV) $(PY) -m tests.demo $(DEMO_ARGS)
 

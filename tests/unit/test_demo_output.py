@@ -154,3 +154,30 @@ def test_a_failing_playbook_raises_with_the_log(monkeypatch, tmp_path):
     with pytest.raises(RuntimeError, match=r"ansible-playbook bad.yml failed \(rc 2 after \d+ s\); see .*ansible.log"):
         demo.playbook("bad.yml", inventory, {}, tmp_path / "ansible.log", lambda t, **kw: printed.append(t))
     assert "broken" in "".join(printed)
+
+
+def fake_redis(hot=0.97, cold=0.017, judged=0.004):
+    def shares(h, c, at_s=None):
+        s = {"hot_huge_share": h, "hot_touched_bytes": 31 * MIB, "cold_bloat": c, "cold_huge_bytes": int(c * 330 * MIB),
+             "cold_resident_bytes": 330 * MIB}
+        return dict(s, at_s=at_s) if at_s else s
+    return {
+        "kernel": "7.3.4+deb13-cloud-amd64", "dataset": {"dbsize": 330_000}, "before": shares(0.0, 0.0),
+        "after_run": shares(hot, cold, 120.4), "at_until": shares(hot, cold, 180.2), "cold_values_huge": judged,
+        "report_rows": [{"threshold": 4, "max_nr_accesses": 20, "path": "user_collapse"}],
+        "messages": ['ok: [damon-73] => {', '"msg": "5 iterations, stopped: converged. redis-server: threshold 20.00 %"'],
+        "prior_modules": {"DAMON_STAT": "on"}, "restored": {"modules": {"DAMON_STAT": "on"}, "kdamonds": "0"},
+        "extra_vars": {"report_dir": "/tmp/r"}, "log": "/tmp/r/ansible.log"}
+
+
+def test_redis_summary_gives_the_ground_truth_the_judged_bloat_and_the_targets():
+    text = "\n".join(demo.redis_summary(fake_redis(), "damon-7.3"))
+    assert re.search(r"the hot keys' memory in huge pages\s+0%\s+97%", text), text
+    assert re.search(r"the other memory in huge pages\s+0.0%\s+1.7%", text), text
+    assert re.search(r"of it cold values or zeros \(bloat\)\s+0.4%", text), text
+    assert "at 180 s" in text and "4 of 20 samples (20 %) on the user_collapse path" in text
+    assert "huge: met; cold values made huge <= 2 %: met." in text
+    assert "The run said: 5 iterations, stopped: converged. redis-server: threshold 20.00 %" in text
+    assert "before DAMON_STAT on; after playbooks/stop.yml DAMON_STAT on. Kdamonds left: 0." in text
+    missed = "\n".join(demo.redis_summary(fake_redis(hot=0.5, judged=None), "damon-7.3"))
+    assert "huge: MISSED; cold values made huge <= 2 %: MISSED." in missed and "bloat)" in missed

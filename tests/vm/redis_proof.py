@@ -46,6 +46,14 @@ def shares(truth: dict) -> dict:
             "hot_chunk_addrs": truth.get("hot_chunks")}
 
 
+def shares_line(label: str, sh: dict) -> str:
+    """One line of ``shares``: the hot keys' memory and the other memory in huge pages."""
+    hot = sh["hot_huge_share"]
+    return "%s: the hot keys' memory %s in huge pages (%d MiB touched), the other memory %.1f %% (%d of %d MiB)" % (
+        label, "—" if hot is None else "%.0f %%" % (100 * hot), sh["hot_touched_bytes"] >> 20,
+        100 * (sh["cold_bloat"] or 0.0), sh["cold_huge_bytes"] >> 20, sh["cold_resident_bytes"] >> 20)
+
+
 def messages(log_text: str) -> list:
     """The role's outcome lines from ansible-playbook's output."""
     keep = []
@@ -202,11 +210,14 @@ def proof(guest, cold_keys: int, hot_keys: int, disable_thp=None, until_s: float
     out = {"kernel": guest.ssh("uname -r").stdout.strip(), "disable_thp": disable_thp or "default",
            "thp_enabled_status": redis.thp_enabled}
     out["dataset"] = apps.fill_redis(guest, cold_keys=cold_keys, hot_keys=hot_keys)
-    echo("dataset: %s" % json.dumps(out["dataset"]), flush=True)
+    d = out["dataset"]
+    echo("redis filled: %d keys (%d cold, %d hot, %d B values) in %.0f s, RSS %d MiB" % (
+        d["dbsize"], d["cold_keys"], d["hot_keys"], d["value_size"], d["cold_seconds"] + d["hot_seconds"],
+        d["vm_rss_bytes"] >> 20), flush=True)
     load = apps.start_redis_load(guest, hot_keys=hot_keys)
     time.sleep(5)
     out["before"] = shares(apps.redis_hot_memory(guest, redis.pid, hot_keys=hot_keys))
-    echo("before: %s" % json.dumps(out["before"]), flush=True)
+    echo(shares_line("before", out["before"]), flush=True)
     args = dict(hugepage_detect_name_pattern="redis-server", hugepage_exclusive_modules="stop",
                 hugepage_timeout_s=240, report_dir=str(out_dir))
     args.update(extra or {})
@@ -219,14 +230,15 @@ def proof(guest, cold_keys: int, hot_keys: int, disable_thp=None, until_s: float
     last = apps.redis_hot_memory(guest, redis.pid, hot_keys=hot_keys, per_chunk=True)
     out["after_run"] = shares(last)
     out["after_run"]["at_s"] = round(time.monotonic() - started, 1)
-    echo("after the run (%.0f s): %s" % (out["after_run"]["at_s"], json.dumps(out["after_run"])), flush=True)
+    echo(shares_line("after the run (%.0f s)" % out["after_run"]["at_s"], out["after_run"]), flush=True)
     left = until_s - (time.monotonic() - started)
     if left > 5:
+        echo("waiting %.0f s, then measuring again (what stays after the run)" % left, flush=True)
         time.sleep(left)
         last = apps.redis_hot_memory(guest, redis.pid, hot_keys=hot_keys, per_chunk=True)
         out["at_until"] = shares(last)
         out["at_until"]["at_s"] = round(time.monotonic() - started, 1)
-        echo("at %.0f s: %s" % (out["at_until"]["at_s"], json.dumps(out["at_until"])), flush=True)
+        echo(shares_line("at %.0f s" % out["at_until"]["at_s"], out["at_until"]), flush=True)
     out["observed"] = observe(guest)
     out["ground_truth_chunks"] = last.get("per_chunk")
     out["cold_huge_contents"] = chunk_contents(guest, redis.pid, out["ground_truth_chunks"] or [])
