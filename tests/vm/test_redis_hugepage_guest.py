@@ -6,8 +6,8 @@
 
 300 000 cold + 30 000 hot keys of 1000 B, redis found by name (hugepage_detect_name_pattern),
 measured by the harness's ground truth (the hot keys' pages by soft-dirty, not DAMON): the hot
-keys' memory in huge pages reaches HOT_SHARE_MIN, and huge pages in the cold memory stay under
-COLD_BLOAT_MAX of it.
+keys' memory in huge pages reaches HOT_SHARE_MIN, and the cold values made huge stay under
+COLD_BLOAT_MAX of the cold memory (``redis_proof.cold_values_huge``).
 """
 
 from __future__ import annotations
@@ -32,12 +32,14 @@ COLD_BLOAT_MAX = 0.02
 UNTIL_S = 120  # measured this long after the playbook started (the kdamond keeps collapsing after it)
 
 
-# Measured 2026-11-26 with this code (docs/real-applications.md, "Measured on redis"): 6.12.117 hot share 0.99,
-# cold bloat 0.0 % (targets met); 7.3.4 hot share 0.94 / 0.89 / 0.94, cold bloat 1.9 / 5.6 / 3.7 % in three runs
-# (cold keys' values rated hot on 7.3, not understood yet). The 7.3 case states the targets and may fail.
+# Measured 2026-11-26 (docs/real-applications.md, "Measured on redis"): 6.12.117 hot share 0.99, cold bloat 0.0 %
+# (targets met); 7.3.4 hot share 0.94 / 0.89 / 0.94, other memory huge 1.9 / 5.6 / 3.7 %. Since 2026-11-27 the bloat
+# judged is the cold values and zeros made huge (redis_proof.cold_values_huge): most of the rest is the bucket table
+# every GET reads. On 7.3 DAMON's regions still mix cold values into hot ones now and then (the same document), so
+# the 7.3 case states the targets and may fail.
 @pytest.mark.parametrize("kernel", [
     pytest.param("damon-7.3", marks=pytest.mark.xfail(
-        reason="issue 12: on 7.3 the cold bloat target was met in 1 of 3 runs (1.9 / 5.6 / 3.7 %)",
+        reason="issue 12: on 7.3 cold values beside hot memory are made huge in some runs (mixed DAMON regions)",
         strict=False)),
     "damon-6.12",
 ])
@@ -50,5 +52,5 @@ def test_redis_hot_keys_end_up_in_huge_pages(kernel, tmp_path):
     assert res["before"]["hot_huge_share"] < 0.5  # THP madvise: redis's heap starts on base pages
     last = res.get("at_until") or res["after_run"]
     assert last["hot_huge_share"] >= HOT_SHARE_MIN, (last, res["messages"])
-    assert last["cold_bloat"] <= COLD_BLOAT_MAX, (last, res["messages"])
+    assert res["cold_values_huge"] <= COLD_BLOAT_MAX, (last, res["cold_huge_contents"], res["messages"])
     assert any("redis-server" in m for m in res["messages"]), res["messages"]
