@@ -95,14 +95,16 @@ def med(values):
 
 
 def medians(per: list, keys) -> dict:
-    """Per key, the median over the runs ``per`` (dicts) that have it, and ``KEY_range`` [min, max] when
-    there are several."""
+    """Per key, the median over the runs ``per`` (dicts) that have it, ``KEY_range`` [min, max] when
+    there are several, and ``KEY_runs`` [runs with it, runs] when some lack it (e.g. never reached a target)."""
     out = {}
     for k in keys:
         vals = [p[k] for p in per if p.get(k) is not None]
         out[k] = statistics.median(vals) if vals else None
         if len(vals) > 1:
             out[k + "_range"] = [min(vals), max(vals)]
+        if vals and len(vals) < len(per):
+            out[k + "_runs"] = [len(vals), len(per)]
     return out
 
 
@@ -115,6 +117,8 @@ def fmt_median(m: dict, k: str, scale: float = 1.0, nd: int = 2) -> str:
     if k + "_range" in m:
         lo, hi = m[k + "_range"]
         s += " (%.*f-%.*f)" % (nd, lo * scale, nd, hi * scale)
+    if k + "_runs" in m:
+        s += " in %d of %d runs" % tuple(m[k + "_runs"])
     return s
 
 
