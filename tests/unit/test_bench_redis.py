@@ -77,3 +77,12 @@ def test_page_kinds_tell_the_bucket_table_from_values_and_zeros():
     assert page_kind(bytes(4096)) == "zeros"
     assert page_kind(b"key:000000012345" * 256) == "other"  # key names are not addresses
     assert page_kind(bytes(4000) + (0x7FC35F000000).to_bytes(8, "little") * 12) == "zeros"  # too few to be a table
+
+
+def test_medians_say_in_how_many_runs_a_figure_exists():
+    from bench.common import fmt_median, medians
+    m = medians([{"t": 150.0}, {"t": None}, {"t": 180.0}], ["t"])
+    assert m == {"t": 165.0, "t_range": [150.0, 180.0], "t_runs": [2, 3]}
+    assert fmt_median(m, "t", nd=0) == "165 (150-180) in 2 of 3 runs"
+    assert fmt_median(medians([{"t": 1.0}, {"t": 3.0}], ["t"]), "t", nd=0) == "2 (1-3)"
+    assert fmt_median(medians([{"t": None}], ["t"]), "t") == "—"
