@@ -331,7 +331,7 @@ def redis_summary(out, kernel):
         "  %-44s %9.0f%% %9.0f%%" % ("the hot keys' memory in huge pages", 100 * (before["hot_huge_share"] or 0), 100 * hot),
         "  %-44s %9.1f%% %9.1f%%" % ("the other memory in huge pages", 100 * (before["cold_bloat"] or 0),
                                       100 * (last["cold_bloat"] or 0)),
-        "  %-44s %10s %9s" % ("  of it cold values or zeros (bloat)", "", "—" if judged is None else "%.1f%%" % (100 * judged)),
+        "  %-44s %10s %9s" % ("  of which cold values or zeros (bloat)", "", "—" if judged is None else "%.1f%%" % (100 * judged)),
         "  (the rest of the other memory made huge is redis's own structures, e.g. the bucket table every GET reads)",
         "Targets (issue 12): hot keys' memory >= %.0f %% huge: %s; cold values made huge <= %.0f %%: %s." % (
             100 * HOT_SHARE_TARGET, "met" if hot >= HOT_SHARE_TARGET else "MISSED", 100 * COLD_TARGET,

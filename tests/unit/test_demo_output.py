@@ -174,7 +174,7 @@ def test_redis_summary_gives_the_ground_truth_the_judged_bloat_and_the_targets()
     text = "\n".join(demo.redis_summary(fake_redis(), "damon-7.3"))
     assert re.search(r"the hot keys' memory in huge pages\s+0%\s+97%", text), text
     assert re.search(r"the other memory in huge pages\s+0.0%\s+1.7%", text), text
-    assert re.search(r"of it cold values or zeros \(bloat\)\s+0.4%", text), text
+    assert re.search(r"of which cold values or zeros \(bloat\)\s+0.4%", text), text
     assert "at 180 s" in text and "4 of 20 samples (20 %) on the user_collapse path" in text
     assert "huge: met; cold values made huge <= 2 %: met." in text
     assert "The run said: 5 iterations, stopped: converged. redis-server: threshold 20.00 %" in text
