@@ -603,7 +603,6 @@ class Step(object):
         for s, e, level in runs:
             chunks[level] = chunks.get(level, 0) + e - s
         hot = _merge([(s, e) for s, e, level in runs if level >= threshold])
-        cold = _merge([(s, e) for s, e, level in runs if level < threshold])
         entry.update(max_nr_accesses=max_nr, histogram=sorted(histogram.items()), chunk_histogram=sorted(chunks.items()),
                      hot_bytes=sum(e - s for s, e in hot), regions=len(regions),
                      intervals={"sample_us": sample_us, "aggr_us": aggr_us,
@@ -623,7 +622,7 @@ class Step(object):
                 entry["collapsed"]["unconfirmed_bytes"] = self._not_huge(entry["pid"], waiting)
         if collapse and hot and not entry["exited"]:
             self.keep_floor(entry["name"], sample_us)
-        entry.update(self._huge_bytes(entry["pid"], hot, cold, self.huge))
+        entry.update(self._huge_bytes(entry["pid"], runs, threshold, self.huge))
         if entry["huge_bytes"] is None and not pid_alive(entry["pid"]):
             entry["exited"] = True
         elif self.learned is not None:
@@ -665,14 +664,22 @@ class Step(object):
             return sum(e - s for s, e in ranges)
 
     @staticmethod
-    def _huge_bytes(pid, hot, cold, huge):
-        """AnonHugePages of the process, and the huge-page bytes inside its hot and its cold chunks."""
+    def _huge_bytes(pid, runs, threshold, huge):
+        """AnonHugePages of the process, the huge-page bytes inside its hot and its cold chunks, and per access
+        level (``chunk_huge_histogram``: a huge chunk reads through one PMD accessed bit, so the policy sets the
+        threshold by the chunks that are not huge yet)."""
         try:
+            per_level = {}
+            for s, e, level in runs:
+                got = _pagemap.range_huge_bytes(pid, s, e, huge) or 0
+                if got:
+                    per_level[level] = per_level.get(level, 0) + got
             return {"huge_bytes": _procfs.anon_huge_bytes(pid),
-                    "huge_bytes_hot": sum(_pagemap.range_huge_bytes(pid, s, e, huge) or 0 for s, e in hot),
-                    "huge_bytes_cold": sum(_pagemap.range_huge_bytes(pid, s, e, huge) or 0 for s, e in cold)}
+                    "huge_bytes_hot": sum(b for level, b in per_level.items() if level >= threshold),
+                    "huge_bytes_cold": sum(b for level, b in per_level.items() if level < threshold),
+                    "chunk_huge_histogram": sorted(per_level.items())}
         except _procfs.ProcError:
-            return {"huge_bytes": None, "huge_bytes_hot": None, "huge_bytes_cold": None}
+            return {"huge_bytes": None, "huge_bytes_hot": None, "huge_bytes_cold": None, "chunk_huge_histogram": None}
 
 
 def wait(seconds, started):

@@ -216,6 +216,9 @@ apps:
     - C(collapsed) (V(user_collapse) path, O(state=present)) is what the step collapsed, C(bytes) and
       C(chunks), and C(unconfirmed_bytes), the hot bytes not in huge pages left for a later step because they
       were below the threshold in the first snapshot; V(null) when nothing was hot.
+    - C(chunk_histogram) is the bytes of the 2 MiB-aligned chunks per access level (C(nr_accesses)), and
+      C(chunk_huge_histogram) the huge-page bytes among them per level; a huge chunk reads through one PMD
+      accessed bit, so C(hugepage_tune) does not raise the threshold over chunks it already made huge.
     - C(chunk_access) (V(user_collapse) path, O(state=present)) lists the 2 MiB-aligned ranges this step's
       snapshot found accessed, each with C(start), C(end) and C(access_bp) (share of the samples, in basis
       points), to give to the next step as O(apps[].previous_chunk_access).
@@ -244,6 +247,7 @@ apps:
       intervals: {sample_us: 5000, aggr_us: 100000, mode: kernel}
       histogram: [[0, 67108864], [16, 33554432]]
       chunk_histogram: [[0, 67108864], [16, 33554432]]
+      chunk_huge_histogram: [[16, 33554432]]
       regions: 12
       hot_bytes: 33554432
       scheme_stats: {nr_tried: 4, sz_tried: 33554432, nr_applied: 4, sz_applied: 33554432, qt_exceeds: 0}

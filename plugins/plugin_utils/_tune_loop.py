@@ -101,6 +101,7 @@ def _observe(app, state, path):
         threshold=app["threshold"], max_nr_accesses=app["max_nr_accesses"],
         histogram=[tuple(x) for x in app.get("histogram") or []],
         chunks=[tuple(x) for x in app.get("chunk_histogram") or []],
+        chunks_huge=[tuple(x) for x in app.get("chunk_huge_histogram") or []],
         nr_applied=nr, sz_applied=sz,
         nr_applied_delta=nr - base_nr, sz_applied_delta=sz - base_sz,
         huge_bytes=app.get("huge_bytes") or 0, huge_bytes_cold=app.get("huge_bytes_cold") or 0,

@@ -372,3 +372,26 @@ def test_a_hot_class_spread_over_many_levels_is_taken_whole():
     # noise at 1-2 samples below a hot class stays cold
     noisy = [(0, 460 * mib), (1, 40 * mib), (2, 20 * mib), (15, 8 * mib), (20, 6 * mib)]
     assert decide("adaptive", Observation(threshold=21, max_nr_accesses=20, chunks=noisy)).threshold >= 3
+
+
+def test_chunks_already_huge_do_not_pull_the_threshold_up_past_the_hot_chunks_waiting():
+    """redis on 7.3 (bench/results/README.md, session 10): once part of the hot keys' memory was huge, each huge
+    chunk read through one PMD accessed bit at 17-20 of 20, and the split moved up between them and the hot
+    chunks still on base pages at 3-6 (3 -> 12, then three steps back). When the class above a proposed raise
+    is huge already, the split is taken over the chunks not huge yet (a moved hot set, whose new hot range is
+    not huge, still raises it: test_hugepage_tune.py::test_threshold_rises_when_the_hot_set_moves)."""
+    hot_waiting = [(3, 4 * MIB), (4, 4 * MIB), (5, 4 * MIB), (6, 4 * MIB)]
+    huge = [(17, 20 * MIB), (18, 30 * MIB), (20, 40 * MIB)]
+    chunks = [(0, 1400 * MIB), (1, 60 * MIB), (2, 36 * MIB)] + hot_waiting + huge  # warm keys at 1-2 too
+    obs = Observation(threshold=3, max_nr_accesses=20, chunks=chunks, hot_bytes=106 * MIB,
+                      huge_bytes_hot=90 * MIB, huge_bytes=90 * MIB, sz_applied_delta=20 * MIB)
+    assert decide("adaptive", obs).threshold > 6  # what the policy did without the huge chunks' levels
+    d = decide("adaptive", Observation(**dict(obs.__dict__, chunks_huge=huge)))
+    assert d.threshold == 3 and not d.converged, d
+    # when what is not huge yet reads cold, the threshold the huge chunks were found at is kept (not "nothing hot")
+    huge = [(5, 10 * MIB)] + huge
+    rest = Observation(**dict(obs.__dict__, chunks=[(0, 1400 * MIB), (1, 60 * MIB), (2, 36 * MIB)] + huge,
+                              chunks_huge=huge, hot_bytes=110 * MIB, huge_bytes_hot=95 * MIB))
+    d = decide("adaptive", rest)
+    assert d.threshold == 3 and d.converged and not d.nothing_hot, d
+
