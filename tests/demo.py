@@ -329,8 +329,8 @@ def redis_summary(out, kernel):
         " hot key dirties; not DAMON):" % (out["kernel"], kernel, out["dataset"]["dbsize"]),
         "  %-44s %10s %10s" % ("", "before", "at %.0f s" % last.get("at_s", 0)),
         "  %-44s %9.0f%% %9.0f%%" % ("the hot keys' memory in huge pages", 100 * (before["hot_huge_share"] or 0), 100 * hot),
-        "  %-44s %9.1f%% %9.1f%%" % ("the other memory in huge pages", 100 * (before["cold_bloat"] or 0),
-                                      100 * (last["cold_bloat"] or 0)),
+        "  %-44s %9.1f%% %9.1f%%" % (
+            "the other memory in huge pages", 100 * (before["cold_bloat"] or 0), 100 * (last["cold_bloat"] or 0)),
         "  %-44s %10s %9s" % ("  of which cold values or zeros (bloat)", "", "—" if judged is None else "%.1f%%" % (100 * judged)),
         "  (the rest of the other memory made huge is redis's own structures, e.g. the bucket table every GET reads)",
         "Targets (issue 12): hot keys' memory >= %.0f %% huge: %s; cold values made huge <= %.0f %%: %s." % (

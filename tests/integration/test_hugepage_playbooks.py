@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -66,6 +67,8 @@ def test_no_matched_application_says_which_filter_left_what_out(run_playbook, tm
     with HotCold(hot_mb=8, cold_mb=8, idle=True) as w, EmulatedSysfs(kernel="7.3") as emu:
         run = run_playbook(REPO / "playbooks" / "hugepage.yml", extra_vars=dict(
             hugepage_sysfs_root=emu.root, hugepage_kernel_release="7.3.4", hugepage_detect_name_pattern="^hotcold",
+            # only this test's workload: other test processes run hotcold workloads at the same time
+            hugepage_detect_cmdline_pattern=re.escape(w.out),
             hugepage_detect_window_s=0.2, hugepage_ownership_file=str(tmp_path / "own.json"),
             hugepage_learned_file=str(tmp_path / "learned.json"),
             report_dir=str(tmp_path), report_interval_s=0.2, ansible_become=False))

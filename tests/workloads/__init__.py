@@ -91,13 +91,14 @@ class HotCold:
         self.timeout = timeout
         self.proc = None
         self.info = None
+        self.out = None
         self._dir = None
 
     def start(self):
         binary = build("hotcold")
         self._dir = tempfile.mkdtemp(prefix="hotcold-")
         os.chmod(self._dir, 0o777)
-        out = os.path.join(self._dir, "hotcold.json")
+        out = self.out = os.path.join(self._dir, "hotcold.json")  # unique: its command line tells it apart
         cmd = [str(binary), *self.args, "--out", out]
         if self.user is not None:
             cmd = ["setpriv", "--reuid=%d" % self.user, "--regid=%d" % self.user, "--clear-groups", "--"] + cmd

@@ -14,6 +14,7 @@ the Observation the action plugin would build from the module result.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import pytest
@@ -386,12 +387,11 @@ def test_chunks_already_huge_do_not_pull_the_threshold_up_past_the_hot_chunks_wa
     obs = Observation(threshold=3, max_nr_accesses=20, chunks=chunks, hot_bytes=106 * MIB,
                       huge_bytes_hot=90 * MIB, huge_bytes=90 * MIB, sz_applied_delta=20 * MIB)
     assert decide("adaptive", obs).threshold > 6  # what the policy did without the huge chunks' levels
-    d = decide("adaptive", Observation(**dict(obs.__dict__, chunks_huge=huge)))
+    d = decide("adaptive", dataclasses.replace(obs, chunks_huge=huge))
     assert d.threshold == 3 and not d.converged, d
     # when what is not huge yet reads cold, the threshold the huge chunks were found at is kept (not "nothing hot")
     huge = [(5, 10 * MIB)] + huge
-    rest = Observation(**dict(obs.__dict__, chunks=[(0, 1400 * MIB), (1, 60 * MIB), (2, 36 * MIB)] + huge,
-                              chunks_huge=huge, hot_bytes=110 * MIB, huge_bytes_hot=95 * MIB))
+    rest = dataclasses.replace(obs, chunks=[(0, 1400 * MIB), (1, 60 * MIB), (2, 36 * MIB)] + huge, chunks_huge=huge,
+                               hot_bytes=110 * MIB, huge_bytes_hot=95 * MIB)
     d = decide("adaptive", rest)
     assert d.threshold == 3 and d.converged and not d.nothing_hot, d
-
