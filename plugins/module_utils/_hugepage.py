@@ -666,8 +666,8 @@ class Step(object):
     @staticmethod
     def _huge_bytes(pid, runs, threshold, huge):
         """AnonHugePages of the process, the huge-page bytes inside its hot and its cold chunks, and per access
-        level (``chunk_huge_histogram``: a huge chunk reads through one PMD accessed bit, so the policy sets the
-        threshold by the chunks that are not huge yet)."""
+        level (``chunk_huge_histogram``: a huge chunk reads through one PMD accessed bit, so the policy must not
+        raise the threshold over chunks it already made huge)."""
         try:
             per_level = {}
             for s, e, level in runs:
