@@ -139,7 +139,7 @@ def _keys(obj, threads_cpu_key="threads_cpu"):
 
 
 def run_config(guest, kernel, config, inventory, workdir, duration_s, sample_s, interval_s):
-    from tests.vm import apps, redis_proof  # noqa: PLC0415
+    from tests.vm import apps  # noqa: PLC0415
     _reset(guest, config)
     redis = apps.start_redis(guest, disable_thp="no")
     dataset = apps.fill_redis(guest, cold_keys=COLD_KEYS, hot_keys=HOT_KEYS)
@@ -176,7 +176,6 @@ def run_config(guest, kernel, config, inventory, workdir, duration_s, sample_s, 
     contents = _cold_huge_contents(guest, redis.pid, samples[-1]["per_chunk"])
     m["cold_huge_cold_values_share"] = round(contents.get("cold values", 0) / sum(contents.values()), 3) \
         if contents else None
-    m["cold_values_huge"] = redis_proof.cold_values_huge(contents, samples[-1])  # the judged bloat
     m["controller_cpu_s"] = round(sum(r["controller_cpu_s"] for r in ctl.runs), 2) if ctl else once.get(
         "controller_cpu_s")
     hot_chunks = samples[-1].pop("hot_chunk_addrs", None)
@@ -245,6 +244,7 @@ def summarize(raw: dict) -> list:
     rows = []
     for config in dict.fromkeys(r["config"] for r in runs):
         per = [dict(r["metrics"], get_rate_quiet=_quiet_rate(r),
+                    # the judged bloat, derived from the raw record (runs before it was defined included)
                     cold_values_huge=redis_proof.cold_values_huge(r.get("cold_huge_contents") or {},
                                                                   r["samples"][-1]))
                for r in runs if r["config"] == config]

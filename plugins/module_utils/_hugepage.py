@@ -600,6 +600,7 @@ class Step(object):
         for r in regions:
             histogram[r["nr_accesses"]] = histogram.get(r["nr_accesses"], 0) + r["end"] - r["start"]
         runs = chunk_runs(regions, self.huge)
+        joined = _merge_levels(runs)  # the same runs, adjacent ones of one level joined
         for s, e, level in runs:
             chunks[level] = chunks.get(level, 0) + e - s
         hot = _merge([(s, e) for s, e, level in runs if level >= threshold])
@@ -610,7 +611,7 @@ class Step(object):
                      scheme_stats=stats[1] if len(stats) > 1 else None, collapsed=None)
         if self.path == "user_collapse" and collapse:  # what the next step confirms against (previous_chunk_access)
             entry["chunk_access"] = [{"start": s, "end": e, "access_bp": to_bp(level, max_nr)}
-                                     for s, e, level in _merge_levels(runs) if level or not threshold]
+                                     for s, e, level in joined if level or not threshold]
         if self.path == "user_collapse" and hot and collapse:
             first = self.first_runs.get(entry["name"])
             if entry["name"] in self.previous:  # the previous step's last snapshot: no snapshot of this step's own
@@ -622,7 +623,7 @@ class Step(object):
                 entry["collapsed"]["unconfirmed_bytes"] = self._not_huge(entry["pid"], waiting)
         if collapse and hot and not entry["exited"]:
             self.keep_floor(entry["name"], sample_us)
-        entry.update(self._huge_bytes(entry["pid"], runs, threshold, self.huge))
+        entry.update(self._huge_bytes(entry["pid"], joined, threshold, self.huge))
         if entry["huge_bytes"] is None and not pid_alive(entry["pid"]):
             entry["exited"] = True
         elif self.learned is not None:
