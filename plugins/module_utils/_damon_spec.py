@@ -202,6 +202,11 @@ def _check_chunk_access(where, runs):
         label = "%s[%d]" % (where, j)
         for key in ("start", "end", "access_bp"):
             check_int("%s.%s" % (label, key), r.get(key), ULONG)
+        if r.get("confirmed_bp") is not None:
+            check_int(label + ".confirmed_bp", r["confirmed_bp"], ULONG)
+            if r["confirmed_bp"] > r["access_bp"]:
+                raise SpecError("%s.confirmed_bp: %d is above access_bp %d; it is the lower of two snapshots' "
+                                "shares, the later of which is access_bp" % (label, r["confirmed_bp"], r["access_bp"]))
         if r["end"] <= r["start"] or r["start"] < end:
             raise SpecError("%s: ranges must be non-empty, sorted and disjoint (the chunk_access of the "
                             "application's previous step), got %d-%d after one ending at %d"

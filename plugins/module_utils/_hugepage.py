@@ -54,7 +54,7 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._damon_sysfs import
     apply as apply_writes, command, read_kdamonds, read_stats, read_tried_regions,
 )
 from ansible_collections.linux_mm.damon.plugins.module_utils._options import (
-    BP, GOAL_ACCESS_BP, GOAL_AGGRS, MAX_SAMPLE_US, from_bp, max_nr_accesses, to_bp,
+    BP, GOAL_ACCESS_BP, GOAL_AGGRS, MAX_SAMPLE_US, from_bp, max_nr_accesses, noise_floor, to_bp,
 )
 from ansible_collections.linux_mm.damon.plugins.module_utils._sysfs_io import SysfsError, read_optional
 
@@ -295,6 +295,29 @@ def confirmed(first, second):
     return out
 
 
+def with_confirmed(latest, pair):
+    """The sorted (start, end, level) runs ``latest``, each part with the level the runs ``pair`` give it
+    (0 where they give none): (start, end, level, confirmed level), adjacent equal parts joined."""
+    out, j = [], 0
+    for s, e, level in latest:
+        while j < len(pair) and pair[j][1] <= s:
+            j += 1
+        k = j
+        while s < e:
+            ps, pe, pl = pair[k] if k < len(pair) and pair[k][0] < e else (e, e, 0)
+            if ps > s:  # a gap in pair
+                part = (s, ps, level, 0)
+            else:
+                part = (s, min(pe, e), level, pl)
+                k += 1
+            if out and out[-1][1] == part[0] and out[-1][2:] == part[2:]:
+                out[-1] = (out[-1][0],) + part[1:]
+            else:
+                out.append(part)
+            s = part[1]
+    return out
+
+
 def _minus(ranges, cut):
     """The parts of sorted disjoint ``ranges`` outside sorted disjoint ``cut``."""
     out, j = [], 0
@@ -351,7 +374,7 @@ class Step(object):
         self.running_modes = {}  # per application, the interval mode its kdamond runs with (set by watched())
         self.configured = {}  # per application, (app with its threshold, attrs, goal) configure() planned
         self.first_runs = {}  # per application, the chunk runs of the snapshot before the observation interval
-        self.previous = {}  # per application, (start, end, access_bp) of its previous step (previous_chunk_access)
+        self.previous = {}  # per application, (start, end, access_bp, confirmed_bp) of its previous step's chunk_access
 
     def _kdamond_path(self, index):
         return os.path.join(self.root, "kernel/mm/damon/admin/kdamonds", str(index))
@@ -472,7 +495,8 @@ class Step(object):
         for app in apps:
             entry = result[app["name"]] = {"name": app["name"], "pid": app["pid"], "exited": False}
             if app.get("previous_chunk_access") is not None:
-                self.previous[app["name"]] = [(r["start"], r["end"], r["access_bp"]) for r in app["previous_chunk_access"]]
+                self.previous[app["name"]] = [(r["start"], r["end"], r["access_bp"], r.get("confirmed_bp"))
+                                              for r in app["previous_chunk_access"]]
             if not pid_alive(app["pid"]):
                 entry["exited"] = True
                 continue
@@ -609,18 +633,21 @@ class Step(object):
                      intervals={"sample_us": sample_us, "aggr_us": aggr_us,
                                 "mode": self.running_modes.get(entry["name"], self.interval_mode)},
                      scheme_stats=stats[1] if len(stats) > 1 else None, collapsed=None)
-        if self.path == "user_collapse" and collapse:  # what the next step confirms against (previous_chunk_access)
-            entry["chunk_access"] = [{"start": s, "end": e, "access_bp": to_bp(level, max_nr)}
-                                     for s, e, level in joined if level or not threshold]
-        if self.path == "user_collapse" and hot and collapse:
-            first = self.first_runs.get(entry["name"])
-            if entry["name"] in self.previous:  # the previous step's last snapshot: no snapshot of this step's own
-                first = [(s, e, from_bp(bp, max_nr)) for s, e, bp in self.previous[entry["name"]]]
-            sure = hottest_first(runs if first is None else confirmed(first, runs), threshold)  # None: check mode
-            entry["collapsed"] = self._collapse(entry, sure, app) if sure else {"bytes": 0, "chunks": 0}
-            if entry["collapsed"] is not None:
-                waiting = _minus(hot, _merge(sorted(sure)))  # already huge ones are not waiting (idle re-runs)
-                entry["collapsed"]["unconfirmed_bytes"] = self._not_huge(entry["pid"], waiting)
+        if self.path == "user_collapse" and collapse:
+            first, basis = self._confirm_against(entry["name"], threshold, max_nr)
+            pair = None if first is None else confirmed(first, runs)
+            # what the next step confirms against (previous_chunk_access): this snapshot, and where it agreed with
+            # the one before, the lower of the two levels
+            entry["chunk_access"] = [dict({"start": s, "end": e, "access_bp": to_bp(level, max_nr)},
+                                          **({} if pair is None else {"confirmed_bp": to_bp(both, max_nr)}))
+                                     for s, e, level, both in with_confirmed(joined, pair or [])
+                                     if level or not threshold]
+            if hot:
+                sure = hottest_first(runs if basis is None else confirmed(basis, runs), threshold)  # None: check mode
+                entry["collapsed"] = self._collapse(entry, sure, app) if sure else {"bytes": 0, "chunks": 0}
+                if entry["collapsed"] is not None:
+                    waiting = _minus(hot, _merge(sorted(sure)))  # already huge ones are not waiting (idle re-runs)
+                    entry["collapsed"]["unconfirmed_bytes"] = self._not_huge(entry["pid"], waiting)
         if collapse and hot and not entry["exited"]:
             self.keep_floor(entry["name"], sample_us)
         entry.update(self._huge_bytes(entry["pid"], joined, threshold, self.huge))
@@ -628,6 +655,24 @@ class Step(object):
             entry["exited"] = True
         elif self.learned is not None:
             self.learned.remember(entry["name"], to_bp(threshold, max_nr), (sample_us, aggr_us), self.path, entry)
+
+    def _confirm_against(self, name, threshold, max_nr):
+        """(the snapshot before this step's, the chunk runs a chunk must be hot in to be collapsed now), as
+        (start, end, level) runs; None in check mode, which takes no snapshot of its own.
+
+        The snapshot before is the previous step's last (previous_chunk_access) or the one stats_before took.
+        At the noise floor a cold chunk that shares a DAMON region with hot memory reads hot in two snapshots
+        in a row too often (7.3, redis at 3 of 20: 84 MiB of cold values collapsed after the hot chunks
+        doubled for two snapshots), so there a chunk must also have been hot in the one before those
+        (the previous step's confirmed_bp); a step without it collapses nothing there."""
+        previous = self.previous.get(name)
+        if previous is None:
+            first = self.first_runs.get(name)
+            strict = None if first is None else []
+        else:
+            first = [(s, e, from_bp(bp, max_nr)) for s, e, bp, unused in previous]
+            strict = [(s, e, from_bp(c, max_nr)) for s, e, unused, c in previous if c]
+        return first, (strict if threshold <= noise_floor(max_nr) else first)
 
     def keep_floor(self, name, sample_us):
         """Raise the floor of an application's intervals_goal to the sampling interval its hot memory was found

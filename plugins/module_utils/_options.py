@@ -86,3 +86,19 @@ def from_bp(threshold_bp, max_nr):
 def max_nr_accesses(sample_us, aggr_us):
     """The largest ``nr_accesses`` a region can reach: samples per aggregation interval."""
     return aggr_us // max(sample_us, 1)
+
+
+# Noise floor, in samples of one aggregation interval: DAMON shows 1-2 accessed
+# samples for memory that is not in use (a one-off touch sets the accessed bit
+# once; a region boundary that moved next to hot memory samples a hot page), so
+# nothing is hot below 3 accessed samples. It is a count, not a share: 3 of 20
+# samples (15 %) with 5 ms / 100 ms, 3 of 400 (0.75 %) with 5 ms / 2 s, so more
+# samples per aggregation let rarely accessed memory count as hot.
+NOISE_SAMPLES = 3
+
+
+def noise_floor(max_nr_accesses):
+    """Lowest threshold the adaptive policy ever chooses: :data:`NOISE_SAMPLES`, or
+    every sample when an aggregation has fewer. At it hugepage_step collapses a
+    chunk only when three snapshots in a row agree (two elsewhere)."""
+    return min(NOISE_SAMPLES, max(1, int(max_nr_accesses)))

@@ -26,7 +26,8 @@ description:
     (O(apps[].previous_chunk_access)) or, without it, one the step takes before O(interval_s), and one after.
     DAMON splits and merges its regions every aggregation interval, so a cold chunk that read hot once because it
     shared a region with hot memory waits, and a hot chunk is collapsed. A new kdamond's first step therefore
-    collapses nothing.
+    collapses nothing. At a threshold at the noise floor (3 samples per aggregation interval or fewer) such a
+    chunk reads hot twice in a row too often, so there three snapshots in a row must agree.
   - Applications that exited have their kdamonds removed, also when they exit while being configured, and so
     do unlisted applications of other tasks whose process is gone; with O(prune) every kdamond of this loop whose
     application is not listed is removed too. Everything removed is listed in RV(pruned).
@@ -117,6 +118,15 @@ options:
             description: Share of the samples that found the range accessed, in basis points.
             type: int
             required: true
+          confirmed_bp:
+            description:
+              - The lower of the range's shares in the previous step's two snapshots, in basis points (that
+                step's C(chunk_access) has it when the step had a snapshot to confirm against).
+              - At a threshold at the noise floor (3 samples per aggregation interval or fewer) a chunk is
+                collapsed only when it is at or above the threshold by this share too, so three snapshots in a
+                row must agree; without it the step collapses nothing there and reports the hot bytes as
+                C(unconfirmed_bytes).
+            type: int
   state:
     description:
       - V(present) configures and observes the applications.
@@ -215,13 +225,15 @@ apps:
       the application is tuned as usual.
     - C(collapsed) (V(user_collapse) path, O(state=present)) is what the step collapsed, C(bytes) and
       C(chunks), and C(unconfirmed_bytes), the hot bytes not in huge pages left for a later step because they
-      were below the threshold in the first snapshot; V(null) when nothing was hot.
+      were below the threshold in an earlier snapshot (see O(apps[].previous_chunk_access)); V(null) when
+      nothing was hot.
     - C(chunk_histogram) is the bytes of the 2 MiB-aligned chunks per access level (C(nr_accesses)), and
       C(chunk_huge_histogram) the huge-page bytes among them per level; a huge chunk reads through one PMD
       accessed bit, so C(hugepage_tune) does not raise the threshold over chunks it already made huge.
     - C(chunk_access) (V(user_collapse) path, O(state=present)) lists the 2 MiB-aligned ranges this step's
-      snapshot found accessed, each with C(start), C(end) and C(access_bp) (share of the samples, in basis
-      points), to give to the next step as O(apps[].previous_chunk_access).
+      snapshot found accessed, each with C(start), C(end), C(access_bp) (share of the samples, in basis
+      points) and, when the step confirmed against an earlier snapshot, C(confirmed_bp) (the lower share of
+      the two), to give to the next step as O(apps[].previous_chunk_access).
     - C(scheme_stats) are the cumulative statistics of the threshold scheme after the observation interval,
       C(scheme_stats_before) (O(state=present), not in check mode) the same before it; their difference is what
       the kernel applied during the step.
@@ -309,7 +321,7 @@ ARGUMENT_SPEC = dict(
         aggr_us=dict(type="int"), min_sample_us=dict(type="int"), budget_bytes=dict(type="int", default=0),
         previous_chunk_access=dict(type="list", elements="dict", options=dict(
             start=dict(type="int", required=True), end=dict(type="int", required=True),
-            access_bp=dict(type="int", required=True))))),
+            access_bp=dict(type="int", required=True), confirmed_bp=dict(type="int"))))),
     state=dict(type="str", choices=["present", "observed", "absent"], default="present"),
     initial_threshold=dict(type="int"),
     prune=dict(type="bool", default=False),

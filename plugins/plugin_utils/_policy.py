@@ -34,19 +34,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from fractions import Fraction
 
+from ansible_collections.linux_mm.damon.plugins.module_utils._options import noise_floor
+
 POLICIES = ("stepdown", "adaptive")
 DEFAULT_POLICY = "adaptive"
 
 # The RFC's constants (HIGHEST_MIN_ACCESS, HIGH/MID/LOW_ACC_THRESHOLD).
 RFC_START = 90
 RFC_STEPS = ((50, 10), (15, 5), (2, 1))  # (lower only while above, by)
-# Noise floor, in samples of one aggregation interval: DAMON shows 1-2 accessed
-# samples for memory that is not in use (a one-off touch sets the accessed bit
-# once; a region boundary that moved next to hot memory samples a hot page), so
-# nothing is hot below 3 accessed samples. It is a count, not a share: 3 of 20
-# samples (15 %) with 5 ms / 100 ms, 3 of 400 (0.75 %) with 5 ms / 2 s, so more
-# samples per aggregation let rarely accessed memory count as hot.
-NOISE_SAMPLES = 3
 # adaptive keeps a threshold whose hot memory is at least this much huge pages
 # while no cold memory became huge: on real kernels the histogram drifts once hot
 # memory is PMD-mapped, and a good outcome must not be re-tuned (idempotence).
@@ -96,12 +91,6 @@ def _check_policy(policy):
 
 def _top(max_nr_accesses):
     return max(1, int(max_nr_accesses))
-
-
-def noise_floor(max_nr_accesses):
-    """Lowest threshold adaptive ever chooses: :data:`NOISE_SAMPLES`, or every
-    sample when an aggregation has fewer."""
-    return min(NOISE_SAMPLES, _top(max_nr_accesses))
 
 
 def initial_threshold(policy, max_nr_accesses):

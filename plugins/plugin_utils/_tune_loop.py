@@ -45,7 +45,8 @@ DEFAULT_GOAL_AGGRS = 3
 UNRESOLVED_SHARE_INV = 10
 MIB = 1 << 20
 # user-space path: a converged application stays pending while its hot chunks wait for a second hot snapshot
-# (hugepage_step's collapsed.unconfirmed_bytes), for at most this many steps in a row that collapse nothing
+# (a third at the noise floor; hugepage_step's collapsed.unconfirmed_bytes), for at most this many steps in a
+# row that collapse nothing
 # (a chunk near the threshold reads below it in one aggregation in five; the 6.12 guest's redis run stopped
 # at 0.57 of its hot memory when the loop ended at the first step that collapsed nothing)
 CONFIRM_STEPS = 3
@@ -72,7 +73,7 @@ class _AppState(object):
         self.intervals_moved_at = None  # clock() when the kernel's tuned intervals last moved
         self.decision = None
         self.unconfirmed = 0  # user-space path: hot bytes of the last step not collapsed for want of confirmation
-        self.idle_steps = 0  # user-space path: steps in a row that collapsed nothing
+        self.idle_steps = 0  # user-space path: steps in a row whose hot chunks waited and that collapsed nothing
         self.chunk_access = None  # user-space path: the last step's snapshot, which the next step confirms against
         self.status = "pending"  # converged | nothing_hot | blocked | exited
         self.message = None
@@ -84,7 +85,8 @@ def _observe(app, state, path):
         nr, sz = state.nr_applied + collapsed.get("chunks", 0), state.sz_applied + collapsed.get("bytes", 0)
         state.nr_applied, state.sz_applied = nr, sz
         state.unconfirmed = collapsed.get("unconfirmed_bytes", 0)
-        state.idle_steps = 0 if collapsed.get("bytes") else state.idle_steps + 1
+        waited = state.unconfirmed and not collapsed.get("bytes")
+        state.idle_steps = state.idle_steps + 1 if waited else 0
         state.chunk_access = app.get("chunk_access")
     else:  # the kernel counts, cumulatively
         stats = app.get("scheme_stats") or {}

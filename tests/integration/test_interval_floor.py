@@ -189,3 +189,25 @@ def test_a_step_given_the_previous_steps_snapshot_confirms_against_it_instead_of
         app = dict(app, previous_chunk_access=entry["chunk_access"])
         entry = one_step(user_step(emu, tmp_path, "off"), app, 10, emu)
         assert entry["collapsed"]["unconfirmed_bytes"] == 0 and _pagemap.range_huge_bytes(w.pid, *steady) == 4 * MIB
+
+
+def test_at_the_noise_floor_a_chunk_must_be_hot_in_three_snapshots_in_a_row(tmp_path):
+    """At 3 of 20 samples a cold chunk sharing a DAMON region with hot memory read hot in two snapshots in a
+    row (7.3, redis: 84 MiB of cold values collapsed); there the step also wants the snapshot before those
+    (the previous step's confirmed_bp), so the late half, hot from the first step's second snapshot on, is
+    collapsed one step later than above the noise floor, and a step without that snapshot collapses nothing."""
+    from ansible_collections.linux_mm.damon.plugins.module_utils import _pagemap
+
+    with steady_and_late() as (w, emu, steady, late):
+        app = {"name": "db", "pid": w.pid, "threshold": 3}
+        entry = one_step(user_step(emu, tmp_path, "off"), app, 10, emu)
+        assert entry["collapsed"] == {"bytes": 0, "chunks": 0, "unconfirmed_bytes": 8 * MIB}, entry
+        lower = dict(((r["start"], r["end"]), r["confirmed_bp"]) for r in entry["chunk_access"])
+        assert lower == {steady: lower[steady], late: 0} and lower[steady] >= 4500, entry["chunk_access"]
+        app = dict(app, previous_chunk_access=entry["chunk_access"])
+        entry = one_step(user_step(emu, tmp_path, "off"), app, 10, emu)
+        assert entry["collapsed"] == {"bytes": 4 * MIB, "chunks": 2, "unconfirmed_bytes": 4 * MIB}, entry
+        assert _pagemap.range_huge_bytes(w.pid, *steady) == 4 * MIB and _pagemap.range_huge_bytes(w.pid, *late) == 0
+        app = dict(app, previous_chunk_access=entry["chunk_access"])
+        entry = one_step(user_step(emu, tmp_path, "off"), app, 10, emu)
+        assert entry["collapsed"]["unconfirmed_bytes"] == 0 and _pagemap.range_huge_bytes(w.pid, *late) == 4 * MIB

@@ -8,7 +8,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.linux_mm.damon.plugins.module_utils._hugepage import _merge, _minus, chunk_runs, confirmed, hottest_first, threshold_of
+from ansible_collections.linux_mm.damon.plugins.module_utils._hugepage import (
+    _merge, _merge_levels, _minus, chunk_runs, confirmed, hottest_first, threshold_of, with_confirmed,
+)
 from tests.helpers.pagemap import HUGE
 
 K = 4096
@@ -94,17 +96,34 @@ def levels_per_chunk(runs):
 @settings(max_examples=200, deadline=None)
 @given(*[st.lists(st.tuples(st.integers(1, 3 * 512), st.integers(0, 20)), min_size=1, max_size=20)] * 2)
 def test_a_confirmed_chunk_is_in_both_snapshots_at_the_lower_of_its_levels(first, second):
-    runs = []
-    for parts in (first, second):
-        regions, cursor = [], 0
-        for pages, nr in parts:
-            regions.append(region(cursor, cursor + pages * K, nr))
-            cursor += pages * K
-        runs.append(chunk_runs(regions, HUGE))
+    runs = [snapshot_runs(first), snapshot_runs(second)]
     both = confirmed(*runs)
     snapshots = [levels_per_chunk(r) for r in runs]
     assert levels_per_chunk(both) == dict((c, min(snapshots[0][c], snapshots[1][c]))
                                           for c in set(snapshots[0]) & set(snapshots[1]))
+
+
+def snapshot_runs(parts):
+    """chunk_runs of consecutive regions (pages, nr_accesses) from BASE."""
+    regions, cursor = [], 0
+    for pages, nr in parts:
+        regions.append(region(cursor, cursor + pages * K, nr))
+        cursor += pages * K
+    return chunk_runs(regions, HUGE)
+
+
+@settings(max_examples=200, deadline=None)
+@given(*[st.lists(st.tuples(st.integers(1, 3 * 512), st.integers(0, 20)), min_size=1, max_size=20)] * 2)
+def test_the_access_given_to_the_next_step_carries_both_levels_of_every_chunk(first, second):
+    """chunk_access: each chunk of the latest snapshot once, at its level there and, as confirmed_bp, at the
+    lower of its two levels (0 where the earlier snapshot did not see it)."""
+    earlier, latest = snapshot_runs(first), snapshot_runs(second)
+    both = with_confirmed(_merge_levels(latest), confirmed(earlier, latest))
+    assert all(s < e for s, e, unused, unused2 in both) and all(a[1] <= b[0] for a, b in zip(both, both[1:]))
+    assert all(a[1] < b[0] or a[2:] != b[2:] for a, b in zip(both, both[1:]))  # adjacent equal parts joined
+    per_chunk = dict((c, (level, lower)) for s, e, level, lower in both for c in range(s, e, HUGE))
+    seen, now = levels_per_chunk(earlier), levels_per_chunk(latest)
+    assert per_chunk == dict((c, (level, min(level, seen[c]) if c in seen else 0)) for c, level in now.items())
 
 
 CELL_RUNS = st.lists(st.tuples(st.integers(0, 60), st.integers(1, 6)))

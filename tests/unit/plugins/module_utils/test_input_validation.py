@@ -199,6 +199,14 @@ def test_the_previous_chunk_access_must_be_sorted_disjoint_ranges(runs):
                                on_target=False)
 
 
+def test_a_confirmed_share_above_the_latest_one_is_refused():
+    """confirmed_bp is the lower of two snapshots' shares, the later of which is access_bp."""
+    runs = [{"start": 0, "end": 2 << 20, "access_bp": 1500, "confirmed_bp": 2000}]
+    with pytest.raises(SpecError, match=r"previous_chunk_access\[0\]\.confirmed_bp: 2000 is above access_bp 1500"):
+        validate_hugepage_args({"apps": [{"name": "db", "pid": 1234, "previous_chunk_access": runs}]}, [],
+                               on_target=False)
+
+
 # --- PIDs ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("pid", [0, -1, 4194304, 2 ** 70])

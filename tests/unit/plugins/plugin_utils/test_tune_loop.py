@@ -339,6 +339,15 @@ def test_chunks_that_are_never_confirmed_end_the_loop_after_a_bounded_number_of_
     assert out["converged"] and host.huge == 20 and host.calls <= 2 + 3 + 1, (host.calls, out["trace"])
 
 
+def test_only_steps_whose_hot_chunks_waited_count_against_the_wait():
+    """At the noise floor a chunk needs three snapshots in a row, two steps after the one that first saw it
+    hot. The first step, which saw nothing hot (the adaptive policy's observing step), used to count as one
+    that waited, and the 6.12 redis-like run stopped before anything was collapsed."""
+    host = ConfirmingHost([0, 0, 20])
+    out = run_loop(host, APPS, "adaptive", {}, 30, 600)
+    assert out["converged"] and host.huge == 20, out["trace"]
+
+
 def test_each_step_is_given_the_previous_steps_chunk_access():
     """The next step confirms against the last snapshot of the step before instead of taking a first snapshot
     of its own (one aggregation interval per step)."""
