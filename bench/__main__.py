@@ -7,6 +7,8 @@ python -m bench --quick                  fewer repetitions and shorter phases (a
 python -m bench --only follow --kernel damon-6.12 --follow-configs ours,ours-between
 python -m bench --only control-ssh --fleet 50,200,1000
 python -m bench --only workloads --kernel damon-7.3 --workloads graded,behind --reps 3
+python -m bench --only workloads --kernel damon-7.3 --workloads level-2,level-4,level-8,level-12,level-20 \
+    --configs ours,rfc-stepdown --reps 1 --duration-s 150 --calibrate-s 60 --merge
 python -m bench --only redis --kernel damon-7.3 --configs ours,thp-always --reps 1
 Sections: effectiveness (both guest kernels, or --kernel), follow (scheduled runs while the hot set moves,
 both guest kernels or --kernel), workloads (graded and large hot sets against a ground truth the workload
@@ -40,6 +42,8 @@ def main(argv=None):
     ap.add_argument("--reps", type=int, help="workloads, redis: repetitions per configuration (default 3, quick 1)")
     ap.add_argument("--duration-s", type=float, help="workloads, redis: seconds per run (default 180 and 240, "
                     "quick 90 and 120)")
+    ap.add_argument("--calibrate-s", type=float, help="workloads: seconds of each workload's calibration run "
+                    "(default --duration-s)")
     ap.add_argument("--merge", action="store_true", help="workloads, redis: keep the earlier raw runs of the "
                     "workloads and configurations not run now")
     ap.add_argument("--phase-s", type=float, help="seconds per workload phase (default 60, quick 40)")
@@ -76,7 +80,7 @@ def main(argv=None):
                     kernel, workloads=tuple(args.workloads.split(",")) if args.workloads else tuple(workloads.WORKLOADS),
                     configs=tuple(args.configs.split(",")) if args.configs else workloads.CONFIGS,
                     reps=args.reps or (1 if args.quick else 3), duration_s=args.duration_s or (90 if args.quick else 180),
-                    merge=args.merge)
+                    merge=args.merge, calibrate_s=args.calibrate_s)
         elif section == "redis":
             for kernel in args.kernel or redis.KERNELS:
                 redis.run_kernel(kernel, configs=tuple(args.configs.split(",")) if args.configs else redis.CONFIGS,

@@ -10,6 +10,9 @@ seed; every access writes, because the ground truth sees writes only: bench/grou
 - ``behind``: 512 MiB hot (uniform, as fast as it runs) at high addresses behind 1 GiB of cold
   memory with one page per 64 KiB touched once (workload 2);
 - ``moving``: ``graded`` whose hot set is redrawn half way (workload 5);
+- ``level-K`` (K = 2, 4, 8, 12, 20): 32 MiB hot behind 256 MiB of sparse cold memory, the hot pages
+  accessed at the rate DAMON's default sampling sees in K of 20 samples, for calls to 90 % against
+  hotness (``levels_markdown``; run with ``--configs ours,rfc-stepdown``);
 - ``several``: three 256 MiB Zipf processes at 200 000, 50 000 and 12 500 accesses/s under a host
   budget of half their calibrated hot memory (workload 3): ``budget_precision`` says whether the huge
   pages went to the hottest chunks (bench/ground_truth.budget_use).
@@ -24,6 +27,7 @@ calibrated hot chunks at the start of each phase.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import tempfile
 import time
@@ -49,6 +53,32 @@ WORKLOADS = {
     "several": {"procs": [ZIPF + " --size-mb 256 --rate 200000", ZIPF + " --size-mb 256 --rate 50000",
                           ZIPF + " --size-mb 256 --rate 12500"], "moves": False, "budget_share": 0.5},
 }
+# Calls to 90 % against hotness (issue 10): 32 MiB hot behind 256 MiB of sparse cold memory, each hot page
+# accessed at the rate at which DAMON's default sampling (5 ms per sample, 20 samples per aggregation) finds it
+# accessed in LEVEL of 20 samples: accesses to a page at random times (rate lam per second) leave its accessed
+# bit set at a sample with probability 1 - exp(-lam * 5 ms); level 20 runs as fast as it can.
+LEVEL_HOT_MB, LEVEL_COLD_MB, LEVELS = 32, 256, (2, 4, 8, 12, 20)
+DEFAULT_SAMPLE_S, DEFAULT_SAMPLES = 0.005, 20
+PAGE = 4096
+
+
+def level_rate(level):
+    """Accesses per second over the whole hot set that DAMON's default sampling sees at ``level`` of 20."""
+    if level >= DEFAULT_SAMPLES:
+        return 0
+    per_page = -math.log(1 - level / DEFAULT_SAMPLES) / DEFAULT_SAMPLE_S
+    return round(per_page * (LEVEL_HOT_MB << 20) / PAGE)
+
+
+def sampled_level(rate):
+    """The level of 20 that an achieved rate gives at the default sampling (inverse of level_rate)."""
+    per_page = rate / ((LEVEL_HOT_MB << 20) / PAGE)
+    return DEFAULT_SAMPLES * (1 - math.exp(-per_page * DEFAULT_SAMPLE_S))
+
+
+WORKLOADS.update(("level-%d" % k, {
+    "procs": ["--mode behind --cold-mb %d --hot-mb %d --write --rate %d" % (LEVEL_COLD_MB, LEVEL_HOT_MB, level_rate(k))],
+    "moves": False, "level": k}) for k in LEVELS)
 FLAGS = {"khugepaged-only": "--late-madvise hugepage", "oracle": "--oracle /run/bench/oracle-%d.txt"}
 # Are the workloads alive, and the CPU ticks (utime+stime) of every kdamond/khugepaged thread now: a kdamond
 # thread exits with its kdamond, so _finish keeps the last reading of each.
@@ -212,11 +242,12 @@ def run_config(guest, kernel, workload, config, calib, inventory, workdir, durat
 
 
 def run_kernel(kernel, workloads=tuple(WORKLOADS), configs=CONFIGS, reps=1, duration_s=180, interval_s=3.0,
-               merge=False):
+               merge=False, calibrate_s=None):
     """Calibrate and run every configuration ``reps`` times per workload; raw results go to
     results/raw/workloads-KERNEL.json after every run, so an interrupted section keeps what it measured.
     ``merge`` keeps the earlier runs of that file for the workloads and configurations not run now (each
-    scored against its own calibration; marked ``earlier_calibration``)."""
+    scored against its own calibration; marked ``earlier_calibration``). ``calibrate_s``: seconds of the
+    calibration run (default ``duration_s``)."""
     from tests.vm import images  # noqa: PLC0415
     from tests.vm.guest import Guest  # noqa: PLC0415
 
@@ -237,7 +268,7 @@ def run_kernel(kernel, workloads=tuple(WORKLOADS), configs=CONFIGS, reps=1, dura
             guest.put(path.read_bytes(), "/root/" + name, mode=0o755)
         for workload in workloads:
             t = time.monotonic()
-            calib = calibrate(guest, workload, duration_s)
+            calib = calibrate(guest, workload, calibrate_s or duration_s)
             classes = calib["classes"]
             log("%s %s: calibrated in %.0f s: hot %s, warm %s, cold %s chunks per phase; rank agreement %s; "
                 "%s accesses/s" % (kernel, workload, time.monotonic() - t, [len(c["hot"]) for c in classes],
@@ -300,7 +331,7 @@ def summarize(raw: dict) -> list:
                 ref = oracle.get(r["rep"], oracle_med)
                 m["hot_coverage_time_weighted"] = (round(m["hot_coverage_mean"] / ref, 3)
                                                    if ref and m["hot_coverage_mean"] is not None else None)
-                per.append({k: m.get(k) for k in ("rep",) + METRICS + ("cold_huge_bytes", "hot_coverage_mean")})
+                per.append({k: m.get(k) for k in ("rep",) + METRICS + ("cold_huge_bytes", "hot_coverage_mean", "access_rate")})
             rows.append({"workload": workload, "kernel": raw["release"], "image": raw["kernel"], "config": config,
                          "runs": per, "median": medians(per, METRICS)})
     return rows
@@ -327,3 +358,34 @@ def markdown(rows: list) -> str:
             fmt(m, "cold_huge_share", 100), fmt(m, "calls_to_90", nd=0), fmt(m, "kdamond_cpu_s", nd=1),
             fmt(m, "budget_precision")))
     return "\n".join(out) + "\n"
+
+
+LEVEL_CONFIGS = ("ours", "rfc-stepdown")
+
+
+def levels_markdown(rows: list) -> str:
+    """Calls to 90 % of the hot chunks huge against the hotness level, ours beside the RFC's step-down."""
+    by = dict(((r["kernel"], r["workload"], r["config"]), r) for r in rows if r["workload"] in LEVEL_WORKLOADS)
+    if not by:
+        return ""
+    out = ["", "### Calls to 90 % against hotness (`level-K` workloads)", "",
+           "%d MiB hot behind %d MiB of sparse cold memory; each hot page accessed at the rate DAMON's default "
+           "sampling (5 ms, 20 samples per aggregation) sees in K of 20 samples. Achieved: the level the workload's "
+           "own access rate gives (median of its runs). Calls: remote module calls until 90 %% of the hot chunks "
+           "were huge (— never)." % (LEVEL_HOT_MB, LEVEL_COLD_MB), "",
+           "| kernel | level | achieved | %s |" % " | ".join("%s hot end | %s t90 s | %s calls to 90 %%" % (c, c, c)
+                                                         for c in LEVEL_CONFIGS),
+           "|---|---|---|%s" % ("---|---|---|" * len(LEVEL_CONFIGS))]
+    for kernel, workload in sorted(set(k[:2] for k in by), key=lambda k: (k[0], WORKLOADS[k[1]]["level"])):
+        rates = [run["access_rate"] for c in LEVEL_CONFIGS for run in by.get((kernel, workload, c), {}).get("runs", [])
+                 if run.get("access_rate")]
+        achieved = "%.1f" % sampled_level(statistics.median(rates)) if rates else "—"
+        cells = []
+        for c in LEVEL_CONFIGS:
+            m = by.get((kernel, workload, c), {}).get("median", {})
+            cells += [fmt(m, "hot_coverage_end"), fmt(m, "t90_s", nd=0), fmt(m, "calls_to_90", nd=0)]
+        out.append("| %s | %d | %s | %s |" % (kernel, WORKLOADS[workload]["level"], achieved, " | ".join(cells)))
+    return "\n".join(out) + "\n"
+
+
+LEVEL_WORKLOADS = tuple(w for w, spec in WORKLOADS.items() if "level" in spec)

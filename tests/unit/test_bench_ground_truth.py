@@ -6,6 +6,8 @@ and the workloads section's summary (time-weighted coverage as a share of the or
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from bench import ground_truth as gt
@@ -96,6 +98,30 @@ def test_summary_divides_by_the_oracle_of_the_same_repetition():
     assert ours["median"]["hot_coverage_time_weighted_range"] == [0.5, 1.0]
     assert ours["kernel"] == "7.3.4+deb13-amd64" and ours["workload"] == "graded"
     assert "| graded | 7.3.4+deb13-amd64 | ours | 2 |" in workloads.markdown(list(rows.values()))
+
+
+@pytest.mark.parametrize("level", [k for k in workloads.LEVELS if k < workloads.DEFAULT_SAMPLES])
+def test_a_level_workload_runs_at_the_rate_default_sampling_sees_at_that_level(level):
+    """Poisson accesses: at the workload's rate a hot page's accessed bit is set at level/20 of the 5 ms samples."""
+    rate = workloads.level_rate(level)
+    per_page = rate / (workloads.LEVEL_HOT_MB * 256)
+    assert 20 * (1 - math.exp(-per_page * 0.005)) == pytest.approx(level, abs=0.01)
+    assert workloads.sampled_level(rate) == pytest.approx(level, abs=0.01)
+    assert "--rate %d" % rate in workloads.WORKLOADS["level-%d" % level]["procs"][0]
+
+
+def test_calls_to_90_against_hotness_put_ours_beside_the_stepdown():
+    def run(config, calls, rate):
+        return {"config": config, "rep": 0, "metrics": {"hot_coverage_mean": 0.5, "hot_coverage_end": 1.0,
+                                                        "cold_bloat_share": 0.0, "t90_s": calls and 30.0 * calls,
+                                                        "calls_to_90": calls, "access_rate": rate}}
+    rate = workloads.level_rate(4)
+    raw = {"release": "7.3.4+deb13-amd64", "kernel": "bench-7.3", "workloads": {"level-4": {"runs": [
+        run("ours", 3, rate), run("rfc-stepdown", None, rate * 0.5)]}}}
+    text = workloads.levels_markdown(workloads.summarize(raw))
+    achieved = "%.1f" % workloads.sampled_level(rate * 0.75)  # the median of the two runs' rates
+    assert "| 7.3.4+deb13-amd64 | 4 | %s | 1.00 | 90 | 3 | 1.00 | — | — |" % achieved in text, text
+    assert workloads.levels_markdown([]) == ""
 
 
 def test_budget_use_compares_with_the_hottest_chunks():
