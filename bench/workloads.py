@@ -373,8 +373,8 @@ def levels_markdown(rows: list) -> str:
            "sampling (5 ms, 20 samples per aggregation) sees in K of 20 samples. Achieved: the level the workload's "
            "own access rate gives (median of its runs). Calls: remote module calls until 90 %% of the hot chunks "
            "were huge (— never)." % (LEVEL_HOT_MB, LEVEL_COLD_MB), "",
-           "| kernel | level | achieved | %s |" % " | ".join("%s hot end | %s t90 s | %s calls to 90 %%" % (c, c, c)
-                                                         for c in LEVEL_CONFIGS),
+           "| kernel | level | achieved | %s |" % " | ".join(
+               "%s hot end | %s t90 s | %s calls to 90 %%" % (c, c, c) for c in LEVEL_CONFIGS),
            "|---|---|---|%s" % ("---|---|---|" * len(LEVEL_CONFIGS))]
     for kernel, workload in sorted(set(k[:2] for k in by), key=lambda k: (k[0], WORKLOADS[k[1]]["level"])):
         rates = [run["access_rate"] for c in LEVEL_CONFIGS for run in by.get((kernel, workload, c), {}).get("runs", [])
