@@ -478,7 +478,8 @@ def build():
     tgt = targets(rows, details, speed, control, ctl_details) + control_ssh_targets(cssh)
     result_for_md = dict(result, machine=dict(mach, guest_kernels=guest_kernels))
     md = (markdown(result_for_md, rows, details, speed_raw, ctl_details, tgt) + follow_markdown(follow_summary)
-          + workloads.markdown(workload_rows) + workloads.levels_markdown(workload_rows) + redis.markdown(redis_rows) + control_ssh_markdown(cssh, cssh_rows))
+          + workloads.markdown(workload_rows) + workloads.levels_markdown(workload_rows) + redis.markdown(redis_rows)
+          + control_ssh_markdown(cssh, cssh_rows))
     (RESULTS / "latest.md").write_text(md)
     slim = [dict((k, v) for k, v in d.items() if k != "first_run") for d in details]
     (RESULTS / "latest-details.json").write_text(json.dumps(

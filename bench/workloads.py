@@ -79,6 +79,8 @@ def sampled_level(rate):
 WORKLOADS.update(("level-%d" % k, {
     "procs": ["--mode behind --cold-mb %d --hot-mb %d --write --rate %d" % (LEVEL_COLD_MB, LEVEL_HOT_MB, level_rate(k))],
     "moves": False, "level": k}) for k in LEVELS)
+LEVEL_WORKLOADS = tuple("level-%d" % k for k in LEVELS)
+LEVEL_CONFIGS = ("ours", "rfc-stepdown")
 FLAGS = {"khugepaged-only": "--late-madvise hugepage", "oracle": "--oracle /run/bench/oracle-%d.txt"}
 # Are the workloads alive, and the CPU ticks (utime+stime) of every kdamond/khugepaged thread now: a kdamond
 # thread exits with its kdamond, so _finish keeps the last reading of each.
@@ -360,9 +362,6 @@ def markdown(rows: list) -> str:
     return "\n".join(out) + "\n"
 
 
-LEVEL_CONFIGS = ("ours", "rfc-stepdown")
-
-
 def levels_markdown(rows: list) -> str:
     """Calls to 90 % of the hot chunks huge against the hotness level, ours beside the RFC's step-down."""
     by = dict(((r["kernel"], r["workload"], r["config"]), r) for r in rows if r["workload"] in LEVEL_WORKLOADS)
@@ -386,6 +385,3 @@ def levels_markdown(rows: list) -> str:
             cells += [fmt(m, "hot_coverage_end"), fmt(m, "t90_s", nd=0), fmt(m, "calls_to_90", nd=0)]
         out.append("| %s | %d | %s | %s |" % (kernel, WORKLOADS[workload]["level"], achieved, " | ".join(cells)))
     return "\n".join(out) + "\n"
-
-
-LEVEL_WORKLOADS = tuple(w for w, spec in WORKLOADS.items() if "level" in spec)
