@@ -378,6 +378,8 @@ def _decide_one(app, state, result, policy, auto, ratio, at_s, deadline):
             reason += unresolved + ": the kernel is still tuning the intervals (now %s/%s): wait" % (
                 human_us(now[0]), human_us(now[1]))
             status = "pending"
+    if state.unconfirmed:  # user-space path: "nothing left to collapse" is not all of it
+        reason += "; %d MiB hot wait for another agreeing snapshot" % (state.unconfirmed // MIB)
     if status == "converged":
         state.message = "%s: threshold %s (%d of %d samples per %s): %d MiB hot in 2 MiB chunks, %d MiB of them huge" % (
             name, _share(next_bp), from_bp(next_bp, obs.max_nr_accesses), obs.max_nr_accesses,

@@ -331,6 +331,8 @@ def test_the_loop_waits_a_few_steps_for_hot_chunks_to_be_confirmed():
     host = ConfirmingHost([0, 20, 0, 0, 12])
     out = run_loop(host, APPS, "adaptive", {}, 30, 600)
     assert out["converged"] and host.huge == 32, out["trace"]
+    waited = out["trace"][1]["apps"]["db"]["reason"]  # the step that confirmed nothing yet
+    assert waited.endswith("; 32 MiB hot wait for another agreeing snapshot"), waited
 
 
 def test_chunks_that_are_never_confirmed_end_the_loop_after_a_bounded_number_of_steps():
