@@ -643,7 +643,8 @@ class Step(object):
                                      for s, e, level, both in with_confirmed(joined, pair or [])
                                      if level or not threshold]
             if hot:
-                sure = hottest_first(runs if basis is None else confirmed(basis, runs), threshold)  # None: check mode
+                agreed = pair if basis is first else confirmed(basis, runs)  # off the noise floor: the pair above
+                sure = hottest_first(runs if basis is None else agreed, threshold)  # None: check mode
                 entry["collapsed"] = self._collapse(entry, sure, app) if sure else {"bytes": 0, "chunks": 0}
                 if entry["collapsed"] is not None:
                     waiting = _minus(hot, _merge(sorted(sure)))  # already huge ones are not waiting (idle re-runs)
