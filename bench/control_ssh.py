@@ -19,6 +19,9 @@ max_iterations) runs once with fixed forks. Settings (ansible's ssh connection p
   pipelining          pipelining, no ControlMaster: one new connection per module call
   pipelining+persist  both (the documented default, docs/ssh.md)
   local               ansible_connection local (no SSH at all): the reference
+  pipelining+persist+pollNms
+                      both, and ansible-playbook's main process polls its workers every N ms
+                      (`internal_poll_interval`, ansible.cfg [defaults]; ansible's default is 1 ms)
 
 Counting:
   controller CPU  = CPU of the ansible-playbook process tree (wait4 rusage, includes every ssh client;
@@ -56,6 +59,11 @@ SETTINGS = {
     "pipelining+persist": dict(pipelining=True, persist=True),
     "local": dict(pipelining=False, persist=False, local=True),
 }
+# ansible's default internal_poll_interval (s): how often ansible-playbook's main process polls its workers
+ANSIBLE_POLL_S = 0.001
+# the documented setting with a slower poll (ini only: no environment variable sets it), at three rates
+SETTINGS.update({"pipelining+persist+poll%dms" % ms: dict(pipelining=True, persist=True, poll_s=ms / 1000.0)
+                 for ms in (10, 50, 100)})
 DOCUMENTED = "pipelining+persist"
 SSH_ARGS = {True: "-o ControlMaster=auto -o ControlPersist=60s", False: "-o ControlMaster=no"}
 GUARD = BENCH.parent / "tests" / "guard"
@@ -274,7 +282,7 @@ def inventory(work, emu, sshd, setting, wrapper):
 
 class MainCpu(threading.Thread):
     """Samples the ansible-playbook main process's own CPU (not its workers') every 0.2 s while it runs:
-    the strategy loop, which polls its workers every internal_poll_interval (0.001 s) while they wait."""
+    the strategy loop, which polls its workers every internal_poll_interval (default 0.001 s) while they wait."""
 
     def __init__(self, marker):
         super().__init__(daemon=True)
@@ -308,6 +316,11 @@ def measure(work, emu, sshd, app_pid, setting, forks, interval_s, iterations):
     env = {"ANSIBLE_PIPELINING": str(s["pipelining"]), "ANSIBLE_SSH_ARGS": SSH_ARGS[s["persist"]],
            "ANSIBLE_SSH_CONTROL_PATH_DIR": str(cpdir), "ANSIBLE_HOST_KEY_CHECKING": "True",
            "ANSIBLE_TIMEOUT": "30"}
+    poll_s = s.get("poll_s", ANSIBLE_POLL_S)
+    if poll_s != ANSIBLE_POLL_S:
+        cfg = work / ("ansible-%s.cfg" % setting)
+        cfg.write_text("[defaults]\ninternal_poll_interval = %g\n" % poll_s)
+        env["ANSIBLE_CONFIG"] = str(cfg)
     inv = inventory(work, emu, sshd, setting, wrapper)
     extra = dict(bench_apps=[{"name": "app", "pid": app_pid}], bench_policy="adaptive", bench_interval_s=interval_s,
                  bench_max_iterations=iterations, bench_timeout_s=600)
@@ -335,7 +348,7 @@ def measure(work, emu, sshd, app_pid, setting, forks, interval_s, iterations):
     def per(x):
         return x / its if its else None
 
-    row = dict(hosts=hosts, setting=setting, settings=dict(s, forks=forks, ssh_args=None if local else env["ANSIBLE_SSH_ARGS"]),
+    row = dict(hosts=hosts, setting=setting, settings=dict(s, forks=forks, poll_s=poll_s, ssh_args=None if local else env["ANSIBLE_SSH_ARGS"]),
                forks=forks, max_iterations=iterations, interval_s=interval_s, rc=res["rc"], wall_s=res["wall_s"],
                hosts_ok=sum(1 for r in tunes if r["status"] == "ok"), iterations=its, module_calls=len(lines),
                ansible_tree_cpu_s=res["cpu_s"], ansible_main_cpu_s=main_cpu.cpu_s, masters=masters, masters_cpu_s=masters_cpu,
