@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """bench/control_ssh.py end to end, small: 2 emulated hosts (one emulator process) over a private
-sshd on 127.0.0.1, 1 iteration, the documented setting (pipelining + ControlPersist)."""
+sshd on 127.0.0.1, 1 iteration, the documented setting (pipelining, ControlPersist, strategy linux_mm.damon.linear_blocking)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def test_fleet_of_two_over_real_ssh(tmp_path):
     # os.environ is inherited: the host sysfs guard (tests/conftest.py) is on PYTHONPATH for the harness and
     # ansible-playbook; the module processes sshd starts get it from the harness's wrapper interpreter.
     done = subprocess.run([sys.executable, "-m", "bench.control_ssh", "--hosts", "2", "--iterations", "1",
-                           "--settings", "pipelining+persist", "--work", str(tmp_path), "--no-save"],
+                           "--settings", "pipelining+persist+blocking", "--work", str(tmp_path), "--no-save"],
                           cwd=str(REPO), env=dict(os.environ), capture_output=True, text=True, timeout=50,
                           check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -40,8 +40,9 @@ def test_fleet_of_two_over_real_ssh(tmp_path):
     assert row["connections"] == 2  # one SSH connection per host: its ControlPersist master
     assert row["masters"] >= 2 and row["controller_cpu_s"] > 0 and row["wall_s_per_iteration"] > 0
     assert row["settings"]["pipelining"] and row["settings"]["persist"]
+    assert row["settings"]["strategy"] == "linux_mm.damon.linear_blocking"
     # each host had its own ownership file and learned state
-    owned = sorted(p.parent.name for p in tmp_path.glob("own/pipelining+persist/*/ownership.json"))
+    owned = sorted(p.parent.name for p in tmp_path.glob("own/pipelining+persist+blocking/*/ownership.json"))
     assert owned == ["h000", "h001"]
     log = (tmp_path / "ssh" / "sshd.log").read_text()
     assert log.count("Accepted publickey") == 2 and "from 127.0.0.1" in log
