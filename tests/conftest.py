@@ -203,6 +203,8 @@ def ansible_env(**extra) -> dict:
         ANSIBLE_CALLBACK_PLUGINS=str(ANSIBLE_PLUGINS / "callback"),
         ANSIBLE_CALLBACKS_ENABLED="pytest_json",
         ANSIBLE_LIBRARY=str(ANSIBLE_PLUGINS / "modules"),
+        # the strategy docs/ssh.md documents for fleets, so every playbook test runs under it
+        ANSIBLE_STRATEGY="linux_mm.damon.linear_blocking",
     )
     env.update({k: str(v) for k, v in extra.items()})
     return env
