@@ -430,10 +430,11 @@ def control_ssh_markdown(entries, rows):
     if split:
         L += ["", "Controller CPU per host-iteration of %s split (ms): *main process* = ansible-playbook's own "
               "process (with more hosts than forks, ansible.builtin.linear polls every worker every 0.1 ms until one "
-              "is free, so it grows with wall time; `%s` blocks instead); the rest, by differences between settings of the same fleet size, each without its main "
-              "process: *execution without SSH* = `local`; *SSH session* = %s − local; *connection* = pipelining − "
-              "%s; *module transfer* = persist − %s; *plain − sum* = what `plain` costs beyond those (4 connections "
-              "per call)." % (CSSH_SPLIT_BASE, CSSH_DOCUMENTED, CSSH_SPLIT_BASE, CSSH_SPLIT_BASE, CSSH_SPLIT_BASE), "",
+              "is free, so it grows with wall time; `%s` blocks instead); the rest, by differences between settings "
+              "of the same fleet size, each without its main process: *execution without SSH* = `local`; "
+              "*SSH session* = %s − local; *connection* = pipelining − %s; *module transfer* = persist − %s; "
+              "*plain − sum* = what `plain` costs beyond those (4 connections per call)." % (
+                  CSSH_SPLIT_BASE, CSSH_DOCUMENTED, CSSH_SPLIT_BASE, CSSH_SPLIT_BASE, CSSH_SPLIT_BASE), "",
               "| hosts | main process | execution without SSH | SSH session | connection | module transfer | "
               "plain − sum |", "|---|---|---|---|---|---|---|"]
         for e in split:
