@@ -8,7 +8,8 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: linear_blocking
-author: linux_mm.damon contributors
+author:
+  - linux_mm.damon contributors (@linux-mm-damon)
 version_added: 0.1.0
 short_description: The linear strategy, waiting for a free worker without polling
 description:
