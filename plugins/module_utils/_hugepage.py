@@ -691,17 +691,24 @@ class Step(object):
                 app, self.path, attrs, self.quota_bytes, self.huge, raised, self.between_runs))
 
     def _collapse(self, entry, hot, app):
-        budget = app.get("budget_bytes") or 0
-        quota = self.quota_bytes if not budget else min(self.quota_bytes or budget, budget)
+        """Collapse the chunk runs ``hot`` (hottest first) within the step's quota and what is left of the
+        application's budget: a cap on its huge-page bytes, whoever made them."""
+        quota, budget, spent = self.quota_bytes, app.get("budget_bytes") or 0, {}
         try:
+            if budget:
+                left = max(0, budget - _procfs.anon_huge_bytes(entry["pid"]))
+                spent = {"budget_left_bytes": left}
+                if left < self.huge:
+                    return dict(spent, bytes=0, chunks=0)
+                quota = min(quota or left, left)
             done = _collapse.collapse(entry["pid"], [{"start": s, "end": e} for s, e in hot],
                                       quota_bytes=quota, check_mode=self.check_mode, huge=self.huge)
-        except _collapse.CollapseError as e:
-            if e.process_gone or not pid_alive(entry["pid"]):
+        except (_collapse.CollapseError, _procfs.ProcError) as e:
+            if getattr(e, "process_gone", False) or not pid_alive(entry["pid"]):
                 entry["exited"] = True
                 return None
             raise
-        return {"bytes": done["bytes_collapsed"], "chunks": done["chunks"]["collapsed"]}
+        return dict(spent, bytes=done["bytes_collapsed"], chunks=done["chunks"]["collapsed"])
 
     def _not_huge(self, pid, ranges):
         """Bytes of ``ranges`` not in huge pages (all of them when that cannot be read)."""

@@ -92,7 +92,12 @@ options:
             O(auto_intervals.max_sample_us).
         type: int
       budget_bytes:
-        description: Most huge-page bytes the user-space path collapses for this application per step (V(0) unlimited).
+        description:
+          - Most huge-page bytes the application may hold (V(0) unlimited); its AnonHugePages count, whoever made
+            them.
+          - The V(user_collapse) path collapses at most what is left of it, hottest chunks first, whatever the
+            threshold; the kernel paths (V(damos_collapse), V(khugepaged)) cannot cap bytes, there
+            M(linux_mm.damon.hugepage_tune) raises the threshold until the bytes it selects fit.
         type: int
         default: 0
       previous_chunk_access:
@@ -225,7 +230,8 @@ apps:
       the application is tuned as usual.
     - C(collapsed) (V(user_collapse) path, O(state=present)) is what the step collapsed, C(bytes) and
       C(chunks), and C(unconfirmed_bytes), the hot bytes not in huge pages left for a later step because they
-      were below the threshold in an earlier snapshot (see O(apps[].previous_chunk_access)); V(null) when
+      were below the threshold in an earlier snapshot (see O(apps[].previous_chunk_access)), and with
+      O(apps[].budget_bytes) C(budget_left_bytes), what was left of the budget before the step; V(null) when
       nothing was hot.
     - C(chunk_histogram) is the bytes of the 2 MiB-aligned chunks per access level (C(nr_accesses)), and
       C(chunk_huge_histogram) the huge-page bytes among them per level; a huge chunk reads through one PMD

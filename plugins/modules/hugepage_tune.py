@@ -71,7 +71,11 @@ options:
         type: int
         required: true
       budget_bytes:
-        description: Huge-page byte budget of the application (V(0) unlimited).
+        description:
+          - Most huge-page bytes the application may hold (V(0) unlimited), its AnonHugePages counted.
+          - On the V(user_collapse) path M(linux_mm.damon.hugepage_step) collapses at most what is left of it,
+            hottest chunks first, and the threshold stays where hot and cold memory separate; on the kernel paths
+            the threshold rises until the bytes it selects fit.
         type: int
         default: 0
       application:
@@ -93,7 +97,13 @@ options:
     type: float
     default: 600.0
   host_budget_bytes:
-    description: Huge-page byte budget of the whole host, split among the applications (V(0) unlimited).
+    description:
+      - Huge-page byte budget of the whole host (V(0) unlimited), split among the applications (none gets more
+        than its own O(apps[].budget_bytes)).
+      - Equal shares until every application was observed; from then on after each iteration, the most accessed
+        memory of all applications first (accesses per second estimated from each kdamond's own sampling
+        interval, so kdamonds at different intervals compare), huge pages already held counted first, the rest
+        in equal shares. The trace shows each application's C(budget_bytes).
     type: int
     default: 0
   prune:

@@ -31,6 +31,7 @@ monitoring intervals or reports that there is nothing hot to collapse.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from fractions import Fraction
 
@@ -64,6 +65,9 @@ class Observation:
     huge_bytes: int = 0
     huge_bytes_cold: int = 0
     budget_bytes: int = 0
+    # the step caps the huge-page bytes it collapses by budget_bytes, hottest first (user_collapse); the kernel
+    # paths cannot, so there the threshold rises until the bytes it selects fit
+    budget_capped: bool = False
     hot_bytes: int = 0  # bytes of the 2 MiB chunks at or above the threshold
     huge_bytes_hot: int = 0  # huge-page bytes inside them
 
@@ -219,7 +223,8 @@ def _adaptive(obs, history):
     unchanged or lowered threshold while this interval collapsed something and
     the distribution still agrees with the current threshold (a changed
     distribution, e.g. a moved hot set, is left to it: raising would not split
-    old huge pages); then up until the selected bytes fit ``budget_bytes``.
+    old huge pages); then, unless the step caps the bytes it collapses itself
+    (``budget_capped``), up until the selected bytes fit ``budget_bytes``.
     Converged when the threshold stays and nothing was collapsed this interval,
     or the huge-page bytes outside cold memory cover every selected byte, or it
     stayed for two decisions in a row; converged with ``nothing_hot`` when no
@@ -230,8 +235,10 @@ def _adaptive(obs, history):
         return Decision(cur, False, "no access histogram: keep %d" % cur)
     prev = history[-1] if history else None
     cold_grew = prev is not None and obs.huge_bytes_cold > prev.huge_bytes_cold
-    if (obs.hot_bytes and obs.huge_bytes_hot >= SETTLED_COVERAGE * obs.hot_bytes and not cold_grew
-            and not (obs.budget_bytes and obs.huge_bytes_hot > obs.budget_bytes)):
+    capped = obs.budget_capped and obs.budget_bytes > 0
+    wanted = min(obs.hot_bytes, obs.budget_bytes) if capped else obs.hot_bytes  # a capped budget may end short
+    if (wanted and obs.huge_bytes_hot >= SETTLED_COVERAGE * wanted and not cold_grew
+            and (capped or not (obs.budget_bytes and obs.huge_bytes_hot > obs.budget_bytes))):
         return Decision(cur, True, "settled: %d of %d hot bytes at %d are huge pages, cold ones are not growing"
                         % (obs.huge_bytes_hot, obs.hot_bytes, cur))
     t, why, nothing = choose_threshold(lv, cur)
@@ -251,7 +258,7 @@ def _adaptive(obs, history):
     grew = obs.huge_bytes_cold - prev.huge_bytes_cold if prev else 0
     if grew > 0 and obs.sz_applied_delta > 0 and cur <= prev.threshold and t == cur <= top:
         t, why = cur + 1, "cold huge-page bytes grew by %d at %d: raise one step" % (grew, cur)
-    if obs.budget_bytes > 0 and t <= top and sum(lv[t:]) > obs.budget_bytes:
+    if obs.budget_bytes > 0 and not obs.budget_capped and t <= top and sum(lv[t:]) > obs.budget_bytes:
         start = t
         while t <= top and sum(lv[t:]) > obs.budget_bytes:
             t += 1
@@ -276,17 +283,43 @@ def decide(policy, obs, history=()):
     return _adaptive(obs, list(history))
 
 
-def split_host_budget(host_budget_bytes, app_budgets, hot_bytes=None):
+def access_rate(level, max_nr_accesses, sample_us):
+    """Estimated accesses per second of memory seen accessed in ``level`` of ``max_nr_accesses`` samples
+    taken every ``sample_us``: with accesses as a Poisson process of rate r, a sample sees one with
+    probability 1 - exp(-r * sample_s), so r = -ln(1 - share) / sample_s. Unlike a share of samples, it
+    compares kdamonds whose intervals differ (each kdamond's are tuned to its own application). A chunk
+    seen in every sample is taken as seen in all but half of one (a finite rate)."""
+    top = _top(max_nr_accesses)
+    share = min(max(0, level), top - 0.5) / float(top)
+    return -math.log(1.0 - share) * 1e6 / max(1, sample_us)
+
+
+def _fill_equally(result, room, left):
+    """Add ``left`` bytes to ``result`` in equal shares, none beyond its ``room`` (water-filling)."""
+    apps = [a for a in sorted(result, key=str) if room[a] > 0]
+    while apps and left >= len(apps):
+        share = left // len(apps)
+        capped = [a for a in apps if room[a] <= share]
+        for a in capped or apps:
+            give = room[a] if capped else share
+            result[a], room[a], left = result[a] + give, room[a] - give, left - give
+        apps = [a for a in apps if room[a] > 0]
+        if not capped:
+            break
+    return left
+
+
+def split_host_budget(host_budget_bytes, app_budgets, demand=None):
     """Per-application budgets under a per-host cap (0 = unlimited everywhere).
 
     Rule: with a host cap, every application gets 1 byte (a budget no huge page
-    fits in, since 0 would mean unlimited) plus a share of the rest,
-    proportional to its hot bytes (``hot_bytes[app]``) when known for every
-    application and not all zero, else equal. An application whose own budget
-    (> 0) is at most its share gets exactly its own budget and the remainder is
-    shared again among the others (water-filling). The sum never exceeds the
-    host cap; no result exceeds the application's own non-zero budget. A cap
-    smaller than the number of applications cannot be split: ValueError.
+    fits in, since 0 would mean unlimited); then, when ``demand`` gives every
+    application's ``[(accesses per second, bytes), ...]`` (:func:`access_rate`
+    of its hot chunks, and its huge pages at an infinite rate: they hold budget
+    whatever their rate), the hottest bytes of all applications first; what is
+    left goes in equal shares (water-filling). No result exceeds the
+    application's own non-zero budget and the sum never exceeds the host cap.
+    A cap smaller than the number of applications cannot be split: ValueError.
     """
     host = int(host_budget_bytes)
     # Each message names the option that is wrong: the user fixes that one.
@@ -298,23 +331,19 @@ def split_host_budget(host_budget_bytes, app_budgets, hot_bytes=None):
                              % (app, int(app_budgets[app])))
     if host == 0 or not app_budgets:
         return {a: int(b) for a, b in app_budgets.items()}
-    apps = sorted(app_budgets, key=str)
-    if host < len(apps):
+    if host < len(app_budgets):
         raise ValueError("host_budget_bytes: %d bytes cannot be split among %d applications (each needs at least "
-                         "1 byte)" % (host, len(apps)))
-    known = hot_bytes is not None and all(a in hot_bytes for a in apps)
-    weights = {a: max(0, int(hot_bytes[a])) if known else 1 for a in apps}
-    result, left = {}, host
-    while apps:
-        w = weights if any(weights[a] for a in apps) else dict.fromkeys(apps, 1)
-        wsum, spare = sum(w[a] for a in apps), left - len(apps)
-        share = {a: 1 + spare * w[a] // wsum for a in apps}
-        capped = [a for a in apps if 0 < int(app_budgets[a]) <= share[a]]
-        if not capped:
-            result.update(share)
-            break
-        for a in capped:
-            result[a] = int(app_budgets[a])
-            left -= result[a]
-        apps = [a for a in apps if a not in capped]
-    return {a: result[a] for a in app_budgets}
+                         "1 byte)" % (host, len(app_budgets)))
+    result = dict.fromkeys(app_budgets, 1)
+    room = {a: int(b) - 1 if int(b) else host for a, b in app_budgets.items()}
+    left = host - len(app_budgets)
+    if demand is not None and all(a in demand for a in app_budgets):
+        wants = sorted(((-rate, str(a), a, int(size)) for a in app_budgets for rate, size in demand[a] if size > 0),
+                       key=lambda w: w[:2])
+        held = dict.fromkeys(app_budgets, 1)  # the byte every application has covers a byte of its demand
+        for unused, unused_name, a, size in wants:
+            give = min(size - min(size, held[a]), room[a], left)
+            held[a] -= min(size, held[a])
+            result[a], room[a], left = result[a] + give, room[a] - give, left - give
+    _fill_equally(result, room, left)
+    return result

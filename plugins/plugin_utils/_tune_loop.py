@@ -27,7 +27,7 @@ from ansible_collections.linux_mm.damon.plugins.module_utils._options import (
     AGGR_US, MAX_SAMPLE_US, SAMPLE_US, from_bp, max_nr_accesses, to_bp,
 )
 from ansible_collections.linux_mm.damon.plugins.plugin_utils._policy import (
-    Observation, decide, initial_threshold, levels, noise_floor, split_host_budget,
+    Observation, access_rate, decide, initial_threshold, levels, noise_floor, split_host_budget,
 )
 
 WIDEN_FACTOR = 4
@@ -108,7 +108,7 @@ def _observe(app, state, path):
         nr_applied_delta=nr - base_nr, sz_applied_delta=sz - base_sz,
         huge_bytes=app.get("huge_bytes") or 0, huge_bytes_cold=app.get("huge_bytes_cold") or 0,
         hot_bytes=app.get("hot_bytes") or 0, huge_bytes_hot=app.get("huge_bytes_hot") or 0,
-        budget_bytes=state.budget)
+        budget_bytes=state.budget, budget_capped=path == "user_collapse")
 
 
 def _prior(learned, obs):
@@ -121,7 +121,8 @@ def _prior(learned, obs):
         threshold=from_bp(learned["threshold_bp"], obs.max_nr_accesses), max_nr_accesses=obs.max_nr_accesses,
         nr_applied=obs.nr_applied - obs.nr_applied_delta, sz_applied=obs.sz_applied - obs.sz_applied_delta,
         huge_bytes_cold=obs.huge_bytes_cold, hot_bytes=learned.get("hot_bytes") or 0,
-        huge_bytes_hot=learned.get("huge_bytes_hot") or 0, budget_bytes=obs.budget_bytes)
+        huge_bytes_hot=learned.get("huge_bytes_hot") or 0, budget_bytes=obs.budget_bytes,
+        budget_capped=obs.budget_capped)
 
 
 def human_us(us):
@@ -174,7 +175,8 @@ def run_loop(call_step, apps, policy, step_args, max_iterations, timeout_s, host
     auto["max_sample_us"] = max(sample_us, min(auto.get("max_sample_us", MAX_SAMPLE_US),
                                                int(timeout_s * 1e6 / DEADLINE_SHARE / ratio)))
     step_args = dict(step_args, auto_intervals=auto)
-    budgets = split_host_budget(host_budget_bytes, dict((a["name"], a.get("budget_bytes") or 0) for a in apps))
+    own_budgets = dict((a["name"], a.get("budget_bytes") or 0) for a in apps)
+    budgets = split_host_budget(host_budget_bytes, own_budgets)
     states = dict((a["name"], _AppState(budgets.get(a["name"], 0))) for a in apps)
     pids = dict((a["name"], a["pid"]) for a in apps)
     deadline = clock() + timeout_s
@@ -241,6 +243,8 @@ def run_loop(call_step, apps, policy, step_args, max_iterations, timeout_s, host
                 entry["apps"][app["name"]] = {"threshold": app.get("threshold"), "observed": False}
                 continue
             entry["apps"][app["name"]] = _decide_one(app, state, result, policy, auto, ratio, clock(), deadline)
+        if host_budget_bytes:
+            _rebudget(states, host_budget_bytes, own_budgets, entry)
         out["trace"].append(entry)
         if on_iteration is not None:
             on_iteration(entry)
@@ -284,6 +288,32 @@ def run_loop(call_step, apps, policy, step_args, max_iterations, timeout_s, host
                                  "mode": out.get("interval_mode")}) for n, s in states.items() if s.seen_intervals)
     out["msg"] = "; ".join(out["messages"])
     return out
+
+
+def _demand(state):
+    """What an application asks of the host budget (split_host_budget's ``demand``): its huge pages, then its
+    chunks at or above the threshold it goes on with that are not huge yet, at their estimated access rate;
+    None before it was observed."""
+    if not state.history or state.decision is None or not state.seen_intervals:
+        return None
+    obs, top = state.history[-1], max(1, state.history[-1].max_nr_accesses)
+    lv, huge = levels(obs.chunks or obs.histogram, top), levels(obs.chunks_huge, top)
+    return [(float("inf"), obs.huge_bytes)] + [
+        (access_rate(level, top, state.seen_intervals[0]), lv[level] - min(lv[level], huge[level]))
+        for level in range(max(0, state.decision.threshold), top + 1)]
+
+
+def _rebudget(states, host_budget_bytes, own_budgets, entry):
+    """Split the host budget again over the applications still tuned, hottest memory first, once every one of
+    them was observed (until then the equal split of the start stands); the trace shows each new budget."""
+    demand = dict((n, _demand(s)) for n, s in states.items())
+    if not demand or None in demand.values():
+        return
+    budgets = split_host_budget(host_budget_bytes, dict((n, own_budgets[n]) for n in states), demand)
+    for name, budget in budgets.items():
+        states[name].budget = budget
+        if name in entry["apps"]:
+            entry["apps"][name]["budget_bytes"] = budget
 
 
 def _unresolved(obs, decision):

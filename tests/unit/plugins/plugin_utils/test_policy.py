@@ -26,6 +26,7 @@ from ansible_collections.linux_mm.damon.plugins.module_utils import _options
 from ansible_collections.linux_mm.damon.plugins.plugin_utils._policy import (
     Decision,
     Observation,
+    access_rate,
     decide,
     initial_threshold,
     split_host_budget,
@@ -39,8 +40,9 @@ MAX = 20  # 5 ms sampling, 100 ms aggregation
 class Plant:
     """Regions with true access rates; collapse at nr_accesses >= threshold."""
 
-    def __init__(self, rates, jitter=True, quota=0, budget=0, max_nr=MAX):
+    def __init__(self, rates, jitter=True, quota=0, budget=0, max_nr=MAX, capped=False):
         self.rates, self.jitter, self.quota, self.budget, self.max_nr = list(rates), jitter, quota, budget, max_nr
+        self.capped = capped  # like user_collapse: the budget caps the bytes collapsed, hottest first
         self.huge = set()
         self.step_no = self.nr_applied = self.sz_applied = 0
 
@@ -55,15 +57,21 @@ class Plant:
         self.step_no += 1
         seen = [self.nr_accesses(i) for i in range(len(self.rates))]
         nr = sz = 0
-        for i, acc in enumerate(seen):
+        left = self.budget - len(self.huge) * REGION if self.capped and self.budget else None
+        for i in sorted(range(len(seen)), key=lambda i: (-seen[i], i)):
+            acc = seen[i]
             if acc >= threshold and i not in self.huge and not (self.quota and sz + REGION > self.quota):
+                if left is not None and sz + REGION > left:
+                    break
                 self.huge.add(i)
                 nr, sz = nr + 1, sz + REGION
         self.nr_applied, self.sz_applied = self.nr_applied + nr, self.sz_applied + sz
         return Observation(
             threshold=threshold, max_nr_accesses=self.max_nr, histogram=[(a, REGION) for a in seen],
             nr_applied=self.nr_applied, sz_applied=self.sz_applied, nr_applied_delta=nr, sz_applied_delta=sz,
-            huge_bytes=len(self.huge) * REGION, budget_bytes=self.budget,
+            huge_bytes=len(self.huge) * REGION, budget_bytes=self.budget, budget_capped=self.capped,
+            hot_bytes=sum(REGION for a in seen if a >= threshold),
+            huge_bytes_hot=sum(REGION for i in self.huge if seen[i] >= threshold),
             huge_bytes_cold=sum(REGION for i in self.huge if seen[i] < threshold))
 
     def covered(self, indices):
@@ -241,6 +249,18 @@ def test_budget_limits_collapsed_bytes():
     assert plant.covered(range(24, 88)) == 0
 
 
+def test_a_capped_budget_keeps_the_hot_threshold_and_goes_to_the_hottest_first():
+    """user_collapse caps the bytes itself: the threshold stays where hot and cold separate (raising it to fit
+    the budget moved the chunks a step must confirm, and on a saturated 7.3 guest nothing was ever confirmed)."""
+    rates = [16] * 8 + [12] * 8 + [8] * 8 + [0] * 64
+    budget = 20 * MIB
+    plant = Plant(rates, budget=budget, jitter=False, capped=True)
+    result = run("adaptive", plant)
+    assert len(plant.huge) * REGION == budget and plant.covered(range(8)) == 8 and plant.covered(range(8, 16)) == 2
+    assert plant.covered(range(16, 88)) == 0
+    assert result.threshold <= 8 and not any("budget" in d.reason for d in result.decisions)
+
+
 def test_unknown_policy_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown policy 'fast'"):
         decide("fast", Observation())
@@ -273,18 +293,23 @@ def test_adaptive_threshold_in_range_and_deterministic(hist, top, cur, budget, d
     else:
         assert d == Decision(cur, False, d.reason)
     assert decide("adaptive", obs, [prev]) == d
+    # where the step caps the bytes by the budget itself, the budget moves no threshold
+    capped = dataclasses.replace(obs, budget_capped=True)
+    assert decide("adaptive", capped, [prev]).threshold == decide("adaptive", dataclasses.replace(
+        obs, budget_bytes=0), [prev]).threshold
     assert 1 <= initial_threshold("adaptive", top) == top + 1
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.integers(0, 1 << 40), st.dictionaries(st.text(max_size=3), st.integers(0, 1 << 36), max_size=8),
-       st.one_of(st.none(), st.dictionaries(st.text(max_size=3), st.integers(0, 1 << 36))))
-def test_split_host_budget_never_exceeds_host(host, apps, hot):
+       st.one_of(st.none(), st.dictionaries(st.text(max_size=3), st.lists(st.tuples(
+           st.floats(0, float("inf")), st.integers(0, 1 << 36)), max_size=4))))
+def test_split_host_budget_never_exceeds_host(host, apps, demand):
     if 0 < host < len(apps):
         with pytest.raises(ValueError, match="cannot be split"):
-            split_host_budget(host, apps, hot)
+            split_host_budget(host, apps, demand)
         return
-    out = split_host_budget(host, apps, hot)
+    out = split_host_budget(host, apps, demand)
     assert set(out) == set(apps)
     if host == 0:
         assert out == apps
@@ -293,11 +318,24 @@ def test_split_host_budget_never_exceeds_host(host, apps, hot):
     assert all(out[a] <= b for a, b in apps.items() if b > 0)
 
 
+def test_access_rate_compares_kdamonds_with_different_intervals():
+    assert access_rate(10, 20, 100000) == pytest.approx(6.93, abs=0.01)  # half the 100 ms samples: ln 2 / 0.1 s
+    assert access_rate(10, 20, 400000) == pytest.approx(access_rate(10, 20, 100000) / 4)
+    assert access_rate(20, 20, 100000) < float("inf") and access_rate(0, 20, 100000) == 0
+    assert access_rate(5, 20, 100000) < access_rate(6, 20, 100000)
+
+
 def test_split_host_budget_rule():
     assert split_host_budget(0, {"a": 5, "b": 0}) == {"a": 5, "b": 0}
     assert split_host_budget(100, {"a": 0, "b": 0}) == {"a": 50, "b": 50}
-    assert split_host_budget(101, {"a": 0, "b": 0}, {"a": 3, "b": 1}) == {"a": 75, "b": 25}
     assert split_host_budget(100, {"a": 10, "b": 0, "c": 0}) == {"a": 10, "b": 45, "c": 45}  # water-filling
+    # the hottest bytes of all applications first (huge pages held at an infinite rate), the rest equally
+    demand = {"a": [(5.0, 30)], "b": [(50.0, 60), (1.0, 100)]}
+    assert split_host_budget(100, {"a": 0, "b": 0}, demand) == {"a": 30, "b": 70}
+    assert split_host_budget(100, {"a": 0, "b": 0}, {"a": [(float("inf"), 90)], "b": [(50.0, 60)]}) == {"a": 90, "b": 10}
+    assert split_host_budget(100, {"a": 0, "b": 0}, {"a": [(5.0, 10)], "b": [(50.0, 20)]}) == {"a": 45, "b": 55}
+    assert split_host_budget(100, {"a": 0, "b": 20}, demand) == {"a": 80, "b": 20}  # b at its own budget
+    assert split_host_budget(100, {"a": 0, "b": 0}, {"a": [(5.0, 10)]}) == {"a": 50, "b": 50}  # b unobserved: equal
     with pytest.raises(ValueError, match=">= 0"):
         split_host_budget(-1, {"a": 1})
 

@@ -365,3 +365,48 @@ def test_each_step_is_given_the_previous_steps_chunk_access():
     run_loop(step, APPS, "adaptive", {}, 3, 600)
     assert given[0] is None and len(given) > 1, given
     assert given[1:] == [[{"start": 0, "end": 2 * MIB, "access_bp": 4000 + i}] for i in range(1, len(given))]
+
+
+class BudgetedHost(object):
+    """The user-space path on a host of several applications, each with 40 MiB touched in 16 of 20 samples
+    next to 200 MiB never touched, but sampled at its own interval (``sample_us``, as the kernel tunes each
+    kdamond), so the same share of samples means a different access rate. Collapses hot chunks up to what is
+    left of each application's budget_bytes, like hugepage_step."""
+
+    def __init__(self, sample_us):
+        self.sample_us, self.huge, self.budgets = dict(sample_us), dict.fromkeys(sample_us, 0), []
+
+    def __call__(self, args):
+        self.budgets.append(dict((a["name"], a["budget_bytes"]) for a in args["apps"]))
+        apps = []
+        for app in args["apps"]:
+            name = app["name"]
+            threshold = threshold_of(app, 20) if app["threshold_bp"] is not None else args["initial_threshold"]
+            collapsed = None
+            if threshold <= 16:
+                left = max(0, app["budget_bytes"] - self.huge[name]) if app["budget_bytes"] else 40 * MIB
+                done = min(40 * MIB - self.huge[name], left // (2 * MIB) * 2 * MIB)
+                self.huge[name] += done
+                collapsed = {"bytes": done, "chunks": done // (2 * MIB), "unconfirmed_bytes": 0}
+            sample = self.sample_us[name]
+            apps.append({
+                "name": name, "pid": app["pid"], "exited": False, "threshold": threshold, "max_nr_accesses": 20,
+                "chunk_histogram": [[0, 200 * MIB], [16, 40 * MIB]], "chunk_huge_histogram": [[16, self.huge[name]]],
+                "hot_bytes": 40 * MIB if threshold <= 16 else 0, "collapsed": collapsed,
+                "huge_bytes": self.huge[name], "huge_bytes_hot": self.huge[name] if threshold <= 16 else 0,
+                "huge_bytes_cold": 0, "intervals": {"sample_us": sample, "aggr_us": 20 * sample, "mode": "fixed"}})
+        return {"changed": True, "path": "user_collapse", "apps": apps}
+
+
+def test_a_host_budget_goes_to_the_most_accessed_memory_of_all_applications_first():
+    """Workload 3 (bench `several`, 7.3): an equal split gave the application at 12 500 accesses/s as much as
+    the one at 200 000. Memory seen in 16 of 20 samples every 100 ms is accessed 4x as often as memory seen
+    in 16 of 20 samples every 400 ms: it gets the host budget first."""
+    host = BudgetedHost({"fast": 100000, "slow": 400000})
+    apps = [{"name": "fast", "pid": 1}, {"name": "slow", "pid": 2}]
+    out = run_loop(host, apps, "adaptive", {}, 10, 600, host_budget_bytes=50 * MIB)
+    assert host.budgets[0] == {"fast": 25 * MIB, "slow": 25 * MIB}  # nothing observed yet: equal shares
+    assert host.budgets[1]["fast"] >= 40 * MIB and sum(host.budgets[1].values()) <= 50 * MIB, host.budgets
+    assert host.huge == {"fast": 40 * MIB, "slow": 10 * MIB}, (host.huge, out["trace"])
+    assert out["converged"], out["trace"]
+    assert out["trace"][0]["apps"]["fast"]["budget_bytes"] == host.budgets[1]["fast"]
