@@ -74,3 +74,46 @@ def test_a_cache_directory_others_can_write_is_not_used(tmp_path):
     os.chmod(str(directory), 0o777)
     assert _run(_zip(tmp_path / "a.zip", 5), tmp_path)["value"] == 5
     assert list(directory.iterdir()) == []
+
+
+def _site():
+    """tests/tooling/zip_code_cache/sitecustomize.py as a module (not as this process' sitecustomize)."""
+    import importlib.util  # pylint: disable=import-outside-toplevel
+
+    spec = importlib.util.spec_from_file_location("zip_code_cache_site", ZIP_CODE_CACHE_DIR / "sitecustomize.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_ansiballz_key_changes_with_every_module_source_and_path(tmp_path):
+    key = _site().ansiballz_key
+    collection = tmp_path / "c" / "ansible_collections" / "ns" / "coll" / "plugins"
+    (collection / "modules").mkdir(parents=True)
+    (collection / "module_utils" / "sub").mkdir(parents=True)
+    (collection / "modules" / "m.py").write_text("from ..module_utils.sub import u\n")
+    util = collection / "module_utils" / "sub" / "u.py"
+    util.write_text("X = 1\n")
+    (tmp_path / "lib").mkdir()
+    env = {"ANSIBLE_COLLECTIONS_PATH": str(tmp_path / "c"), "ANSIBLE_LIBRARY": str(tmp_path / "lib")}
+    first = key(env)
+    assert first and key(env) == first
+    util.write_text("X = 2\n")
+    assert key(env) != first
+    util.write_text("X = 1\n")
+    assert key(env) == first
+    (tmp_path / "lib" / "probe.py").write_text("")
+    assert key(env) != first
+    assert key(dict(env, ANSIBLE_LIBRARY="")) != key(env)
+    assert key({}) is None  # no collections path: each run keeps its own cache
+
+
+def test_playbook_runs_share_one_ansiballz_cache(run_playbook, tmp_path):
+    shared = tmp_path / "ansiballz"
+    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [{"ansible.builtin.ping": {}}]}]
+    assert run_playbook(play, env={"LINUX_MM_DAMON_ANSIBALLZ_CACHE": shared}).rc == 0
+    [payload] = shared.glob("*/ansiballz_cache/ansible.modules.ping-*[!k]")  # not the .lock
+    assert oct(shared.stat().st_mode & 0o777) == "0o700"
+    built = payload.stat().st_mtime_ns
+    assert run_playbook(play, env={"LINUX_MM_DAMON_ANSIBALLZ_CACHE": shared}).rc == 0
+    assert payload.stat().st_mtime_ns == built and list(shared.glob("*/ansiballz_cache/*ping*[!k]")) == [payload]

@@ -93,6 +93,90 @@ def install():
     zipimport._compile_source = cached_compile_source  # pylint: disable=protected-access
 
 
+ANSIBALLZ_ENV = "LINUX_MM_DAMON_ANSIBALLZ_CACHE"
+
+
+def ansiballz_key(environ=None):
+    """What the AnsiballZ payloads of this process depend on besides ansible-core itself: a hash of the
+    ansible-core and Python versions, the collections and module library paths and every file under
+    the ``plugins/modules`` and ``plugins/module_utils`` of each collection there and in the library
+    directories (None when there is no collections path: then the run keeps its own cache)."""
+    import hashlib  # pylint: disable=import-outside-toplevel
+
+    environ = os.environ if environ is None else environ
+    collections = [p for p in environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep) if p]
+    if not collections:
+        return None
+    libraries = [p for p in environ.get("ANSIBLE_LIBRARY", "").split(os.pathsep) if p]
+    from ansible.release import __version__  # pylint: disable=import-outside-toplevel
+
+    digest = hashlib.sha256(repr((__version__, sys.version, collections, libraries)).encode())
+    tops = list(libraries)
+    for root in collections:
+        base = os.path.join(root, "ansible_collections")
+        for namespace in sorted(os.listdir(base)) if os.path.isdir(base) else []:
+            for name in sorted(os.listdir(os.path.join(base, namespace))):
+                tops += [os.path.join(base, namespace, name, "plugins", sub) for sub in ("modules", "module_utils")]
+    for top in tops:
+        for directory, dirs, files in os.walk(top, followlinks=True):
+            dirs.sort()
+            for name in sorted(files):
+                path = os.path.join(directory, name)
+                with open(path, "rb") as f:
+                    digest.update(b"\0%s\0%s" % (path.encode(), hashlib.sha256(f.read()).digest()))
+    return digest.hexdigest()
+
+
+class _SharedLocalTmp(object):
+    """``ansible.constants`` as ``module_common`` sees it, but for the directory of its AnsiballZ cache."""
+
+    def __init__(self, constants, directory):
+        self._constants, self.DEFAULT_LOCAL_TMP = constants, directory  # pylint: disable=invalid-name
+
+    def __getattr__(self, name):
+        return getattr(self._constants, name)
+
+
+class _AnsiballzCacheFinder(object):
+    """Imports ``ansible.executor.module_common`` (controller processes only) with its AnsiballZ cache in
+    ``$LINUX_MM_DAMON_ANSIBALLZ_CACHE/KEY`` instead of each run's own temporary directory."""
+
+    NAME = "ansible.executor.module_common"
+
+    def find_spec(self, fullname, path=None, target=None):  # pylint: disable=unused-argument
+        if fullname != self.NAME:
+            return None
+        import importlib.machinery  # pylint: disable=import-outside-toplevel
+
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_with_shared_cache(module):
+            exec_module(module)
+            try:
+                key = ansiballz_key()
+                directory = key and _private_dir(os.environ[ANSIBALLZ_ENV])
+                directory = directory and _private_dir(os.path.join(directory, key))
+            except (OSError, ValueError, ImportError):
+                directory = None
+            if directory:
+                module.C = _SharedLocalTmp(module.C, directory)
+
+        spec.loader.exec_module = exec_with_shared_cache
+        return spec
+
+
+def install_ansiballz_cache():
+    """AnsiballZ payloads shared by the ansible-playbook runs of the tests: ansible-core builds each module's
+    zip (recursive_finder: every module_util parsed for its imports) once per run, in the run's own temporary
+    directory, keyed by the module's name only; here the directory is one per ``ansiballz_key()``, so a
+    payload is reused only while no module source, module_util, ansible-core or path it depends on changed."""
+    if os.environ.get(ANSIBALLZ_ENV) and not any(isinstance(f, _AnsiballzCacheFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _AnsiballzCacheFinder())
+
+
 def _chain_next_sitecustomize():
     """Run the sitecustomize this file shadows, if there is one further down sys.path (after this
     directory only: the host sysfs guard's, which ran this one, comes before it)."""
@@ -115,4 +199,5 @@ def _chain_next_sitecustomize():
 if __name__ == "sitecustomize":
     if os.environ.get(ENV, "1") != "0":
         install()
+        install_ansiballz_cache()
     _chain_next_sitecustomize()
