@@ -100,6 +100,50 @@ def guarded_prefixes(mount_points=None):
 _PREFIXES = guarded_prefixes()
 
 
+def _sysfs_devices():
+    """Device numbers (``st_dev``) of every sysfs mount in this mount namespace, from mountinfo."""
+    devices = set()
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as mountinfo:
+            for line in mountinfo:
+                fields = line.split()
+                if " - " in line and len(fields) >= 5 and line.split(" - ", 1)[1].split()[0] == "sysfs":
+                    major, minor = fields[2].split(":")
+                    devices.add(os.makedev(int(major), int(minor)))
+    except (OSError, ValueError):
+        return frozenset()
+    return frozenset(devices)
+
+
+_SYSFS_DEVICES = _sysfs_devices()
+
+
+def _off_sysfs(path):
+    """True if writing ``path`` cannot reach a sysfs file: it exists (symlinks followed) on another file
+    system, or it does not exist, is no (dangling) symlink, and its directory is on another file system.
+    One or two stat calls instead of resolving every component (the emulator's FUSE files are deep);
+    anything else (a sysfs device, an error, no sysfs mount found) gets the full check."""
+    if not _SYSFS_DEVICES:
+        return False
+    try:
+        return os.stat(path).st_dev not in _SYSFS_DEVICES
+    except FileNotFoundError:
+        pass
+    except (OSError, TypeError, ValueError):
+        return False
+    try:
+        os.lstat(path)
+        return False  # a dangling symlink: where it points is for the full check
+    except FileNotFoundError:
+        pass
+    except (OSError, TypeError, ValueError):
+        return False
+    try:
+        return os.stat(os.path.dirname(path) or os.curdir).st_dev not in _SYSFS_DEVICES
+    except (OSError, TypeError, ValueError):
+        return False
+
+
 def is_guarded(real_path, prefixes=None):
     """True if the resolved path is, or is under, a protected sysfs location."""
     for prefix in prefixes if prefixes is not None else _PREFIXES:
@@ -159,7 +203,7 @@ def audit_hook(event, args):
     _state.busy = True
     try:
         if event == "open":
-            if args and _is_write_open(args):
+            if args and _is_write_open(args) and not (isinstance(args[0], (str, bytes)) and _off_sysfs(args[0])):
                 _check(event, args[0])
             return
         path_indexes, fd_index = _PATH_EVENTS[event]

@@ -186,6 +186,22 @@ def test_guarded_prefixes_cover_every_sysfs_mount():
     assert not guard.is_guarded("/sys/kernel/mm/transparent_hugepage_x", prefixes)
 
 
+def test_only_a_path_off_sysfs_skips_the_full_check(tmp_path):
+    """The stat fast path of write opens: only what exists on (or would be created in a directory of) another
+    file system skips resolving; a sysfs file, a symlink to one and a dangling symlink get the full check."""
+    from tests.guard import sitecustomize as guard  # pylint: disable=import-outside-toplevel
+
+    assert guard._SYSFS_DEVICES  # pylint: disable=protected-access
+    off = guard._off_sysfs  # pylint: disable=protected-access
+    (tmp_path / "plain").write_text("")
+    assert off(str(tmp_path / "plain")) and off(str(tmp_path / "new")) and off(os.fsencode(tmp_path / "new"))
+    assert not off("/sys/kernel") and not off("/sys/kernel/no-such-file") and not off(str(tmp_path / "no/such/dir"))
+    os.symlink("/sys/kernel", str(tmp_path / "to-sys"))
+    os.symlink(NO_SUCH_THP_FILE, str(tmp_path / "dangling"))
+    assert not off(str(tmp_path / "to-sys")) and not off(str(tmp_path / "to-sys" / "mm"))
+    assert not off(str(tmp_path / "dangling"))
+
+
 def test_guard_active_in_ansible_module_processes(run_playbook):
     run = run_playbook("""
         - hosts: localhost
