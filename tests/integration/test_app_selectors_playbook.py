@@ -50,7 +50,7 @@ def test_a_restarted_application_keeps_its_slot_and_threshold(run_playbook, tmp_
                          hugepage_ownership_file=record, hugepage_learned_file=str(tmp_path / "learned.json"),
                          hugepage_interval_s=0.5, hugepage_applications=SELECTORS,
                          report_dir=str(tmp_path), report_interval_s=0.2, ansible_become=False,
-                         report_plots=False)  # plots: test_report_playbook.py (1.5 s of CPU a run)
+                         report_plots=False)  # plots: test_hugepage_playbooks.py (1.5 s of CPU a run)
             first = run_playbook(REPO / "playbooks" / "hugepage.yml", extra_vars=extra)
             assert first.rc == 0, first.explain()
             tuned = first[TUNE]

@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import re
 from pathlib import Path
 
@@ -21,30 +23,97 @@ REPO = Path(__file__).resolve().parents[2]
 MIB = 1 << 20
 
 
+TUNE_TASK = "linux_mm.damon.hugepage : Tune the hotness threshold of each application"
+PROGRESS = re.compile(r"^hugepage_tune \[localhost\] iteration (\d+)/\d+ \([\d.]+ s\): hotcold threshold [\d.]+ % "
+                      r"\(\d+ of \d+ samples\), hot \d+ MiB, huge (\d+|\?) MiB in hot / (\d+|\?) MiB in cold chunks: "
+                      r"\S.*$", re.M)
+
+
+def _schema(name):
+    return json.loads((REPO / "docs" / "schemas" / name).read_text())
+
+
+def _images(page):
+    return [base64.b64decode(b) for b in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)]
+
+
 def test_apply_report_rerun_and_stop(run_playbook, tmp_path):
-    with HotCold() as w, EmulatedSysfs(kernel="6.12", scenario={"speed": 20, "targets": [{"pid": w.pid, "regions": [
-            {"start": w.hot[0], "end": w.hot[1], "rate": 0.5},
-            {"start": w.cold[0], "end": w.cold[1], "rate": 0.0}]}]}) as emu:
+    """hugepage.yml tunes and reports; what a person reads of the run: hugepage_tune's progress line per
+    iteration at default verbosity, report.yml's history and HTML page (with plots, without matplotlib, in check
+    mode); a second hugepage.yml run changes nothing; stop.yml removes the kdamonds. (The progress, history and
+    HTML checks were test_report_playbook.py, which ran the same first hugepage.yml run again: 7 s of CPU.)
+
+    The workload is idle: the emulator's access model, not its accesses, decides what DAMON sees."""
+    with HotCold(idle=True) as w, EmulatedSysfs(kernel="6.12", scenario={"speed": 20, "targets": [
+            {"pid": w.pid, "regions": [{"start": w.hot[0], "end": w.hot[1], "rate": 0.5},
+                                       {"start": w.cold[0], "end": w.cold[1], "rate": 0.0}]}]}) as emu:
         extra = dict(hugepage_sysfs_root=emu.root, hugepage_kernel_release="6.12.117",
                      hugepage_ownership_file=str(tmp_path / "own.json"), hugepage_interval_s=0.5,
                      hugepage_learned_file=str(tmp_path / "learned.json"),
                      hugepage_apps=[{"name": "hotcold", "pid": w.pid}], report_dir=str(tmp_path), report_interval_s=0.2,
-                     report_plots=False,  # plots: test_report_playbook.py (1.5 s of CPU a run)
                      ansible_become=False)
         applied = run_playbook(REPO / "playbooks" / "hugepage.yml", extra_vars=extra)
         assert applied.rc == 0, applied.explain()
-        tuned = applied["linux_mm.damon.hugepage : Tune the hotness threshold of each application"]
+        tuned = applied[TUNE_TASK]
         assert tuned["converged"] and tuned["changed"] and tuned["stopped"] == "converged"
 
+        # one progress line per iteration, printed while the task runs (before its result), at default verbosity
+        lines = re.findall(r"^hugepage_tune \[localhost\] iteration (\d+)/.*$", applied.stdout, re.M)
+        assert [int(n) for n in lines] == list(range(1, tuned["iterations"] + 1)), applied.stdout
+        assert PROGRESS.search(applied.stdout), applied.stdout
+        task_output = applied.stdout.split("TASK [%s]" % TUNE_TASK, 1)[1]
+        assert task_output.index("iteration 1/") < task_output.index(": [localhost]")
+        assert [m.group(0) for m in PROGRESS.finditer(applied.stdout)][-1].endswith(": converged")
+
         report = json.loads((tmp_path / "hugepage-report.json").read_text())
-        schema = json.loads((REPO / "docs" / "schemas" / "hugepage-report.schema.json").read_text())
-        jsonschema.validate(report, schema)
+        jsonschema.validate(report, _schema("hugepage-report.schema.json"))
         row = report["rows"][0]
         assert (row["host"], row["app"], row["path"]) == ("localhost", "hotcold", "user_collapse")
         assert row["hot_coverage"] == 1.0 and row["huge_bytes_cold"] == 0  # real pages of the workload
         assert "hotcold" in applied.stdout and "100%" in applied.stdout  # the table
 
-        again = run_playbook(REPO / "playbooks" / "hugepage.yml", extra_vars=extra)
+        history_file = tmp_path / "history" / "localhost.jsonl"
+        records = [json.loads(line) for line in history_file.read_text().splitlines()]
+        assert len(records) == 1
+        jsonschema.validate(records[0], _schema("hugepage-history.schema.json"))
+        app = records[0]["apps"][0]
+        assert (app["name"], app["pid"], app["threshold"], app["hot_bytes"]) == (
+            row["app"], row["pid"], row["threshold"], row["hot_bytes"])
+
+        page = (tmp_path / "hugepage-report.html").read_text()
+        assert len(_images(page)) == 2  # the fleet and the one host
+        assert all(img.startswith(b"\x89PNG") for img in _images(page))
+        assert "HTML report: %s/hugepage-report.html (with plots" % tmp_path in applied.stdout
+
+        # a second report run adds a line; the page has no external reference
+        reported = run_playbook(REPO / "playbooks" / "report.yml", extra_vars=extra)
+        assert reported.rc == 0 and reported.stats["localhost"]["changed"] == 0, reported.explain()
+        assert len(history_file.read_text().splitlines()) == 2
+        page = (tmp_path / "hugepage-report.html").read_text()
+        assert re.findall(r'(?:src|href)="(?!data:image/png;base64,)', page) == []
+
+        # check mode writes nothing: not the history, not the page
+        before = (history_file.read_text(), (tmp_path / "hugepage-report.html").read_text())
+        checked = run_playbook(REPO / "playbooks" / "report.yml", extra_vars=extra, check=True)
+        assert checked.rc == 0, checked.explain()
+        assert (history_file.read_text(), (tmp_path / "hugepage-report.html").read_text()) == before
+
+        # without matplotlib on the controller: the tables only, and the page and the run say why
+        stub = tmp_path / "no-matplotlib"
+        (stub / "matplotlib").mkdir(parents=True)
+        (stub / "matplotlib" / "__init__.py").write_text("raise ImportError('No module named matplotlib (test stub)')\n")
+        bare = run_playbook(REPO / "playbooks" / "report.yml", extra_vars=dict(extra, report_history_max_records=2),
+                            env={"PYTHONPATH": os.pathsep.join([str(stub), os.environ.get("PYTHONPATH", "")])})
+        assert bare.rc == 0, bare.explain()
+        page = (tmp_path / "hugepage-report.html").read_text()
+        assert _images(page) == [] and "No plots: matplotlib cannot be imported on the controller" in page
+        assert "tables only" in bare.stdout and "matplotlib cannot be imported" in bare.stdout
+        assert "<h2>Fleet summary</h2>" in page and 'id="host-localhost"' in page
+        lines = history_file.read_text().splitlines()
+        assert len(lines) == 2 and lines[0] == before[0].splitlines()[1]  # bounded: the oldest was dropped
+
+        # a converged host is left as it is
+        again = run_playbook(REPO / "playbooks" / "hugepage.yml", extra_vars=dict(extra, report_plots=False))
         assert again.rc == 0 and again.stats["localhost"]["changed"] == 0, again.explain()
 
         stopped = run_playbook(REPO / "playbooks" / "stop.yml", extra_vars=extra)

@@ -152,7 +152,7 @@ def test_the_service_command_line_runs_the_hugepage_playbook(run_playbook, tmp_p
             "hugepage_ownership_file": str(record / "own.json"),
             "hugepage_learned_file": str(record / "learned.json"), "hugepage_apps": [{"name": "app", "pid": target_pid}],
             "hugepage_max_iterations": 1, "hugepage_interval_s": 0.2, "report_interval_s": 0.2,
-            "report_plots": False}}}}))  # plots: test_report_playbook.py (1.5 s of CPU a run)
+            "report_plots": False}}}}))  # plots: test_hugepage_playbooks.py (1.5 s of CPU a run)
         assert install(run_playbook, root, schedule_inventory=str(inventory)).rc == 0
         service, unused = units(root)
 

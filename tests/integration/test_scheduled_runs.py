@@ -99,7 +99,7 @@ def host(tmp_path, target_pids):
                     hugepage_learned_file=str(record_dir / "learned.json"),
                     hugepage_apps=[{"name": "app", "pid": target_pids[0]}], hugepage_max_iterations=1,
                     hugepage_interval_s=0.2, report_interval_s=0.2, ansible_become=False,
-                    report_plots=False)  # plots: test_report_playbook.py (1.5 s of CPU a run)
+                    report_plots=False)  # plots: test_hugepage_playbooks.py (1.5 s of CPU a run)
         yield emu, base
 
 
