@@ -58,7 +58,12 @@ def record(records, host):
 
 
 @needs_root
-def test_a_rollout_that_passes_every_batch_writes_the_records(run_playbook, tmp_path):
+def test_a_rollout_that_passes_every_batch_writes_the_records_and_a_host_whose_coverage_fell_stops_the_next(
+        run_playbook, tmp_path):
+    """Check mode, then a rollout that passes every batch and records each host; check mode again compares with
+    the records and rewrites none. Then h1's application restarts with MADV_NOHUGEPAGE (no huge page possible), so
+    the next rollout's canary gate finds its coverage at 0 and stops before h2. (Two tests before, each with its
+    own fleet and first rollout.)"""
     records = tmp_path / "records"
     with EmulatedFleet(tmp_path, ["h1", "h2", "h3", "h4"]) as fleet:
         predicted = rollout(run_playbook, fleet, records, check=True)
@@ -69,9 +74,9 @@ def test_a_rollout_that_passes_every_batch_writes_the_records(run_playbook, tmp_
         run = rollout(run_playbook, fleet, records)
         assert run.rc == 0, run.explain()
         # a canary, then 10 % of 4 hosts (1), then the rest
-        assert [g[0] for g in gates(run)] == [
-            "Rollout gate passed for batch 1: h1 (1 host).", "Rollout gate passed for batch 2: h2 (1 host).",
-            "Rollout gate passed for batch 3: h3, h4 (2 hosts)."]
+        passed = ["Rollout gate passed for batch 1: h1 (1 host).", "Rollout gate passed for batch 2: h2 (1 host).",
+                  "Rollout gate passed for batch 3: h3, h4 (2 hosts)."]
+        assert [g[0] for g in gates(run)] == passed
         assert stopped(run) is None
         for host in fleet.names:
             assert fleet.running(host) == 1, (host, fleet.kdamonds(host))
@@ -80,6 +85,31 @@ def test_a_rollout_that_passes_every_batch_writes_the_records(run_playbook, tmp_
             assert rec["host"] == host and rec["hot_coverage"] == 1.0 and rec["huge_bytes_cold"] == 0, rec
             assert rec["hot_bytes"] == 8 * MIB and rec["apps"][APP]["status"] == "converged", rec
             assert rec["apps"][APP]["pid"] == fleet.workloads[host].pid
+
+        before = dict((h, record(records, h)) for h in fleet.names)
+        predicted = rollout(run_playbook, fleet, records, check=True)  # compares with the records, rewrites none
+        assert predicted.rc == 0 and [g[0] for g in gates(predicted)] == passed, predicted.explain()
+        assert dict((h, record(records, h)) for h in fleet.names) == before
+        later_writes = dict((h, fleet.emulators[h].write_count()) for h in ("h2", "h3", "h4"))
+
+        fleet.restart("h1", nohugepage=True)
+        second = rollout(run_playbook, fleet, records)
+        assert second.rc != 0, second.explain()
+        [gate] = gates(second)
+        assert gate[0] == "Rollout gate FAILED for batch 1: h1 (1 host); the rollout stops here.", gate
+        since = "(previous run %s)" % before["h1"]["recorded_at"]
+        assert ("h1: coverage: hot coverage 0.000 (0.0 MiB of 8.0 MiB hot in huge pages) < 1.000 %s - tolerance 0.05"
+                % since) in gate, gate
+        assert ("h1: app_coverage: app: hot coverage 0.000 (0.0 MiB of 8.0 MiB hot in huge pages) < 1.000 %s - "
+                "tolerance 0.05" % since) in gate, gate
+        assert gate[-1] == "Not rolled out: h2, h3, h4.", gate
+        assert stopped(second)[-1].startswith("The batch's kdamonds keep running (rollout_stop_on_failure is false)")
+        assert "ansible-playbook -i INVENTORY linux_mm.damon.stop --limit h1 (the inventory" in stopped(second)[-1]
+
+        # the later batches never ran
+        assert dict((h, fleet.emulators[h].write_count()) for h in ("h2", "h3", "h4")) == later_writes
+        assert dict((h, record(records, h)) for h in fleet.names) == before  # gate failed: kept
+        assert fleet.running("h1") == 1  # default rollout_stop_on_failure false: the batch keeps its kdamond
 
 
 @needs_root
@@ -109,41 +139,6 @@ def test_cold_bloat_stops_the_rollout_and_the_batch(run_playbook, tmp_path):
         assert fleet.running("h1") == 1  # an earlier batch that passed keeps its kdamond
         assert not fleet.touched("h4") and fleet.kdamonds("h4") == []  # the later batch never ran
         assert [p.name for p in records.glob("*.json")] == ["h1.json"]  # only a passed gate writes records
-
-
-@needs_root
-def test_a_host_whose_coverage_fell_since_its_previous_run_stops_the_rollout(run_playbook, tmp_path):
-    """Run 1 passes and records coverage 1.0; h1's application then restarts with MADV_NOHUGEPAGE (no huge page
-    possible), so run 2's canary gate finds its coverage at 0 and stops before h2."""
-    records = tmp_path / "records"
-    with EmulatedFleet(tmp_path, ["h1", "h2"]) as fleet:
-        first = rollout(run_playbook, fleet, records)
-        assert first.rc == 0 and len(gates(first)) == 2, first.explain()
-        before = dict((h, record(records, h)) for h in fleet.names)
-        assert before["h1"]["hot_coverage"] == 1.0
-        predicted = rollout(run_playbook, fleet, records, check=True)  # compares with the records, rewrites none
-        assert predicted.rc == 0 and [g[0] for g in gates(predicted)] == [
-            "Rollout gate passed for batch 1: h1 (1 host).", "Rollout gate passed for batch 2: h2 (1 host)."]
-        assert dict((h, record(records, h)) for h in fleet.names) == before
-        h2_writes = fleet.emulators["h2"].write_count()
-
-        fleet.restart("h1", nohugepage=True)
-        second = rollout(run_playbook, fleet, records)
-        assert second.rc != 0, second.explain()
-        [gate] = gates(second)
-        assert gate[0] == "Rollout gate FAILED for batch 1: h1 (1 host); the rollout stops here.", gate
-        since = "(previous run %s)" % before["h1"]["recorded_at"]
-        assert ("h1: coverage: hot coverage 0.000 (0.0 MiB of 8.0 MiB hot in huge pages) < 1.000 %s - tolerance 0.05"
-                % since) in gate, gate
-        assert ("h1: app_coverage: app: hot coverage 0.000 (0.0 MiB of 8.0 MiB hot in huge pages) < 1.000 %s - "
-                "tolerance 0.05" % since) in gate, gate
-        assert gate[-1] == "Not rolled out: h2.", gate
-        assert stopped(second)[-1].startswith("The batch's kdamonds keep running (rollout_stop_on_failure is false)")
-        assert "ansible-playbook -i INVENTORY linux_mm.damon.stop --limit h1 (the inventory" in stopped(second)[-1]
-
-        assert fleet.emulators["h2"].write_count() == h2_writes  # the second batch never ran
-        assert record(records, "h1") == before["h1"] and record(records, "h2") == before["h2"]  # gate failed: kept
-        assert fleet.running("h1") == 1  # default rollout_stop_on_failure false: the batch keeps its kdamond
 
 
 @needs_root
