@@ -98,11 +98,14 @@ class Host(object):
                            ("state", "on")):
             _ORIGINAL_WRITE(os.path.join(base, rel), value)
 
-    def snapshot(self):
-        return [(kd.state, kd.pid, digest(kd.tree)) for kd in read_kdamonds(self.emu.root, self.features)]
+    def snapshot(self, kds=None):
+        kds = read_kdamonds(self.emu.root, self.features) if kds is None else kds
+        return [(kd.state, kd.pid, digest(kd.tree)) for kd in kds]
 
     def check_record_agrees(self):
-        return record_agrees(self.emu.root, self.features, self.record)[0]
+        """The record agrees with the live tree: its slots, and a snapshot of that same tree (one read)."""
+        slots, kds = record_agrees(self.emu.root, self.features, self.record)
+        return slots, self.snapshot(kds), kds
 
 
 _ORIGINAL_WRITE = _damon_sysfs.write_text
@@ -140,8 +143,7 @@ def test_sweep_new_kdamond_on_an_empty_host(host, target_pids):
         return h.kdamond("a", "running", context(target_pids[0]), pool_size=3)
 
     def check(h, unused, k):
-        slots = h.check_record_agrees()
-        kds = read_kdamonds(h.emu.root, h.features)
+        slots, unused, kds = h.check_record_agrees()
         assert len(kds) == 3 and kds[0].running, k
         assert [s["name"] for unused, s in sorted(slots.items())] == ["a", None, None], (k, slots)
 
@@ -158,9 +160,9 @@ def test_sweep_growing_nr_kdamonds_past_owned_stopped_slots(host, target_pids):
         return h.kdamond("c", "running", context(target_pids[0], 6))
 
     def check(h, before, k):
-        slots = h.check_record_agrees()
+        slots, snapshot, unused = h.check_record_agrees()
         assert {s["name"] for s in slots.values()} == {"a", "b", "c"}, (k, slots)
-        assert h.snapshot()[:2] == before, "kill at write %d: an owned stopped slot lost its configuration" % k
+        assert snapshot[:2] == before, "kill at write %d: an owned stopped slot lost its configuration" % k
 
     assert sweep(host, setup, task, check) > 30
 
@@ -176,8 +178,7 @@ def test_sweep_commit_of_a_running_kdamond_beside_a_foreign_one(host, target_pid
         return h.kdamond("a", "running", context(target_pids[0], 9))
 
     def check(h, before, k):
-        h.check_record_agrees()
-        after = h.snapshot()
+        unused, after, unused = h.check_record_agrees()
         assert after[1] == before[1], "kill at write %d touched the foreign kdamond" % k
         assert after[0][:2] == before[0][:2], "kill at write %d restarted kdamond a" % k
 
@@ -189,9 +190,9 @@ def test_sweep_absent_beside_a_foreign_one(host, target_pids):
         return h.kdamond("a", "absent")
 
     def check(h, before, k):
-        slots = h.check_record_agrees()
-        assert h.snapshot()[1] == before[1], "kill at write %d touched the foreign kdamond" % k
-        assert h.snapshot()[0][0] == "off" and slots["0"]["name"] is None, (k, slots)
+        slots, after, unused = h.check_record_agrees()
+        assert after[1] == before[1], "kill at write %d touched the foreign kdamond" % k
+        assert after[0][0] == "off" and slots["0"]["name"] is None, (k, slots)
 
     sweep(host, lambda h: _with_foreign(h, target_pids[0]), task, check)
 
@@ -203,9 +204,8 @@ def test_sweep_hugepage_step_configure(host, target_pids):
         return h.step(apps)
 
     def check(h, unused, k):
-        slots = h.check_record_agrees()
+        slots, unused, kds = h.check_record_agrees()
         assert [s["name"] for unused, s in sorted(slots.items())] == ["hugepage:db", None], (k, slots)
-        kds = read_kdamonds(h.emu.root, h.features)
         assert kds[0].running and not kds[1].running, k
 
     sweep(host, lambda h: None, task, check)
