@@ -42,7 +42,7 @@ def kdamond(emu, index):
 
 
 def test_a_restarted_application_keeps_its_slot_and_threshold(run_playbook, tmp_path):
-    small, large = HotCold(hot_mb=8, cold_mb=16).start(), HotCold(hot_mb=16, cold_mb=16).start()
+    small, large = HotCold(hot_mb=8, cold_mb=16, idle=True).start(), HotCold(hot_mb=16, cold_mb=16, idle=True).start()
     try:
         with EmulatedSysfs(kernel="6.12", scenario={"speed": 20, "targets": [model(small), model(large)]}) as emu:
             record = str(tmp_path / "own.json")
@@ -61,7 +61,7 @@ def test_a_restarted_application_keeps_its_slot_and_threshold(run_playbook, tmp_
             writes_before = len(emu.writes())
 
             small.stop()
-            small = HotCold(hot_mb=8, cold_mb=16).start()
+            small = HotCold(hot_mb=8, cold_mb=16, idle=True).start()
             emu.set_model([model(small), model(large)])
             second = run_playbook(REPO / "playbooks" / "hugepage.yml", extra_vars=extra)
             assert second.rc == 0, second.explain()

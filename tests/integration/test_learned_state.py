@@ -33,7 +33,7 @@ def test_idle_rerun_is_one_call_and_a_reboot_starts_warm(run_playbook, tmp_path,
     """6.12: the loop widens intervals itself and collapses; 7.3 (on request): the kernel tunes them
     (intervals_goal) and collapses."""
     learned = tmp_path / "state" / "learned.json"
-    with HotCold() as w:
+    with HotCold(idle=True) as w:  # the emulator's model, not its accesses, decides what DAMON sees
         apps = [{"name": "hotcold", "pid": w.pid}]
         with EmulatedSysfs(kernel=kernel, scenario={"speed": 20, "targets": [model(w)]}) as emu:
             own = tmp_path / "boot1" / "own.json"
