@@ -70,7 +70,7 @@ def ranges_by_start(emu):
 
 def test_native_collapse_path_collapses_the_hot_range_only(run_playbook, tmp_path):
     own = tmp_path / "own.json"
-    with HotCold(hot_mb=32, cold_mb=64) as w, EmulatedSysfs(kernel="7.3", scenario=scenario(w)) as emu:
+    with HotCold(hot_mb=32, cold_mb=64, idle=True) as w, EmulatedSysfs(kernel="7.3", scenario=scenario(w)) as emu:
         apps = [{"name": "hotcold", "pid": w.pid, "threshold": 10}]
         first = run_playbook(step(emu, own, "7.3.4", apps, path="damos_collapse"))
         assert first.rc == 0, first.explain()
@@ -106,7 +106,7 @@ def test_native_collapse_path_collapses_the_hot_range_only(run_playbook, tmp_pat
 
 def test_user_space_path_collapses_real_memory_on_6_12(run_playbook, tmp_path):
     own = tmp_path / "own.json"
-    with HotCold(hot_mb=32, cold_mb=64) as w, EmulatedSysfs(kernel="6.12", scenario=scenario(w)) as emu:
+    with HotCold(hot_mb=32, cold_mb=64, idle=True) as w, EmulatedSysfs(kernel="6.12", scenario=scenario(w)) as emu:
         # A kdamond's pid show fails with EBUSY while a kdamond holds DAMON's sysfs lock (CI, real 6.12 guest)
         emu.inject_read("kernel/mm/damon/admin/kdamonds/*/pid", "EBUSY", count=3, after=2)
         run = run_playbook(step(emu, own, "6.12.117", [{"name": "hotcold", "pid": w.pid, "threshold": 10}]))
@@ -128,7 +128,7 @@ def test_observed_reports_the_path_and_interval_mode_the_kdamonds_run_with(run_p
     """The report play observes with default options; on 7.3 a run asked for user_collapse and controller
     widening was reported as damos_collapse (seen on a real 7.3 guest)."""
     own = tmp_path / "own.json"
-    with HotCold(hot_mb=8, cold_mb=16) as w, EmulatedSysfs(kernel="7.3", scenario=scenario(w)) as emu:
+    with HotCold(hot_mb=8, cold_mb=16, idle=True) as w, EmulatedSysfs(kernel="7.3", scenario=scenario(w)) as emu:
         apps = [{"name": "hotcold", "pid": w.pid, "threshold": 10}]
         run = run_playbook(step(emu, own, "7.3.4", apps, path="user_collapse", auto_intervals={"mode": "controller"}))
         assert run.rc == 0 and run[0]["path"] == "user_collapse", run.explain()
@@ -141,7 +141,7 @@ def test_observed_reports_the_path_and_interval_mode_the_kdamonds_run_with(run_p
 
 def test_exited_application_is_dropped_and_collapse_on_6_12_is_refused(run_playbook, tmp_path):
     own = tmp_path / "own.json"
-    with HotCold() as w, EmulatedSysfs(kernel="6.12", scenario=scenario(w)) as emu:
+    with HotCold(idle=True) as w, EmulatedSysfs(kernel="6.12", scenario=scenario(w)) as emu:
         made = run_playbook(step(emu, own, "6.12.117", [{"name": "a", "pid": w.pid, "threshold": 10}], path="khugepaged"))
         assert made.rc == 0, made.explain()
         w.stop()
@@ -155,7 +155,7 @@ def test_exited_application_is_dropped_and_collapse_on_6_12_is_refused(run_playb
 
 def test_changing_the_set_of_apps_keeps_the_monitoring_of_those_that_stay(run_playbook, tmp_path):
     own = tmp_path / "own.json"
-    with HotCold() as a, HotCold() as b, EmulatedSysfs(kernel="6.12", scenario={
+    with HotCold(idle=True) as a, HotCold(idle=True) as b, EmulatedSysfs(kernel="6.12", scenario={
             "speed": 20, "targets": scenario(a)["targets"] + scenario(b)["targets"]}) as emu:
         apps = [{"name": "a", "pid": a.pid, "threshold": 10}, {"name": "b", "pid": b.pid, "threshold": 10}]
         both = run_playbook(step(emu, own, "6.12.117", apps))
@@ -177,7 +177,7 @@ def test_changing_the_set_of_apps_keeps_the_monitoring_of_those_that_stay(run_pl
 
 def test_an_unlisted_application_that_exited_is_removed_and_reported(run_playbook, tmp_path):
     own = tmp_path / "own.json"
-    with HotCold() as a, HotCold() as b, EmulatedSysfs(kernel="6.12", scenario={
+    with HotCold(idle=True) as a, HotCold(idle=True) as b, EmulatedSysfs(kernel="6.12", scenario={
             "speed": 20, "targets": scenario(a)["targets"] + scenario(b)["targets"]}) as emu:
         first = run_playbook(step(emu, own, "6.12.117", [{"name": "b", "pid": b.pid, "threshold": 10}],
                                   path="khugepaged"))
@@ -198,7 +198,7 @@ def test_target_exiting_between_the_liveness_check_and_on_is_dropped(tmp_path, m
     from ansible_collections.linux_mm.damon.plugins.module_utils._damon_features import detect
     from ansible_collections.linux_mm.damon.plugins.module_utils._damon_ownership import Ownership
 
-    with HotCold() as stays, HotCold() as leaves, EmulatedSysfs(kernel="7.3", scenario={
+    with HotCold(idle=True) as stays, HotCold(idle=True) as leaves, EmulatedSysfs(kernel="7.3", scenario={
             "speed": 20, "modules": {"damon_stat": False},
             "targets": scenario(stays)["targets"] + scenario(leaves)["targets"]}) as emu:
         gone = leaves.pid
@@ -244,7 +244,7 @@ def test_collapse_of_an_exited_process_marks_it_exited(monkeypatch):
 @pytest.mark.parametrize("kernel, release", [("7.3", "7.3.4"), ("6.12", "6.12.117")])
 def test_process_with_thp_disabled_is_blocked_not_configured(run_playbook, tmp_path, kernel, release):
     own = tmp_path / "own.json"
-    with HotCold() as w, thp_child("prctl") as off, EmulatedSysfs(kernel=kernel, scenario=scenario(w)) as emu:
+    with HotCold(idle=True) as w, thp_child("prctl") as off, EmulatedSysfs(kernel=kernel, scenario=scenario(w)) as emu:
         apps = [{"name": "hotcold", "pid": w.pid, "threshold": 10}, {"name": "nothp", "pid": off.pid}]
         run = run_playbook(step(emu, own, release, apps))
         assert run.rc == 0, run.explain()
