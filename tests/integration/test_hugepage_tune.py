@@ -47,7 +47,7 @@ def hot_cold_huge(emu, workload):
 @pytest.mark.parametrize("policy", ["adaptive", "stepdown"])
 def test_policy_converges_and_a_second_run_changes_nothing(run_playbook, tmp_path, policy):
     own = tmp_path / "own.json"
-    with HotCold() as w, EmulatedSysfs(kernel="7.3", scenario={"speed": 20, "targets": [model(w)]}) as emu:
+    with HotCold(idle=True) as w, EmulatedSysfs(kernel="7.3", scenario={"speed": 20, "targets": [model(w)]}) as emu:
         apps = [{"name": "hotcold", "pid": w.pid}]
         predicted = run_playbook(tune(emu, own, apps, policy=policy, path="damos_collapse"), check=True)
         assert predicted.rc == 0 and predicted[0]["stopped"] == "check_mode", predicted.explain()
@@ -76,7 +76,7 @@ def test_threshold_rises_when_the_hot_set_moves(run_playbook, tmp_path):
     # at 6, is now the colder class: the old threshold (below 6) would keep collapsing it
     phases = ([{"start": 0, "end": 600, "rate": 0.35}, {"start": 600, "rate": 0.3}],
               [{"start": 0, "end": 600, "rate": 0.0}, {"start": 600, "rate": 0.9}])
-    with HotCold() as w, EmulatedSysfs(kernel="7.3", scenario={"speed": 20, "targets": [model(w, phases=phases)]}) as emu:
+    with HotCold(idle=True) as w, EmulatedSysfs(kernel="7.3", scenario={"speed": 20, "targets": [model(w, phases=phases)]}) as emu:
         apps = [{"name": "hotcold", "pid": w.pid}]
         first = run_playbook(tune(emu, own, apps))
         assert first.rc == 0 and first[0]["converged"], first.explain()
@@ -107,7 +107,7 @@ def _when(condition, action, done, poll_s=0.05):
 
 def test_an_application_that_exits_mid_loop_is_dropped(run_playbook, tmp_path):
     own = tmp_path / "own.json"
-    with HotCold() as stays, HotCold() as leaves, EmulatedSysfs(
+    with HotCold(idle=True) as stays, HotCold(idle=True) as leaves, EmulatedSysfs(
             kernel="6.12", scenario={"speed": 20, "targets": [model(stays), model(leaves)]}) as emu:
         apps = [{"name": "stays", "pid": stays.pid}, {"name": "leaves", "pid": leaves.pid}]
         # an event, not a delay: 'leaves' exits once its kdamond runs (the record names its pid), whatever the load
@@ -125,7 +125,7 @@ def test_an_application_that_exits_mid_loop_is_dropped(run_playbook, tmp_path):
 
 
 def test_bad_arguments_are_refused(run_playbook, tmp_path):
-    with HotCold() as w, EmulatedSysfs(kernel="6.12") as emu:
+    with HotCold(idle=True) as w, EmulatedSysfs(kernel="6.12") as emu:
         apps = [{"name": "x", "pid": w.pid}]
         plays = [tune(emu, tmp_path / "o.json", apps, kernel="6.12.117", **bad) for bad in (
             {"policy": "greedy"}, {"path": "damos_collapse"}, {"max_iterations": 0}, {})]
@@ -147,7 +147,7 @@ def test_an_application_with_thp_disabled_is_reported_and_not_retried(run_playbo
                               "print('ready', flush=True)\ntime.sleep(600)"], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "ready"
-        with HotCold() as w, EmulatedSysfs(kernel="7.3", scenario={"speed": 20, "targets": [model(w)]}) as emu:
+        with HotCold(idle=True) as w, EmulatedSysfs(kernel="7.3", scenario={"speed": 20, "targets": [model(w)]}) as emu:
             apps = [{"name": "hotcold", "pid": w.pid}, {"name": "nothp", "pid": child.pid}]
             run = run_playbook(tune(emu, own, apps, path="damos_collapse"))  # huge pages of the emulator's kernel
             assert run.rc == 0, run.explain()
