@@ -309,6 +309,9 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):  # pylint: disable=unused-argument
+    # Tests marked slow first: pytest-xdist hands the tests out in this order as workers free up, so the
+    # long ones run beside many short ones instead of ending a run alone (test-fast: 4 workers, 2 CPUs).
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
     shared.order(items)
 
 

@@ -18,7 +18,7 @@ import pytest
 from tests.emulator import EmulatedSysfs
 from tests.workloads import HotCold
 
-pytestmark = [pytest.mark.emulator, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.emulator, pytest.mark.slow, pytest.mark.timeout(600)]
 
 REPO = Path(__file__).resolve().parents[2]
 TUNE = "linux_mm.damon.hugepage : Tune the hotness threshold of each application"

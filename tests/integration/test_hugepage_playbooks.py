@@ -17,7 +17,7 @@ import pytest
 from tests.emulator import EmulatedSysfs
 from tests.workloads import HotCold
 
-pytestmark = [pytest.mark.emulator, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.emulator, pytest.mark.slow, pytest.mark.timeout(600)]
 
 REPO = Path(__file__).resolve().parents[2]
 MIB = 1 << 20

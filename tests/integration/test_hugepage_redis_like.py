@@ -24,7 +24,7 @@ from ansible_collections.linux_mm.damon.plugins.module_utils import _pagemap
 from tests.emulator import EmulatedSysfs
 from tests.workloads import HotCold
 
-pytestmark = [pytest.mark.emulator, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.emulator, pytest.mark.slow, pytest.mark.timeout(900)]
 
 MIB = 1 << 20
 PIECE = 8 * MIB

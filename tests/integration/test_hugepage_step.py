@@ -15,7 +15,7 @@ import pytest
 from tests.emulator import EmulatedSysfs
 from tests.workloads import HotCold
 
-pytestmark = [pytest.mark.emulator, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.emulator, pytest.mark.slow, pytest.mark.timeout(300)]
 
 MIB = 1 << 20
 

@@ -42,6 +42,7 @@ def kdamond(root, own, name="hot", **options):
     return {"linux_mm.damon.kdamond": args}
 
 
+@pytest.mark.slow
 def test_kdamond_refuses_values_beyond_kernel_types_and_unordered_pairs(run_playbook, tmp_path, target_pid):
     own = tmp_path / "own.json"
     stat = {"action": "stat"}

@@ -33,6 +33,7 @@ def stat_scheme(min_nr_accesses=5):
     return {"action": "stat", "access_pattern": {"min_size": 2097152, "min_nr_accesses": min_nr_accesses}}
 
 
+@pytest.mark.slow
 def test_check_mode_diff_apply_and_idempotence(run_playbook, tmp_path, target_pid):
     own = tmp_path / "own.json"
     with EmulatedSysfs(kernel="6.12") as emu:

@@ -27,6 +27,7 @@ pytestmark = [pytest.mark.emulator, pytest.mark.timeout(600)]
 SCHEMA = json.loads(open("docs/schemas/learned-state.schema.json").read())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernel, release, path", [("6.12", "6.12.117", "user_collapse"),
                                                    ("7.3", "7.3.4", "damos_collapse")])
 def test_idle_rerun_is_one_call_and_a_reboot_starts_warm(run_playbook, tmp_path, kernel, release, path):

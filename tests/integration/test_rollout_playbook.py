@@ -20,7 +20,7 @@ import pytest
 from ansible_collections.linux_mm.damon.plugins.module_utils import _collapse
 from tests.helpers.fleet import APP, EmulatedFleet
 
-pytestmark = [pytest.mark.emulator, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.emulator, pytest.mark.slow, pytest.mark.timeout(600)]
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the hugepage role collapses another process's memory and "
                                 "reads /proc/kpageflags: root")
 

@@ -56,6 +56,7 @@ def systemd_words(line):
     return [w.replace("%%", "%").replace("$$", "$") for w in shlex.split(line)]
 
 
+@pytest.mark.slow
 def test_install_is_idempotent_enables_the_timer_and_removes_cleanly(run_playbook, tmp_path):
     root = tmp_path / "root"
     first = install(run_playbook, root)
@@ -138,6 +139,7 @@ def test_systemd_accepts_the_units_and_rates_the_service_hardened(run_playbook, 
 
 
 @pytest.mark.emulator
+@pytest.mark.slow
 def test_the_service_command_line_runs_the_hugepage_playbook(run_playbook, tmp_path, target_pid):
     """ExecStart= and Environment= of the rendered service, run as written, the paths below /var/lib and /etc
     moved into the temporary root: playbooks/hugepage.yml tunes the host and writes the report to report_dir."""

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conformance import compare
 
-pytestmark = [pytest.mark.emulator, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.emulator, pytest.mark.slow, pytest.mark.timeout(240)]
 
 
 @pytest.mark.parametrize("kernel", compare.KERNELS)
