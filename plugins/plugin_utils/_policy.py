@@ -306,7 +306,6 @@ def _fill_equally(result, room, left):
         apps = [a for a in apps if room[a] > 0]
         if not capped:
             break
-    return left
 
 
 def split_host_budget(host_budget_bytes, app_budgets, demand=None):
