@@ -70,6 +70,9 @@ os.environ["PYTHONPATH"] = os.pathsep.join([str(GUARD_DIR), str(ZIP_CODE_CACHE_D
 # holds, instead of one per run (each run built each module's zip again: about 0.1 s of CPU a module).
 os.environ.setdefault("LINUX_MM_DAMON_ANSIBALLZ_CACHE", os.path.join(
     os.environ.get("TMPDIR") or "/tmp", "linux_mm_damon-ansiballz-%d" % os.geteuid()))
+# ... and one cache of the YAML every ansible-* process parses alike (plugin docs, routing, config definitions).
+os.environ.setdefault("LINUX_MM_DAMON_YAML_CACHE", os.path.join(
+    os.environ.get("TMPDIR") or "/tmp", "linux_mm_damon-yaml-%d-%s" % (os.geteuid(), sys.version.split()[0])))
 
 # --- 2. collection path ----------------------------------------------------
 

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -117,3 +118,34 @@ def test_playbook_runs_share_one_ansiballz_cache(run_playbook, tmp_path):
     built = payload.stat().st_mtime_ns
     assert run_playbook(play, env={"LINUX_MM_DAMON_ANSIBALLZ_CACHE": shared}).rc == 0
     assert payload.stat().st_mtime_ns == built and list(shared.glob("*/ansiballz_cache/*ping*[!k]")) == [payload]
+
+
+def test_yaml_loads_are_cached_by_loader_text_and_origin_and_each_caller_gets_its_own_objects(tmp_path):
+    import yaml  # pylint: disable=import-outside-toplevel
+    from ansible._internal._datatag._tags import Origin  # pylint: disable=import-outside-toplevel
+    from ansible.parsing.yaml.loader import AnsibleLoader  # pylint: disable=import-outside-toplevel
+
+    site = _site()
+
+    def key(stream, loader):
+        return site._yaml_key(yaml.__version__, stream, loader)  # pylint: disable=protected-access
+
+    assert key("a: 1", yaml.CSafeLoader) and key("a: 1", yaml.CSafeLoader) == key("a: 1", yaml.CSafeLoader)
+    assert key("a: 1", yaml.CSafeLoader) not in (key("a: 2", yaml.CSafeLoader), key("a: 1", yaml.BaseLoader),
+                                                 key(b"a: 1", yaml.CSafeLoader))
+    assert key("a: 1", yaml.FullLoader) is None and key(io.StringIO("a: 1"), yaml.CSafeLoader) is None
+    tagged = [Origin(path=p).tag("a: [1]\n") for p in ("/x/one.py", "/x/two.py")]
+    assert None is not key(tagged[0], AnsibleLoader) != key(tagged[1], AnsibleLoader) != key("a: [1]\n", AnsibleLoader)
+
+    calls = []
+
+    def load(stream, Loader=None):  # pylint: disable=invalid-name
+        calls.append(stream)
+        return yaml.load(stream, Loader=Loader)
+
+    cached = site._cached_yaml_load(load, yaml.__version__, str(tmp_path))  # pylint: disable=protected-access
+    first, second = cached(tagged[0], AnsibleLoader), cached(tagged[0], AnsibleLoader)
+    assert first == second == {"a": [1]} and first["a"] is not second["a"] and len(calls) == 1
+    assert Origin.get_tag(next(iter(second))).path == "/x/one.py"  # the tags come back too
+    assert cached(tagged[1], AnsibleLoader) == first and len(calls) == 2
+    assert cached("a: 1", yaml.FullLoader) == {"a": 1} and len(calls) == 3  # not cached: always parsed

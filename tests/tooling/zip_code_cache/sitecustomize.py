@@ -94,6 +94,7 @@ def install():
 
 
 ANSIBALLZ_ENV = "LINUX_MM_DAMON_ANSIBALLZ_CACHE"
+YAML_ENV = "LINUX_MM_DAMON_YAML_CACHE"
 
 
 def ansiballz_key(environ=None):
@@ -137,14 +138,95 @@ class _SharedLocalTmp(object):
         return getattr(self._constants, name)
 
 
+YAML_LOADERS = ("yaml.loader.BaseLoader", "yaml.loader.SafeLoader", "yaml.cyaml.CBaseLoader", "yaml.cyaml.CSafeLoader",
+                "ansible.parsing.yaml.loader.AnsibleLoader")
+
+
+def _yaml_key(yaml_version, stream, loader):
+    """The cache key of ``yaml.load(stream, loader)``, or None when it is not cached: only a whole text (str or bytes,
+    also ansible's tagged str, whose tags - the file it came from - are part of the key) and only the loaders of
+    ``YAML_LOADERS``, whose result depends on nothing but the text and its tags."""
+    import hashlib  # pylint: disable=import-outside-toplevel
+
+    name = "%s.%s" % (getattr(loader, "__module__", ""), getattr(loader, "__qualname__", ""))
+    if name not in YAML_LOADERS or not isinstance(stream, (str, bytes)):
+        return None
+    tags = ""
+    if type(stream) not in (str, bytes):  # pylint: disable=unidiomatic-typecheck
+        try:
+            from ansible.module_utils._internal._datatag import AnsibleTagHelper  # pylint: disable=import-outside-toplevel
+
+            tags = repr(sorted(repr(tag) for tag in AnsibleTagHelper.tags(stream)))
+        except Exception:  # pylint: disable=broad-exception-caught
+            return None
+    text = stream.encode("utf-8", "surrogatepass") if isinstance(stream, str) else b"b" + bytes(stream)
+    return hashlib.sha256(repr((name, tags, yaml_version, sys.version)).encode() + b"\0" + text).hexdigest()
+
+
+def _cached_yaml_load(load, yaml_version, directory):
+    """``yaml.load`` that keeps the pickled result of each cacheable load (``_yaml_key``) in ``directory``; every
+    call gets objects of its own, unpickled from the entry."""
+    import pickle  # pylint: disable=import-outside-toplevel
+
+    def cached_load(stream, Loader=None):  # pylint: disable=invalid-name
+        key = _yaml_key(yaml_version, stream, Loader)
+        if key is None:
+            return load(stream, Loader)
+        entry = os.path.join(directory, key)
+        try:
+            with open(entry, "rb") as f:
+                return pickle.loads(f.read())
+        except Exception:  # pylint: disable=broad-exception-caught
+            pass
+        data = load(stream, Loader)
+        try:
+            blob = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+            tmp = "%s.%d" % (entry, os.getpid())
+            with open(tmp, "wb") as f:
+                f.write(blob)
+            os.replace(tmp, entry)  # whole entries only: another process may read it at once
+        except Exception:  # pylint: disable=broad-exception-caught
+            pass
+        return data
+
+    cached_load.cached = True
+    return cached_load
+
+
+def _share_ansiballz_cache(module):
+    try:
+        key = ansiballz_key()
+        directory = key and _private_dir(os.environ[ANSIBALLZ_ENV])
+        directory = directory and _private_dir(os.path.join(directory, key))
+    except (OSError, ValueError, ImportError):
+        directory = None
+    if directory:
+        module.C = _SharedLocalTmp(module.C, directory)
+
+
+def _cache_yaml_loads(module):
+    directory = _private_dir(os.environ[YAML_ENV])
+    if directory and not getattr(module.load, "cached", False):
+        module.load = _cached_yaml_load(module.load, getattr(module, "__version__", "?"), directory)
+
+
 class _AnsiballzCacheFinder(object):
     """Imports ``ansible.executor.module_common`` (controller processes only) with its AnsiballZ cache in
-    ``$LINUX_MM_DAMON_ANSIBALLZ_CACHE/KEY`` instead of each run's own temporary directory."""
+    ``$LINUX_MM_DAMON_ANSIBALLZ_CACHE/KEY`` instead of each run's own temporary directory, and ``yaml`` with
+    a ``load`` that caches in ``$LINUX_MM_DAMON_YAML_CACHE`` what it read from the same text before (every
+    ansible-* process parses the same plugin documentation, ansible-core's routing table and its configuration
+    definitions: about a third of the CPU time of a short ansible-playbook run)."""
 
-    NAME = "ansible.executor.module_common"
+    def __init__(self):
+        self.patches = {}
+        if os.environ.get(ANSIBALLZ_ENV):
+            self.patches["ansible.executor.module_common"] = _share_ansiballz_cache
+        if os.environ.get(YAML_ENV):
+            self.patches["yaml"] = _cache_yaml_loads
 
     def find_spec(self, fullname, path=None, target=None):  # pylint: disable=unused-argument
-        if fullname != self.NAME:
+        patch = self.patches.get(fullname)
+        if patch is None:
             return None
         import importlib.machinery  # pylint: disable=import-outside-toplevel
 
@@ -155,14 +237,7 @@ class _AnsiballzCacheFinder(object):
 
         def exec_with_shared_cache(module):
             exec_module(module)
-            try:
-                key = ansiballz_key()
-                directory = key and _private_dir(os.environ[ANSIBALLZ_ENV])
-                directory = directory and _private_dir(os.path.join(directory, key))
-            except (OSError, ValueError, ImportError):
-                directory = None
-            if directory:
-                module.C = _SharedLocalTmp(module.C, directory)
+            patch(module)
 
         spec.loader.exec_module = exec_with_shared_cache
         return spec
@@ -173,7 +248,8 @@ def install_ansiballz_cache():
     zip (recursive_finder: every module_util parsed for its imports) once per run, in the run's own temporary
     directory, keyed by the module's name only; here the directory is one per ``ansiballz_key()``, so a
     payload is reused only while no module source, module_util, ansible-core or path it depends on changed."""
-    if os.environ.get(ANSIBALLZ_ENV) and not any(isinstance(f, _AnsiballzCacheFinder) for f in sys.meta_path):
+    if (os.environ.get(ANSIBALLZ_ENV) or os.environ.get(YAML_ENV)) and \
+            not any(isinstance(f, _AnsiballzCacheFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, _AnsiballzCacheFinder())
 
 
